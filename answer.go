@@ -1,0 +1,1166 @@
+package main
+
+//go:generate go run gen_locales.go
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// A release is a Proxmox VE ISO release, the unit in which the installer's
+// answer format changes. Other products' releases are mapped onto it.
+type release struct{ major, minor int }
+
+var (
+	r82    = release{8, 2} // the first auto-installer
+	r83    = release{8, 3}
+	r84    = release{8, 4} // kebab-case keys
+	r91    = release{9, 1}
+	r92    = release{9, 2}
+	newest = r92
+)
+
+func (r release) before(o release) bool {
+	return r.major < o.major || r.major == o.major && r.minor < o.minor
+}
+
+func (r release) String() string { return strconv.Itoa(r.major) + "." + strconv.Itoa(r.minor) }
+
+// snakeCase reports whether the release takes the installer's old
+// snake_case spellings; 8.4 and later take kebab-case.
+func (r release) snakeCase() bool { return r.before(r84) }
+
+// parseRelease reads "X.Y". Numbers after a second dot are ignored.
+func parseRelease(s string) (release, bool) {
+	maj, rest, ok := strings.Cut(s, ".")
+	if !ok {
+		return release{}, false
+	}
+	min, _, _ := strings.Cut(rest, ".")
+	a, err1 := strconv.Atoi(maj)
+	b, err2 := strconv.Atoi(min)
+	if err1 != nil || err2 != nil || a < 0 || b < 0 || a > 999 || b > 999 {
+		return release{}, false
+	}
+	return release{a, b}, true
+}
+
+// facts are what the request tells about the machine that the answer depends on.
+type facts struct {
+	mac     string  // the matched NIC as 12 lowercase hex digits; empty when no MAC matched
+	release release // the installer's, in Proxmox VE numbering
+	btrfs   bool    // product.enable_btrfs: the ISO can install btrfs
+}
+
+// snakeKeys are the only keys that ever had two spellings, each with its
+// table path: the installer's 8.2 and 8.3 ISOs know only the snake_case one.
+var snakeKeys = []struct{ table, kebab, snake string }{
+	{"global", "root-password", "root_password"},
+	{"global", "root-password-hashed", "root_password_hashed"},
+	{"global", "root-ssh-keys", "root_ssh_keys"},
+	{"global", "reboot-on-error", "reboot_on_error"},
+	{"disk-setup", "disk-list", "disk_list"},
+	{"disk-setup", "filter-match", "filter_match"},
+	{"disk-setup.zfs", "arc-max", "arc_max"},
+	{"post-installation-webhook", "cert-fingerprint", "cert_fingerprint"},
+}
+
+// translateLayer rewrites one file's friendly keys (hostname, [disk],
+// address, root_password_hash, snake_case spellings) into the installer's
+// kebab-case names, so that layers merge key by key whatever spelling each
+// uses. Keys it does not know pass through for validate to judge. raw is
+// the parser's fresh output and is changed in place.
+func translateLayer(name string, raw map[string]any) (map[string]any, error) {
+	fail := func(key, format string, a ...any) error {
+		return &configError{name, key + ": " + fmt.Sprintf(format, a...)}
+	}
+	tableAt := func(key string) (map[string]any, error) {
+		v, ok := raw[key]
+		if !ok {
+			return nil, nil
+		}
+		t, ok := v.(map[string]any)
+		if !ok {
+			return nil, fail(key, "want a table ([%s]), got %s", key, describe(v))
+		}
+		return t, nil
+	}
+
+	if h, ok := raw["hostname"]; ok {
+		g, err := tableAt("global")
+		if err != nil {
+			return nil, err
+		}
+		if g == nil {
+			g = map[string]any{}
+			raw["global"] = g
+		}
+		if _, dup := g["hostname"]; dup {
+			return nil, fail("hostname", "set both at the top and in [global]; keep one")
+		}
+		g["hostname"] = h
+		delete(raw, "hostname")
+	}
+
+	// [disk] is the friendly spelling of [disk-setup]; where one file has
+	// both, the native table wins key by key.
+	disk, err := tableAt("disk")
+	if err != nil {
+		return nil, err
+	}
+	if disk != nil {
+		if t, ok := disk["target"]; ok {
+			list, err := diskTargets(t)
+			if err != nil {
+				return nil, fail("disk.target", "%s", err)
+			}
+			disk["disk-list"] = list
+			delete(disk, "target")
+		}
+		if err := respell(name, raw, "disk"); err != nil {
+			return nil, err
+		}
+		native, err := tableAt("disk-setup")
+		if err != nil {
+			return nil, err
+		}
+		if native != nil {
+			if err := respell(name, raw, "disk-setup"); err != nil {
+				return nil, err
+			}
+			mergeInto(disk, native)
+		}
+		raw["disk-setup"] = disk
+		delete(raw, "disk")
+	}
+
+	for _, s := range snakeKeys {
+		if s.table == "disk-setup" && disk != nil {
+			continue // respelled above, before [disk] and [disk-setup] met
+		}
+		if err := respellKey(name, raw, s.table, s.snake, s.kebab); err != nil {
+			return nil, err
+		}
+	}
+
+	if g, _ := raw["global"].(map[string]any); g != nil {
+		friendly(g, "root_password_hash", "root-password-hashed")
+	}
+	if n, _ := raw["network"].(map[string]any); n != nil {
+		friendly(n, "address", "cidr")
+	}
+	if d, _ := raw["disk-setup"].(map[string]any); d != nil {
+		if l, ok := d["disk-list"].([]any); ok {
+			list, err := diskTargets(l)
+			if err != nil {
+				return nil, fail("disk-setup.disk-list", "%s", err)
+			}
+			d["disk-list"] = list
+		}
+	}
+	if p, _ := lookup(raw, "network", "interface-name-pinning", "mapping").(map[string]any); p != nil {
+		// MAC keys in uppercase broke installers before 9.1.7.
+		for k, v := range p {
+			if lk := strings.ToLower(k); lk != k {
+				if _, dup := p[lk]; dup {
+					return nil, fail("network.interface-name-pinning.mapping", "%s is listed twice (%s and %s)", lk, k, lk)
+				}
+				delete(p, k)
+				p[lk] = v
+			}
+		}
+	}
+	l := layer{name: name, tree: raw}
+	if err := checkExclusives(l); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// respell moves every snake_case key of table to its kebab-case spelling;
+// the table is named as the file has it (disk or disk-setup).
+func respell(name string, raw map[string]any, table string) error {
+	for _, s := range snakeKeys {
+		t := s.table
+		if rest, ok := strings.CutPrefix(t, "disk-setup"); ok {
+			t = table + rest
+		} else {
+			continue
+		}
+		if err := respellKey(name, raw, t, s.snake, s.kebab); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func respellKey(name string, raw map[string]any, table, snake, kebab string) error {
+	t, _ := lookup(raw, strings.Split(table, ".")...).(map[string]any)
+	if t == nil {
+		return nil
+	}
+	v, ok := t[snake]
+	if !ok {
+		return nil
+	}
+	if _, dup := t[kebab]; dup {
+		return &configError{name, table + "." + snake + " and " + table + "." + kebab + " are one key spelled twice; keep " + kebab}
+	}
+	t[kebab] = v
+	delete(t, snake)
+	return nil
+}
+
+// friendly moves a friendly key to its native name unless the native key is
+// set too, which then wins.
+func friendly(t map[string]any, from, to string) {
+	if v, ok := t[from]; ok {
+		if _, native := t[to]; !native {
+			t[to] = v
+		}
+		delete(t, from)
+	}
+}
+
+// diskTargets turns disk.target (a device or a list of them) into the
+// installer's disk-list of kernel names: "/dev/sda" becomes "sda".
+func diskTargets(v any) ([]any, error) {
+	var in []any
+	switch v := v.(type) {
+	case string:
+		in = []any{v}
+	case []any:
+		in = v
+	default:
+		return nil, fmt.Errorf("want a device name or a list of them, got %s", describe(v))
+	}
+	out := make([]any, 0, len(in))
+	for _, e := range in {
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("want device names, got %s", describe(e))
+		}
+		if strings.HasPrefix(s, "/dev/disk/") {
+			return nil, fmt.Errorf("%q: the installer takes kernel names (sda, nvme0n1), not /dev/disk/ links; to pick a disk by serial, set [disk-setup.filter] ID_SERIAL = \"*<serial>*\" instead", s)
+		}
+		s = strings.TrimPrefix(s, "/dev/")
+		if s == "" || strings.ContainsAny(s, "/ \t\n") {
+			return nil, fmt.Errorf("%q is not a disk's kernel name (such as sda or nvme0n1)", e)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// A problem is one thing wrong with a composed answer, at a key path.
+type problem struct {
+	path []string
+	msg  string
+}
+
+func (p problem) key() string { return keyPath(p.path) }
+
+// keyPath writes a key path as TOML would: dotted, quoting keys that are not bare.
+func keyPath(path []string) string {
+	var b strings.Builder
+	for i, k := range path {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		if bareKey(k) {
+			b.WriteString(k)
+		} else {
+			b.WriteString(strconv.Quote(k))
+		}
+	}
+	return b.String()
+}
+
+func bareKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, c := range k {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// compose turns a host's layers, lowest first (the last one is the host
+// file), into the answer the requesting installer takes, or an error that
+// names the host file and every problem, each with the file that set the
+// key where another layer did.
+func compose(layers []layer, f facts) ([]byte, error) {
+	ans := mergeLayers(layers)
+	host := layers[len(layers)-1].name
+	problems := complete(ans, f, host, layers)
+	// What complete could not derive, validate finds missing: say it once.
+	said := map[string]bool{}
+	for _, p := range problems {
+		said[p.key()] = true
+		if p.path[0] == "global" {
+			said["global.fqdn"] = true // derived from hostname and domain
+		}
+	}
+	for _, p := range validate(ans, f) {
+		if !said[p.key()] {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, explain(layers, problems)
+	}
+	return render(ans, f.release)
+}
+
+// explain joins problems into one line: "hosts/x.toml: key (set in
+// defaults.toml): problem; key: problem".
+func explain(layers []layer, problems []problem) error {
+	host := layers[len(layers)-1].name
+	var b strings.Builder
+	for i, p := range problems {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if len(p.path) > 0 {
+			b.WriteString(p.key())
+			o := origin(layers, p.path...)
+			if o == "" && keyPath(p.path) == "global.fqdn" {
+				o = origin(layers, "global", "hostname") // fqdn was derived from it
+			}
+			if o != "" && o != host {
+				b.WriteString(" (set in " + o + ")")
+			}
+			b.WriteString(": ")
+		}
+		b.WriteString(p.msg)
+	}
+	return &configError{host, b.String()}
+}
+
+// complete derives what the installer needs from the friendly keys of a
+// merged config: fqdn from hostname and domain, the network source and the
+// filter that pins the matched NIC, a RAID level for one disk.
+func complete(ans map[string]any, f facts, host string, layers []layer) []problem {
+	var ps []problem
+	if g, ok := ans["global"].(map[string]any); ok {
+		h, hasHost := g["hostname"]
+		d, hasDomain := g["domain"]
+		delete(g, "hostname")
+		delete(g, "domain")
+		switch hs, ok := h.(string); {
+		case !hasHost:
+		case !ok:
+			ps = append(ps, problem{[]string{"hostname"}, "want a string, got " + describe(h)})
+		case strings.Contains(hs, "."):
+			g["fqdn"] = hs
+		case hasDomain:
+			ds, ok := d.(string)
+			ds = strings.Trim(ds, ".")
+			if !ok || ds == "" {
+				ps = append(ps, problem{[]string{"global", "domain"}, "want a domain name such as \"example.com\", got " + describe(d)})
+				break
+			}
+			g["fqdn"] = hs + "." + ds
+		default:
+			ps = append(ps, problem{[]string{"global", "hostname"}, fmt.Sprintf("%q has no domain, and the installer needs a fully qualified name: set global.domain (or write hostname = \"%s.example.com\", or global.fqdn)", hs, hs)})
+		}
+	}
+
+	if n, ok := ans["network"].(map[string]any); ok {
+		_, hasCIDR := n["cidr"]
+		if _, hasSource := n["source"]; !hasSource {
+			if hasCIDR {
+				n["source"] = "from-answer"
+			} else {
+				// No address: DHCP, which takes no static settings. Those a
+				// lower layer set for static hosts are dropped; set in the
+				// host file itself they are a mistake worth saying.
+				n["source"] = "from-dhcp"
+				for _, k := range []string{"dns", "gateway", "filter"} {
+					if _, ok := n[k]; !ok {
+						continue
+					}
+					if origin(layers, "network", k) == host {
+						ps = append(ps, problem{[]string{"network", k}, "set without network.address; a host without an address gets DHCP, which takes no " + k + ": set network.address too, or remove " + k})
+					}
+					delete(n, k)
+				}
+			}
+		}
+		if _, hasFilter := n["filter"]; n["source"] == "from-answer" && !hasFilter {
+			if f.mac == "" {
+				setIn := ""
+				if o := origin(layers, "network", "cidr"); o != host && o != "" {
+					setIn = " (set in " + o + ")"
+				}
+				ps = append(ps, problem{[]string{"network", "filter"}, "missing; " + host + " is not named by a MAC, so the static network.address" + setIn + " needs a filter that says which NIC gets it, such as filter.ID_NET_NAME = \"eno1\" or filter.ID_NET_NAME_MAC = \"*<12 hex digits of its MAC>\""})
+			} else {
+				n["filter"] = map[string]any{"ID_NET_NAME_MAC": "*" + f.mac}
+			}
+		}
+	}
+
+	if d, ok := ans["disk-setup"].(map[string]any); ok {
+		fs, _ := d["filesystem"].(string)
+		if fs == "zfs" || fs == "btrfs" {
+			opts, ok := d[fs].(map[string]any)
+			if !ok && d[fs] == nil {
+				opts = map[string]any{}
+				d[fs] = opts
+			}
+			if _, hasRaid := opts["raid"]; opts != nil && !hasRaid {
+				list, _ := d["disk-list"].([]any)
+				switch {
+				case len(list) == 1:
+					opts["raid"] = "raid0" // the installer's own choice for one disk
+				case len(list) > 1:
+					ps = append(ps, problem{[]string{"disk-setup", fs, "raid"}, fmt.Sprintf("missing; %d disks need a RAID level: one of %s", len(list), strings.Join(raidLevels[fs], ", "))})
+				case d["filter"] != nil:
+					ps = append(ps, problem{[]string{"disk-setup", fs, "raid"}, "missing; a disk filter may match several disks, so set a RAID level: one of " + strings.Join(raidLevels[fs], ", ")})
+				}
+			}
+		}
+	}
+	return ps
+}
+
+// describe names a TOML value's type for an error message.
+func describe(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "nothing"
+	case string:
+		return fmt.Sprintf("the string %q", v)
+	case bool:
+		return "a boolean"
+	case int64:
+		return "the integer " + strconv.FormatInt(v, 10)
+	case float64:
+		return "the float " + strconv.FormatFloat(v, 'g', -1, 64)
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	default:
+		return "a date or time"
+	}
+}
+
+// render writes the answer as deterministic TOML: [global], [network],
+// [disk-setup], then the optional tables, keys sorted within each table,
+// spelled for the requesting release.
+func render(ans map[string]any, rel release) ([]byte, error) {
+	if rel.snakeCase() {
+		for _, s := range snakeKeys {
+			if t, _ := lookup(ans, strings.Split(s.table, ".")...).(map[string]any); t != nil {
+				if v, ok := t[s.kebab]; ok {
+					delete(t, s.kebab)
+					t[s.snake] = v
+				}
+			}
+		}
+	}
+	doc := struct {
+		Global    any `toml:"global"`
+		Network   any `toml:"network"`
+		DiskSetup any `toml:"disk-setup"`
+		Webhook   any `toml:"post-installation-webhook,omitempty"`
+		FirstBoot any `toml:"first-boot,omitempty"`
+	}{ans["global"], ans["network"], ans["disk-setup"], ans["post-installation-webhook"], ans["first-boot"]}
+	out, err := toml.Marshal(doc)
+	if err != nil {
+		return nil, &configError{"", "rendering the answer: " + err.Error()}
+	}
+	return out, nil
+}
+
+// validate checks an answer against the installer's schema for the
+// requesting release: the known tables and keys, their types, enums and
+// ranges, and the rules between keys.
+func validate(ans map[string]any, f facts) []problem {
+	v := validator{rel: f.release}
+	v.table(ans, nil, topSchema)
+	if g, ok := ans["global"].(map[string]any); ok {
+		v.global(g)
+	}
+	if n, ok := ans["network"].(map[string]any); ok {
+		v.network(n)
+	}
+	if d, ok := ans["disk-setup"].(map[string]any); ok {
+		v.disks(d, f.btrfs)
+	}
+	if fb, ok := ans["first-boot"].(map[string]any); ok {
+		if fb["source"] == "from-url" && fb["url"] == nil {
+			v.add([]string{"first-boot", "url"}, `missing; source = "from-url" needs the script's URL`)
+		}
+	}
+	return v.ps
+}
+
+type validator struct {
+	rel release
+	ps  []problem
+}
+
+func (v *validator) add(path []string, format string, a ...any) {
+	v.ps = append(v.ps, problem{slices.Clone(path), fmt.Sprintf(format, a...)})
+}
+
+// A field is one key the installer knows in a table.
+type field struct {
+	since    release
+	required bool
+	check    func(x any) string // "" when x is fine; nil for a table with its own schema
+	schema   schema             // the keys of a sub-table
+}
+
+type schema map[string]field
+
+var topSchema = schema{
+	"global": {since: r82, required: true, schema: schema{
+		"keyboard":             {since: r82, required: true, check: oneOfFunc("keyboard", isKeyboard, keyboards[:])},
+		"country":              {since: r82, required: true, check: oneOfFunc("country code", isCountry, nil)},
+		"fqdn":                 {since: r82, required: true, check: checkFQDN},
+		"mailto":               {since: r82, required: true, check: checkMail},
+		"timezone":             {since: r82, required: true, check: oneOfFunc("time zone", isTimezone, timezones[:])},
+		"root-password":        {since: r82, check: checkPassword},
+		"root-password-hashed": {since: r83, check: checkHash},
+		"root-ssh-keys":        {since: r82, check: stringList},
+		"reboot-on-error":      {since: r82, check: boolean},
+		"reboot-mode":          {since: r84, check: oneOf("reboot", "power-off")},
+		"subscription-key":     {since: r92, check: secret},
+	}},
+	"network": {since: r82, required: true, schema: schema{
+		"source":  {since: r82, required: true, check: oneOf("from-dhcp", "from-answer")},
+		"cidr":    {since: r82, check: checkCIDR},
+		"dns":     {since: r82, check: checkIP},
+		"gateway": {since: r82, check: checkIP},
+		"filter":  {since: r82, check: udevFilter},
+		"interface-name-pinning": {since: r91, schema: schema{
+			"enabled": {since: r91, check: boolean},
+			"mapping": {since: r91, check: checkPinning},
+		}},
+	}},
+	"disk-setup": {since: r82, required: true, schema: schema{
+		"filesystem":   {since: r82, required: true, check: oneOf("ext4", "xfs", "zfs", "btrfs")},
+		"disk-list":    {since: r82, check: checkDiskList},
+		"filter":       {since: r82, check: udevFilter},
+		"filter-match": {since: r82, check: oneOf("any", "all")},
+		"zfs": {since: r82, schema: schema{
+			"raid":     {since: r82, required: true, check: raidLevel("zfs")},
+			"ashift":   {since: r82, check: whole(9, 16)},
+			"arc-max":  {since: r82, check: whole(64, math.MaxInt32)},
+			"checksum": {since: r82, check: oneOf("on", "fletcher4", "sha256")},
+			"compress": {since: r82, check: oneOf("on", "off", "lzjb", "lz4", "zle", "gzip", "zstd")},
+			"copies":   {since: r82, check: whole(1, 3)},
+			"hdsize":   {since: r82, check: size(2)},
+		}},
+		"btrfs": {since: r82, schema: schema{
+			"raid":     {since: r82, required: true, check: raidLevel("btrfs")},
+			"compress": {since: r83, check: oneOf("on", "off", "zlib", "lzo", "zstd")},
+			"hdsize":   {since: r82, check: size(0)},
+		}},
+		"lvm": {since: r82, schema: schema{
+			"hdsize":   {since: r82, check: size(0)},
+			"swapsize": {since: r82, check: size(0)},
+			"maxroot":  {since: r82, check: size(0)},
+			"maxvz":    {since: r82, check: size(0)},
+			"minfree":  {since: r82, check: size(0)},
+		}},
+	}},
+	"post-installation-webhook": {since: r83, schema: schema{
+		"url":              {since: r83, required: true, check: checkURL},
+		"cert-fingerprint": {since: r83, check: checkFingerprint},
+		"auth-token":       {since: r92, check: secret},
+	}},
+	"first-boot": {since: r83, schema: schema{
+		"source":           {since: r83, required: true, check: oneOf("from-iso", "from-url")},
+		"url":              {since: r83, check: checkURL},
+		"cert-fingerprint": {since: r83, check: checkFingerprint},
+		"ordering":         {since: r83, check: oneOf("before-network", "network-online", "fully-up")},
+	}},
+}
+
+// missingHints say where a required key usually comes from.
+var missingHints = map[string]string{
+	"global.fqdn":           "; set hostname (with global.domain) or global.fqdn",
+	"global.mailto":         "; set the address the installed system mails root's messages to",
+	"disk-setup.filesystem": "; set one of ext4, xfs, zfs, btrfs",
+	"disk-setup.zfs.raid":   "; set one of " + strings.Join(raidLevels["zfs"], ", "),
+	"disk-setup.btrfs.raid": "; set one of " + strings.Join(raidLevels["btrfs"], ", "),
+}
+
+// table checks one table's keys against its schema, in sorted order so that
+// the same answer always gives the same message.
+func (v *validator) table(t map[string]any, path []string, s schema) {
+	for _, k := range sortedKeys(t) {
+		p := append(path, k)
+		f, known := s[k]
+		if !known {
+			msg := "unknown key"
+			if len(path) == 0 {
+				msg = "unknown table"
+			}
+			if near := suggest(k, sortedKeys(s)); near != "" {
+				msg += "; did you mean " + near + "?"
+			}
+			v.add(p, "%s", msg)
+			continue
+		}
+		if v.rel.before(f.since) {
+			v.add(p, "the %s installer does not know this key (it needs %s or later), and would reject the whole answer", v.rel, f.since)
+			continue
+		}
+		if f.schema != nil {
+			sub, ok := t[k].(map[string]any)
+			if !ok {
+				v.add(p, "want a table, got %s", describe(t[k]))
+				continue
+			}
+			v.table(sub, p, f.schema)
+			continue
+		}
+		if msg := f.check(t[k]); msg != "" {
+			v.add(p, "%s", msg)
+		}
+	}
+	for _, k := range sortedKeys(s) {
+		if _, ok := t[k]; !ok && s[k].required && !v.rel.before(s[k].since) {
+			v.add(append(path, k), "%s", "missing"+missingHints[keyPath(append(path, k))])
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func (v *validator) global(g map[string]any) {
+	_, plain := g["root-password"]
+	_, hashed := g["root-password-hashed"]
+	switch {
+	case plain && hashed:
+		v.add([]string{"global"}, "`global.root-password` and `global.root-password-hashed` cannot be set at the same time")
+	case !plain && !hashed:
+		v.add([]string{"global"}, "One of `global.root-password` or `global.root-password-hashed` must be set (in pxe-pilot: root_password or root_password_hash)")
+	}
+	fq, ok := g["fqdn"].(map[string]any)
+	if ok && v.rel.before(r84) {
+		v.add([]string{"global", "fqdn"}, "the %s installer takes fqdn only as a name (the from-dhcp table needs 8.4 or later)", v.rel)
+	} else if ok {
+		for _, k := range sortedKeys(fq) {
+			switch k {
+			case "source":
+				if fq[k] != "from-dhcp" {
+					v.add([]string{"global", "fqdn", k}, "%s is not from-dhcp, the only source the installer knows", describe(fq[k]))
+				}
+			case "domain":
+				if s, ok := fq[k].(string); !ok || s != "" && checkFQDN(s+".x") != "" && checkFQDN("x."+s) != "" {
+					v.add([]string{"global", "fqdn", k}, "want a domain name, got %s", describe(fq[k]))
+				}
+			default:
+				v.add([]string{"global", "fqdn", k}, "unknown key")
+			}
+		}
+		if _, ok := fq["source"]; !ok {
+			v.add([]string{"global", "fqdn", "source"}, `missing; write source = "from-dhcp"`)
+		}
+	}
+}
+
+func (v *validator) network(n map[string]any) {
+	switch n["source"] {
+	case "from-dhcp":
+		for _, k := range []string{"cidr", "dns", "gateway", "filter"} {
+			if _, ok := n[k]; ok {
+				v.add([]string{"network", k}, `not allowed with source = "from-dhcp"; set network.address for a static address, or remove %s`, k)
+			}
+		}
+	case "from-answer":
+		for _, k := range []string{"cidr", "dns", "gateway", "filter"} {
+			if _, ok := n[k]; !ok {
+				v.add([]string{"network", k}, "missing; a static address (source = \"from-answer\") needs cidr, dns, gateway and filter")
+			}
+		}
+	}
+}
+
+// raidLevels are the levels each filesystem takes, in the installer's spelling.
+var raidLevels = map[string][]string{
+	"zfs":   {"raid0", "raid1", "raid10", "raidz-1", "raidz-2", "raidz-3"},
+	"btrfs": {"raid0", "raid1", "raid10"},
+}
+
+// minDisks is the least number of disks each RAID level needs.
+var minDisks = map[string]int{"raid0": 1, "raid1": 2, "raid10": 4, "raidz-1": 3, "raidz-2": 4, "raidz-3": 5}
+
+func (v *validator) disks(d map[string]any, btrfsOK bool) {
+	fs, _ := d["filesystem"].(string)
+	list, hasList := d["disk-list"].([]any)
+	_, hasFilter := d["filter"]
+	switch {
+	case hasList && hasFilter:
+		v.add([]string{"disk-setup"}, "disk-list and filter cannot be set at the same time; name the disks or filter them, not both")
+	case !hasList && !hasFilter && d["disk-list"] == nil:
+		v.add([]string{"disk-setup", "disk-list"}, "missing; name the disks (disk.target or disk-setup.disk-list) or select them with disk-setup.filter")
+	}
+	if _, ok := d["filter-match"]; ok && !hasFilter {
+		v.add([]string{"disk-setup", "filter-match"}, "set without disk-setup.filter")
+	}
+	if fs == "btrfs" && !btrfsOK {
+		v.add([]string{"disk-setup", "filesystem"}, "btrfs is not enabled on this installer ISO (product.enable_btrfs is false)")
+	}
+	for _, other := range []string{"zfs", "btrfs", "lvm"} {
+		if _, ok := d[other]; ok && fs != "" && other != fs && !(other == "lvm" && (fs == "ext4" || fs == "xfs")) {
+			v.add([]string{"disk-setup", other}, "options for %s, but filesystem is %s", other, fs)
+		}
+	}
+	switch fs {
+	case "zfs", "btrfs":
+		opts, _ := d[fs].(map[string]any)
+		level, _ := opts["raid"].(string)
+		level = strings.ToLower(level)
+		if need, ok := minDisks[level]; ok && hasList && slices.Contains(raidLevels[fs], level) {
+			name := map[string]string{"zfs": "ZFS", "btrfs": "Btrfs"}[fs]
+			if len(list) < need {
+				v.add([]string{"disk-setup", fs, "raid"}, "%s %s needs at least %d disks, got %d", name, strings.ToUpper(level), need, len(list))
+			} else if fs == "zfs" && level == "raid10" && len(list)%2 != 0 {
+				v.add([]string{"disk-setup", fs, "raid"}, "%s %s needs an even number of disks, got %d", name, strings.ToUpper(level), len(list))
+			}
+		}
+	case "ext4", "xfs":
+		if hasList && len(list) > 1 {
+			v.add([]string{"disk-setup", "disk-list"}, "%s installs on one disk, got %d; use zfs or btrfs for several", fs, len(list))
+		}
+		lvm, _ := d["lvm"].(map[string]any)
+		hd, okHD := number(lvm["hdsize"])
+		swap, okSwap := number(lvm["swapsize"])
+		if okHD && okSwap && swap > hd/2 {
+			v.add([]string{"disk-setup", "lvm", "swapsize"}, "Swap size %s GiB cannot be greater than %s GiB (hard disk size / 2)", fmtNum(swap), fmtNum(hd/2))
+		}
+	}
+}
+
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// number reads a TOML float or integer.
+func number(x any) (float64, bool) {
+	switch x := x.(type) {
+	case int64:
+		return float64(x), true
+	case float64:
+		return x, !math.IsNaN(x) && !math.IsInf(x, 0)
+	}
+	return 0, false
+}
+
+// The checks below judge one value and say what is wrong with it.
+
+func oneOf(values ...string) func(any) string {
+	return func(x any) string {
+		if s, ok := x.(string); ok && slices.Contains(values, s) {
+			return ""
+		}
+		return notOneOf(x, values)
+	}
+}
+
+func notOneOf(x any, values []string) string {
+	if s, ok := x.(string); ok {
+		return fmt.Sprintf("%q is not one of %s", s, strings.Join(values, ", "))
+	}
+	return fmt.Sprintf("want one of %s, got %s", strings.Join(values, ", "), describe(x))
+}
+
+// oneOfFunc checks a value against one of the installer's locale lists;
+// the list, where given, supplies a suggestion.
+func oneOfFunc(what string, ok func(string) bool, list []string) func(any) string {
+	return func(x any) string {
+		s, isString := x.(string)
+		if !isString {
+			return fmt.Sprintf("want a %s, got %s", what, describe(x))
+		}
+		if ok(s) {
+			return ""
+		}
+		msg := fmt.Sprintf("%q is not a %s the installer knows", s, what)
+		if len(list) > 0 && len(list) <= 30 {
+			msg = fmt.Sprintf("%q is not one of %s", s, strings.Join(list, ", "))
+		} else if near := suggest(s, list); near != "" {
+			msg += "; did you mean " + near + "?"
+		} else if what == "country code" {
+			msg += " (two lowercase letters, such as us, de or at)"
+		}
+		return msg
+	}
+}
+
+// raidLevel takes the installer's levels in lowercase or UPPERCASE, as it does.
+func raidLevel(fs string) func(any) string {
+	return func(x any) string {
+		if s, ok := x.(string); ok {
+			for _, l := range raidLevels[fs] {
+				if s == l || s == strings.ToUpper(l) {
+					return ""
+				}
+			}
+		}
+		return notOneOf(x, raidLevels[fs])
+	}
+}
+
+func boolean(x any) string {
+	if _, ok := x.(bool); ok {
+		return ""
+	}
+	return "want true or false, got " + describe(x)
+}
+
+func nonEmpty(x any) string {
+	if s, ok := x.(string); ok && strings.TrimSpace(s) != "" {
+		return ""
+	}
+	return "want a non-empty string, got " + describe(x)
+}
+
+func stringList(x any) string {
+	l, ok := x.([]any)
+	if !ok {
+		return "want an array of strings, got " + describe(x)
+	}
+	for _, e := range l {
+		if _, ok := e.(string); !ok {
+			return "want an array of strings, but it holds " + describe(e)
+		}
+	}
+	return ""
+}
+
+// whole checks an unsigned integer in [lo, hi]; the installer refuses a float.
+func whole(lo, hi int64) func(any) string {
+	return func(x any) string {
+		n, ok := x.(int64)
+		if !ok {
+			return fmt.Sprintf("want a whole number, got %s", describe(x))
+		}
+		if n < lo || n > hi {
+			if hi == math.MaxInt32 {
+				return fmt.Sprintf("%d is less than %d", n, lo)
+			}
+			return fmt.Sprintf("%d is not between %d and %d", n, lo, hi)
+		}
+		return ""
+	}
+}
+
+// size checks a size in GiB: a float, an integer accepted, at least lo.
+func size(lo float64) func(any) string {
+	return func(x any) string {
+		f, ok := number(x)
+		if !ok {
+			return "want a size in GiB, got " + describe(x)
+		}
+		if f < lo {
+			return fmt.Sprintf("%s is less than %s", fmtNum(f), fmtNum(lo))
+		}
+		return ""
+	}
+}
+
+// secretType names a secret value's type without its value, which must
+// reach neither the log nor the console.
+func secretType(x any) string {
+	switch x.(type) {
+	case string:
+		return "a string"
+	case map[string]any:
+		return "a table"
+	case []any:
+		return "an array"
+	case int64, float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return "a date or time"
+}
+
+func secret(x any) string {
+	if s, ok := x.(string); ok && strings.TrimSpace(s) != "" {
+		return ""
+	}
+	return "want a non-empty string, got " + secretType(x)
+}
+
+func checkPassword(x any) string {
+	s, ok := x.(string)
+	if !ok {
+		return "want a string, got " + secretType(x)
+	}
+	if len(s) < 8 {
+		return "must be at least 8 characters long (the installer counts bytes)"
+	}
+	return ""
+}
+
+// checkHash wants a crypt(3) hash ("$6$salt$hash", "$y$..."): a plain
+// password put here by mistake would lock the operator out of the machine.
+func checkHash(x any) string {
+	s, ok := x.(string)
+	if !ok {
+		return "want a crypt(3) hash string, got " + secretType(x)
+	}
+	if !strings.HasPrefix(s, "$") || strings.ContainsAny(s, " \t\r\n:") || strings.Count(s, "$") < 3 {
+		return "not a crypt(3) hash (such as \"$6$...\" from `openssl passwd -6` or mkpasswd); a plain password goes in root_password"
+	}
+	return ""
+}
+
+func checkFQDN(x any) string {
+	s, ok := x.(string)
+	if !ok {
+		if _, table := x.(map[string]any); table {
+			return "" // the from-dhcp table, judged by validator.global
+		}
+		return "want a fully qualified domain name, got " + describe(x)
+	}
+	if !strings.Contains(s, ".") {
+		return fmt.Sprintf("%q is not fully qualified: either a fully-qualified domain name or extended configuration for usage with DHCP must be specified", s)
+	}
+	if len(s) > 253 {
+		return fmt.Sprintf("%q is longer than 253 characters", s)
+	}
+	labels := strings.Split(s, ".")
+	for _, l := range labels {
+		if msg := checkLabel(l); msg != "" {
+			return fmt.Sprintf("%q: %s", s, msg)
+		}
+	}
+	if strings.Trim(labels[0], "0123456789") == "" {
+		return fmt.Sprintf("%q: the host name must not be all digits", s)
+	}
+	return ""
+}
+
+func checkLabel(l string) string {
+	if l == "" || len(l) > 63 {
+		return fmt.Sprintf("label %q must be 1 to 63 characters", l)
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (c != '-' || i == 0 || i == len(l)-1) {
+			return fmt.Sprintf("label %q may hold only letters, digits and inner hyphens", l)
+		}
+	}
+	return ""
+}
+
+// checkMail follows HTML5's "valid e-mail address", as the installer does.
+func checkMail(x any) string {
+	s, ok := x.(string)
+	if !ok {
+		return "want an e-mail address, got " + describe(x)
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	valid := ok && local != "" && domain != ""
+	for i := 0; valid && i < len(local); i++ {
+		c := local[i]
+		valid = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".!#$%&'*+/=?^_`{|}~-", c) >= 0
+	}
+	for _, l := range strings.Split(domain, ".") {
+		valid = valid && checkLabel(l) == ""
+	}
+	if !valid {
+		return fmt.Sprintf("%q is not an e-mail address", s)
+	}
+	if s == "mail@example.invalid" {
+		return "\"mail@example.invalid\" is the installer's placeholder, which it refuses; give a real address"
+	}
+	return ""
+}
+
+func checkCIDR(x any) string {
+	s, ok := x.(string)
+	if !ok {
+		return "want an address with a prefix length such as \"10.0.0.10/24\", got " + describe(x)
+	}
+	if _, err := netip.ParsePrefix(s); err != nil {
+		if !strings.Contains(s, "/") {
+			return fmt.Sprintf("%q has no prefix length; write it as \"%s/24\" (or the right length)", s, s)
+		}
+		return fmt.Sprintf("%q: invalid IP address with prefix length", s)
+	}
+	return ""
+}
+
+func checkIP(x any) string {
+	s, ok := x.(string)
+	if !ok {
+		return "want an IP address, got " + describe(x)
+	}
+	if a, err := netip.ParseAddr(s); err != nil || a.Zone() != "" {
+		return fmt.Sprintf("%q is not an IP address", s)
+	}
+	return ""
+}
+
+// udevFilter checks a table of udev property globs.
+func udevFilter(x any) string {
+	t, ok := x.(map[string]any)
+	if !ok {
+		return "want a table of udev properties and globs (filter.ID_SERIAL = \"*S3Z*\"), got " + describe(x)
+	}
+	if len(t) == 0 {
+		return "empty; give at least one udev property and glob"
+	}
+	for _, k := range sortedKeys(t) {
+		if s, ok := t[k].(string); !ok || s == "" {
+			return fmt.Sprintf("%s: want a non-empty glob string, got %s", k, describe(t[k]))
+		}
+	}
+	return ""
+}
+
+func checkDiskList(x any) string {
+	l, ok := x.([]any)
+	if !ok {
+		return "want an array of disk names (\"sda\", \"nvme0n1\"), got " + describe(x)
+	}
+	if len(l) == 0 {
+		return "empty; name at least one disk"
+	}
+	seen := map[string]bool{}
+	for _, e := range l {
+		s, ok := e.(string)
+		if !ok || s == "" {
+			return "want disk names, got " + describe(e)
+		}
+		if seen[s] {
+			return "List of disks contains duplicate device " + s
+		}
+		seen[s] = true
+	}
+	return ""
+}
+
+// checkPinning checks interface-name-pinning.mapping: "mac" = "name".
+func checkPinning(x any) string {
+	t, ok := x.(map[string]any)
+	if !ok {
+		return "want a table of \"mac\" = \"name\", got " + describe(x)
+	}
+	names := map[string]string{}
+	for _, mac := range sortedKeys(t) {
+		name, ok := t[mac].(string)
+		if !ok {
+			return fmt.Sprintf("%q: want an interface name, got %s", mac, describe(t[mac]))
+		}
+		if _, ok := normalizeMAC(mac); !ok {
+			return fmt.Sprintf("%q is not a MAC address", mac)
+		}
+		if len(name) > 15 {
+			return fmt.Sprintf("interface name '%s' for '%s' cannot be longer than 15 characters", name, mac)
+		}
+		valid := len(name) >= 2
+		for i := 0; valid && i < len(name); i++ {
+			c := name[i]
+			letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+			valid = letter || i > 0 && (c >= '0' && c <= '9' || c == '_')
+		}
+		if !valid {
+			return fmt.Sprintf("interface name '%s' for '%s': want 2 to 15 letters, digits or _, starting with a letter", name, mac)
+		}
+		if other, dup := names[strings.ToLower(name)]; dup {
+			return fmt.Sprintf("interface name '%s' is given to both '%s' and '%s'", name, other, mac)
+		}
+		names[strings.ToLower(name)] = mac
+	}
+	return ""
+}
+
+func checkURL(x any) string {
+	s, ok := x.(string)
+	if !ok {
+		return "want a URL, got " + describe(x)
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Sprintf("%q is not an http:// or https:// URL", s)
+	}
+	return ""
+}
+
+// checkFingerprint wants a SHA-256 fingerprint: 64 hex digits, colons optional.
+func checkFingerprint(x any) string {
+	s, ok := x.(string)
+	if !ok {
+		return "want a SHA-256 fingerprint, got " + describe(x)
+	}
+	hex := strings.ReplaceAll(s, ":", "")
+	valid := len(hex) == 64
+	for i := 0; valid && i < len(hex); i++ {
+		valid = strings.IndexByte("0123456789abcdefABCDEF", hex[i]) >= 0
+	}
+	if !valid {
+		return fmt.Sprintf("%q is not a SHA-256 fingerprint (64 hex digits, colons optional)", s)
+	}
+	return ""
+}
+
+// suggest returns the candidate closest to s, if one is close enough to
+// be what was meant: the same but for case, '-' and '_', or a typo or two.
+func suggest(s string, candidates []string) string {
+	fold := func(s string) string {
+		return strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(s))
+	}
+	best, bestDist := "", 3
+	if len(s) <= 4 {
+		bestDist = 2
+	}
+	for _, c := range candidates {
+		if fold(c) == fold(s) {
+			return c
+		}
+		if d := distance(strings.ToLower(s), strings.ToLower(c)); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

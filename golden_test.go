@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestGolden posts each testdata/<case>/request.json to a server whose
+// config dir is testdata/<case>/config and compares the status, content
+// type and body with testdata/<case>/response. `go test -update` rewrites
+// the responses; review their diff as you would review code.
+func TestGolden(t *testing.T) {
+	requests, err := filepath.Glob(filepath.Join("testdata", "*", "request.json"))
+	if err != nil || len(requests) == 0 {
+		t.Fatalf("no golden cases found (%v)", err)
+	}
+	for _, reqFile := range requests {
+		dir := filepath.Dir(reqFile)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			body, err := os.ReadFile(reqFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, ctype, answer := post(t, filepath.Join(dir, "config"), body)
+			got := []byte(fmt.Sprintf("%d %s\n\n%s", code, ctype, answer))
+			golden := filepath.Join(dir, "response")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("POST /answer with %s:\n%s\nwant:\n%s", reqFile, got, want)
+			}
+			if code == http.StatusOK {
+				checkRoundTrip(t, body, answer)
+			}
+		})
+	}
+}
+
+// post sends body to /answer of a server on configDir.
+func post(t *testing.T, configDir string, body []byte) (code int, ctype string, answer []byte) {
+	t.Helper()
+	srv := &server{dir: configDir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/answer", bytes.NewReader(body)))
+	return rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()
+}
+
+// checkRoundTrip proves a served answer is stable: used as the only layer
+// for the same machine, it validates and renders to the same bytes.
+func checkRoundTrip(t *testing.T, body, answer []byte) {
+	t.Helper()
+	req, err := parseRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, _, err := req.release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := parseLayer("hosts/answer.toml", answer)
+	if err != nil {
+		t.Fatalf("the served answer does not parse back: %v", err)
+	}
+	again, err := compose([]layer{l}, facts{mac: req.macs[0], release: rel, btrfs: req.btrfs})
+	if err != nil {
+		t.Fatalf("the served answer does not validate: %v", err)
+	}
+	if !bytes.Equal(again, answer) {
+		t.Errorf("rendering the served answer again changed it:\n%s\nwant:\n%s", again, answer)
+	}
+}
