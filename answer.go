@@ -61,15 +61,18 @@ type facts struct {
 
 // snakeKeys are the only keys that ever had two spellings, each with its
 // table path: the installer's 8.2 and 8.3 ISOs know only the snake_case one.
-var snakeKeys = []struct{ table, kebab, snake string }{
-	{"global", "root-password", "root_password"},
-	{"global", "root-password-hashed", "root_password_hashed"},
-	{"global", "root-ssh-keys", "root_ssh_keys"},
-	{"global", "reboot-on-error", "reboot_on_error"},
-	{"disk-setup", "disk-list", "disk_list"},
-	{"disk-setup", "filter-match", "filter_match"},
-	{"disk-setup.zfs", "arc-max", "arc_max"},
-	{"post-installation-webhook", "cert-fingerprint", "cert_fingerprint"},
+var snakeKeys = []struct {
+	table        []string
+	kebab, snake string
+}{
+	{[]string{"global"}, "root-password", "root_password"},
+	{[]string{"global"}, "root-password-hashed", "root_password_hashed"},
+	{[]string{"global"}, "root-ssh-keys", "root_ssh_keys"},
+	{[]string{"global"}, "reboot-on-error", "reboot_on_error"},
+	{[]string{"disk-setup"}, "disk-list", "disk_list"},
+	{[]string{"disk-setup"}, "filter-match", "filter_match"},
+	{[]string{"disk-setup", "zfs"}, "arc-max", "arc_max"},
+	{[]string{"post-installation-webhook"}, "cert-fingerprint", "cert_fingerprint"},
 }
 
 // translateLayer rewrites one file's friendly keys (hostname, [disk],
@@ -124,7 +127,7 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 			disk["disk-list"] = list
 			delete(disk, "target")
 		}
-		if err := respell(name, raw, "disk"); err != nil {
+		if err := respellDisk(name, raw, "disk"); err != nil {
 			return nil, err
 		}
 		native, err := tableAt("disk-setup")
@@ -132,7 +135,7 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 			return nil, err
 		}
 		if native != nil {
-			if err := respell(name, raw, "disk-setup"); err != nil {
+			if err := respellDisk(name, raw, "disk-setup"); err != nil {
 				return nil, err
 			}
 			mergeInto(disk, native)
@@ -142,7 +145,7 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 	}
 
 	for _, s := range snakeKeys {
-		if s.table == "disk-setup" && disk != nil {
+		if s.table[0] == "disk-setup" && disk != nil {
 			continue // respelled above, before [disk] and [disk-setup] met
 		}
 		if err := respellKey(name, raw, s.table, s.snake, s.kebab); err != nil {
@@ -184,25 +187,24 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 	return raw, nil
 }
 
-// respell moves every snake_case key of table to its kebab-case spelling;
-// the table is named as the file has it (disk or disk-setup).
-func respell(name string, raw map[string]any, table string) error {
+// respellDisk moves the snake_case keys of the disk table to their
+// kebab-case spelling; the table is named as the file has it (disk or
+// disk-setup).
+func respellDisk(name string, raw map[string]any, table string) error {
 	for _, s := range snakeKeys {
-		t := s.table
-		if rest, ok := strings.CutPrefix(t, "disk-setup"); ok {
-			t = table + rest
-		} else {
+		if s.table[0] != "disk-setup" {
 			continue
 		}
-		if err := respellKey(name, raw, t, s.snake, s.kebab); err != nil {
+		path := append([]string{table}, s.table[1:]...)
+		if err := respellKey(name, raw, path, s.snake, s.kebab); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func respellKey(name string, raw map[string]any, table, snake, kebab string) error {
-	t, _ := lookup(raw, strings.Split(table, ".")...).(map[string]any)
+func respellKey(name string, raw map[string]any, table []string, snake, kebab string) error {
+	t, _ := lookup(raw, table...).(map[string]any)
 	if t == nil {
 		return nil
 	}
@@ -211,7 +213,8 @@ func respellKey(name string, raw map[string]any, table, snake, kebab string) err
 		return nil
 	}
 	if _, dup := t[kebab]; dup {
-		return &configError{name, table + "." + snake + " and " + table + "." + kebab + " are one key spelled twice; keep " + kebab}
+		key := keyPath(table)
+		return &configError{name, key + "." + snake + " and " + key + "." + kebab + " are one key spelled twice; keep " + kebab}
 	}
 	t[kebab] = v
 	delete(t, snake)
@@ -304,15 +307,10 @@ func compose(layers []layer, f facts) ([]byte, error) {
 	host := layers[len(layers)-1].name
 	problems := complete(ans, f, host, layers)
 	// What complete could not derive, validate finds missing: say it once.
-	said := map[string]bool{}
-	for _, p := range problems {
-		said[p.key()] = true
-		if p.path[0] == "global" {
-			said["global.fqdn"] = true // derived from hostname and domain
-		}
-	}
 	for _, p := range validate(ans, f) {
-		if !said[p.key()] {
+		if !slices.ContainsFunc(problems, func(q problem) bool {
+			return q.key() == p.key() || q.path[0] == "global" && p.key() == "global.fqdn" // derived from hostname and domain
+		}) {
 			problems = append(problems, p)
 		}
 	}
@@ -413,15 +411,15 @@ func complete(ans map[string]any, f facts, host string, layers []layer) []proble
 	if d, ok := ans["disk-setup"].(map[string]any); ok {
 		fs, _ := d["filesystem"].(string)
 		if fs == "zfs" || fs == "btrfs" {
-			opts, ok := d[fs].(map[string]any)
-			if !ok && d[fs] == nil {
-				opts = map[string]any{}
-				d[fs] = opts
-			}
-			if _, hasRaid := opts["raid"]; opts != nil && !hasRaid {
+			opts, _ := d[fs].(map[string]any)
+			if _, hasRaid := opts["raid"]; (opts != nil || d[fs] == nil) && !hasRaid {
 				list, _ := d["disk-list"].([]any)
 				switch {
 				case len(list) == 1:
+					if opts == nil {
+						opts = map[string]any{}
+						d[fs] = opts
+					}
 					opts["raid"] = "raid0" // the installer's own choice for one disk
 				case len(list) > 1:
 					ps = append(ps, problem{[]string{"disk-setup", fs, "raid"}, fmt.Sprintf("missing; %d disks need a RAID level: one of %s", len(list), strings.Join(raidLevels[fs], ", "))})
@@ -462,7 +460,7 @@ func describe(v any) string {
 func render(ans map[string]any, rel release) ([]byte, error) {
 	if rel.snakeCase() {
 		for _, s := range snakeKeys {
-			if t, _ := lookup(ans, strings.Split(s.table, ".")...).(map[string]any); t != nil {
+			if t, _ := lookup(ans, s.table...).(map[string]any); t != nil {
 				if v, ok := t[s.kebab]; ok {
 					delete(t, s.kebab)
 					t[s.snake] = v
@@ -489,7 +487,7 @@ func render(ans map[string]any, rel release) ([]byte, error) {
 // ranges, and the rules between keys.
 func validate(ans map[string]any, f facts) []problem {
 	v := validator{rel: f.release}
-	v.table(ans, nil, topSchema)
+	v.table(ans, make([]string, 0, 4), topSchema)
 	if g, ok := ans["global"].(map[string]any); ok {
 		v.global(g)
 	}
@@ -516,78 +514,78 @@ func (v *validator) add(path []string, format string, a ...any) {
 	v.ps = append(v.ps, problem{slices.Clone(path), fmt.Sprintf(format, a...)})
 }
 
-// A field is one key the installer knows in a table.
+// A field is one key the installer knows in a table. Schemas are slices,
+// not maps, so that checking walks them in a fixed order with no sorting.
 type field struct {
+	name     string
 	since    release
 	required bool
-	check    func(x any) string // "" when x is fine; nil for a table with its own schema
-	schema   schema             // the keys of a sub-table
+	check    func(x any) string // "" when x is fine; nil for a table
+	fields   []field            // a table's own keys
 }
 
-type schema map[string]field
-
-var topSchema = schema{
-	"global": {since: r82, required: true, schema: schema{
-		"keyboard":             {since: r82, required: true, check: oneOfFunc("keyboard", isKeyboard, keyboards[:])},
-		"country":              {since: r82, required: true, check: oneOfFunc("country code", isCountry, nil)},
-		"fqdn":                 {since: r82, required: true, check: checkFQDN},
-		"mailto":               {since: r82, required: true, check: checkMail},
-		"timezone":             {since: r82, required: true, check: oneOfFunc("time zone", isTimezone, timezones[:])},
-		"root-password":        {since: r82, check: checkPassword},
-		"root-password-hashed": {since: r83, check: checkHash},
-		"root-ssh-keys":        {since: r82, check: stringList},
-		"reboot-on-error":      {since: r82, check: boolean},
-		"reboot-mode":          {since: r84, check: oneOf("reboot", "power-off")},
-		"subscription-key":     {since: r92, check: secret},
+var topSchema = []field{
+	{name: "global", since: r82, required: true, fields: []field{
+		{name: "keyboard", since: r82, required: true, check: oneOfFunc("keyboard", isKeyboard, keyboards[:])},
+		{name: "country", since: r82, required: true, check: oneOfFunc("country code", isCountry, nil)},
+		{name: "fqdn", since: r82, required: true, check: checkFQDN},
+		{name: "mailto", since: r82, required: true, check: checkMail},
+		{name: "timezone", since: r82, required: true, check: oneOfFunc("time zone", isTimezone, timezones[:])},
+		{name: "root-password", since: r82, check: checkPassword},
+		{name: "root-password-hashed", since: r83, check: checkHash},
+		{name: "root-ssh-keys", since: r82, check: stringList},
+		{name: "reboot-on-error", since: r82, check: boolean},
+		{name: "reboot-mode", since: r84, check: oneOf("reboot", "power-off")},
+		{name: "subscription-key", since: r92, check: secret},
 	}},
-	"network": {since: r82, required: true, schema: schema{
-		"source":  {since: r82, required: true, check: oneOf("from-dhcp", "from-answer")},
-		"cidr":    {since: r82, check: checkCIDR},
-		"dns":     {since: r82, check: checkIP},
-		"gateway": {since: r82, check: checkIP},
-		"filter":  {since: r82, check: udevFilter},
-		"interface-name-pinning": {since: r91, schema: schema{
-			"enabled": {since: r91, check: boolean},
-			"mapping": {since: r91, check: checkPinning},
+	{name: "network", since: r82, required: true, fields: []field{
+		{name: "source", since: r82, required: true, check: oneOf("from-dhcp", "from-answer")},
+		{name: "cidr", since: r82, check: checkCIDR},
+		{name: "dns", since: r82, check: checkIP},
+		{name: "gateway", since: r82, check: checkIP},
+		{name: "filter", since: r82, check: udevFilter},
+		{name: "interface-name-pinning", since: r91, fields: []field{
+			{name: "enabled", since: r91, check: boolean},
+			{name: "mapping", since: r91, check: checkPinning},
 		}},
 	}},
-	"disk-setup": {since: r82, required: true, schema: schema{
-		"filesystem":   {since: r82, required: true, check: oneOf("ext4", "xfs", "zfs", "btrfs")},
-		"disk-list":    {since: r82, check: checkDiskList},
-		"filter":       {since: r82, check: udevFilter},
-		"filter-match": {since: r82, check: oneOf("any", "all")},
-		"zfs": {since: r82, schema: schema{
-			"raid":     {since: r82, required: true, check: raidLevel("zfs")},
-			"ashift":   {since: r82, check: whole(9, 16)},
-			"arc-max":  {since: r82, check: whole(64, math.MaxInt32)},
-			"checksum": {since: r82, check: oneOf("on", "fletcher4", "sha256")},
-			"compress": {since: r82, check: oneOf("on", "off", "lzjb", "lz4", "zle", "gzip", "zstd")},
-			"copies":   {since: r82, check: whole(1, 3)},
-			"hdsize":   {since: r82, check: size(2)},
+	{name: "disk-setup", since: r82, required: true, fields: []field{
+		{name: "filesystem", since: r82, required: true, check: oneOf("ext4", "xfs", "zfs", "btrfs")},
+		{name: "disk-list", since: r82, check: checkDiskList},
+		{name: "filter", since: r82, check: udevFilter},
+		{name: "filter-match", since: r82, check: oneOf("any", "all")},
+		{name: "zfs", since: r82, fields: []field{
+			{name: "raid", since: r82, required: true, check: raidLevel("zfs")},
+			{name: "ashift", since: r82, check: whole(9, 16)},
+			{name: "arc-max", since: r82, check: whole(64, math.MaxInt32)},
+			{name: "checksum", since: r82, check: oneOf("on", "fletcher4", "sha256")},
+			{name: "compress", since: r82, check: oneOf("on", "off", "lzjb", "lz4", "zle", "gzip", "zstd")},
+			{name: "copies", since: r82, check: whole(1, 3)},
+			{name: "hdsize", since: r82, check: size(2)},
 		}},
-		"btrfs": {since: r82, schema: schema{
-			"raid":     {since: r82, required: true, check: raidLevel("btrfs")},
-			"compress": {since: r83, check: oneOf("on", "off", "zlib", "lzo", "zstd")},
-			"hdsize":   {since: r82, check: size(0)},
+		{name: "btrfs", since: r82, fields: []field{
+			{name: "raid", since: r82, required: true, check: raidLevel("btrfs")},
+			{name: "compress", since: r83, check: oneOf("on", "off", "zlib", "lzo", "zstd")},
+			{name: "hdsize", since: r82, check: size(0)},
 		}},
-		"lvm": {since: r82, schema: schema{
-			"hdsize":   {since: r82, check: size(0)},
-			"swapsize": {since: r82, check: size(0)},
-			"maxroot":  {since: r82, check: size(0)},
-			"maxvz":    {since: r82, check: size(0)},
-			"minfree":  {since: r82, check: size(0)},
+		{name: "lvm", since: r82, fields: []field{
+			{name: "hdsize", since: r82, check: size(0)},
+			{name: "swapsize", since: r82, check: size(0)},
+			{name: "maxroot", since: r82, check: size(0)},
+			{name: "maxvz", since: r82, check: size(0)},
+			{name: "minfree", since: r82, check: size(0)},
 		}},
 	}},
-	"post-installation-webhook": {since: r83, schema: schema{
-		"url":              {since: r83, required: true, check: checkURL},
-		"cert-fingerprint": {since: r83, check: checkFingerprint},
-		"auth-token":       {since: r92, check: secret},
+	{name: "post-installation-webhook", since: r83, fields: []field{
+		{name: "url", since: r83, required: true, check: checkURL},
+		{name: "cert-fingerprint", since: r83, check: checkFingerprint},
+		{name: "auth-token", since: r92, check: secret},
 	}},
-	"first-boot": {since: r83, schema: schema{
-		"source":           {since: r83, required: true, check: oneOf("from-iso", "from-url")},
-		"url":              {since: r83, check: checkURL},
-		"cert-fingerprint": {since: r83, check: checkFingerprint},
-		"ordering":         {since: r83, check: oneOf("before-network", "network-online", "fully-up")},
+	{name: "first-boot", since: r83, fields: []field{
+		{name: "source", since: r83, required: true, check: oneOf("from-iso", "from-url")},
+		{name: "url", since: r83, check: checkURL},
+		{name: "cert-fingerprint", since: r83, check: checkFingerprint},
+		{name: "ordering", since: r83, check: oneOf("before-network", "network-online", "fully-up")},
 	}},
 }
 
@@ -600,44 +598,55 @@ var missingHints = map[string]string{
 	"disk-setup.btrfs.raid": "; set one of " + strings.Join(raidLevels["btrfs"], ", "),
 }
 
-// table checks one table's keys against its schema, in sorted order so that
-// the same answer always gives the same message.
-func (v *validator) table(t map[string]any, path []string, s schema) {
-	for _, k := range sortedKeys(t) {
-		p := append(path, k)
-		f, known := s[k]
-		if !known {
-			msg := "unknown key"
-			if len(path) == 0 {
-				msg = "unknown table"
+// table checks one table's keys against its schema: the known ones in the
+// schema's order, then any unknown ones, sorted, so that the same answer
+// always gives the same message.
+func (v *validator) table(t map[string]any, path []string, fields []field) {
+	known := 0
+	for i := range fields {
+		f := &fields[i]
+		x, ok := t[f.name]
+		p := append(path, f.name)
+		switch {
+		case !ok:
+			if f.required && !v.rel.before(f.since) {
+				v.add(p, "%s", "missing"+missingHints[keyPath(p)])
 			}
-			if near := suggest(k, sortedKeys(s)); near != "" {
-				msg += "; did you mean " + near + "?"
-			}
-			v.add(p, "%s", msg)
 			continue
-		}
-		if v.rel.before(f.since) {
+		case v.rel.before(f.since):
 			v.add(p, "the %s installer does not know this key (it needs %s or later), and would reject the whole answer", v.rel, f.since)
-			continue
-		}
-		if f.schema != nil {
-			sub, ok := t[k].(map[string]any)
-			if !ok {
-				v.add(p, "want a table, got %s", describe(t[k]))
-				continue
+		case f.fields != nil:
+			if sub, ok := x.(map[string]any); ok {
+				v.table(sub, p, f.fields)
+			} else {
+				v.add(p, "want a table, got %s", describe(x))
 			}
-			v.table(sub, p, f.schema)
+		default:
+			if msg := f.check(x); msg != "" {
+				v.add(p, "%s", msg)
+			}
+		}
+		known++
+	}
+	if known == len(t) {
+		return
+	}
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
+	}
+	for _, k := range sortedKeys(t) {
+		if slices.Contains(names, k) {
 			continue
 		}
-		if msg := f.check(t[k]); msg != "" {
-			v.add(p, "%s", msg)
+		msg := "unknown key"
+		if len(path) == 0 {
+			msg = "unknown table"
 		}
-	}
-	for _, k := range sortedKeys(s) {
-		if _, ok := t[k]; !ok && s[k].required && !v.rel.before(s[k].since) {
-			v.add(append(path, k), "%s", "missing"+missingHints[keyPath(append(path, k))])
+		if near := suggest(k, names); near != "" {
+			msg += "; did you mean " + near + "?"
 		}
+		v.add(append(path, k), "%s", msg)
 	}
 }
 
@@ -732,6 +741,9 @@ func (v *validator) disks(d map[string]any, btrfsOK bool) {
 	}
 	switch fs {
 	case "zfs", "btrfs":
+		if d[fs] == nil && (hasList || hasFilter) {
+			v.add([]string{"disk-setup", fs, "raid"}, "%s", "missing"+missingHints["disk-setup."+fs+".raid"])
+		}
 		opts, _ := d[fs].(map[string]any)
 		level, _ := opts["raid"].(string)
 		level = strings.ToLower(level)

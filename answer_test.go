@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// shared is the Proxmox installer's own accept/reject fixtures, present in
+// the project's workspace but not in a user's clone.
+const shared = "../shared/proxmox/answers"
+
+// conformanceRequest is a 9.2 installer whose NIC is aa:bb:cc:dd:ee:ff.
+const conformanceRequest = `{"product": {"product": "pve", "enable_btrfs": true}, "iso": {"release": "9.2"},
+ "network_interfaces": [{"link": "eno1", "mac": "AA:BB:CC:DD:EE:FF"}]}`
+
+// serveFixture answers conformanceRequest with a fixture as the host file.
+func serveFixture(t *testing.T, fixture string) (int, string) {
+	t.Helper()
+	data, err := os.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "hosts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hosts", "aa-bb-cc-dd-ee-ff.toml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := post(t, dir, []byte(conformanceRequest))
+	return code, string(body)
+}
+
+func sharedFixtures(t *testing.T, kind string) []string {
+	t.Helper()
+	if _, err := os.Stat(shared); err != nil {
+		t.Skipf("%s is absent (a user's clone has no installer fixtures)", shared)
+	}
+	files, err := filepath.Glob(filepath.Join(shared, kind, "*.toml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures in %s/%s (%v)", shared, kind, err)
+	}
+	return files
+}
+
+// Every answer the installer accepts (and the ones it rejects only at
+// install time, for want of DHCP data) is served as written.
+func TestInstallerAcceptsConformance(t *testing.T) {
+	files := append(sharedFixtures(t, "valid"), sharedFixtures(t, "runtime-dependent")...)
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".toml"), func(t *testing.T) {
+			if code, body := serveFixture(t, f); code != http.StatusOK {
+				t.Errorf("serving %s = %d %s; want 200", f, code, body)
+			}
+		})
+	}
+}
+
+// Every answer the installer rejects is refused, for the installer's reason.
+func TestInstallerRejectsConformance(t *testing.T) {
+	for _, f := range sharedFixtures(t, "invalid") {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".toml"), func(t *testing.T) {
+			raw, err := os.ReadFile(strings.TrimSuffix(f, ".toml") + ".expected-error.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var expected map[string]string
+			if err := json.Unmarshal(raw, &expected); err != nil {
+				t.Fatal(err)
+			}
+			reason := expected["error"] + expected["parse-error"]
+			code, body := serveFixture(t, f)
+			if code != http.StatusInternalServerError || !sameReason(body, reason) {
+				t.Errorf("serving %s = %d %q; want 500 for the installer's reason %q", f, code, body, reason)
+			}
+		})
+	}
+}
+
+// sameReason reports whether pxe-pilot's message contains the installer's,
+// compared without the punctuation the two set differently.
+func sameReason(ours, installer string) bool {
+	norm := strings.NewReplacer("`", "", ":", "", "error parsing answer.toml", "",
+		"extendend", "extended", // the installer's own typo
+	)
+	want := strings.TrimSpace(strings.ToLower(norm.Replace(installer)))
+	return want != "" && strings.Contains(strings.ToLower(norm.Replace(ours)), want)
+}
+
+// BenchmarkCompose is the pure part of one answer: merge, translate,
+// validate and render layers already parsed.
+func BenchmarkCompose(b *testing.B) {
+	req, err := parseRequest(mustRead(b, "examples/requests/pve-9.2.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	layers, mac, err := loadHost("examples/config", req.macs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := facts{mac: mac, release: r92, btrfs: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := compose(layers, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAnswer is all of one answer's work but the HTTP connection:
+// parse the request, read and parse the layer files, compose and render.
+func BenchmarkAnswer(b *testing.B) {
+	body := mustRead(b, "examples/requests/pve-9.2.json")
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := parseRequest(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rel, _, _ := req.release()
+		layers, mac, err := loadHost("examples/config", req.macs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := compose(layers, facts{mac: mac, release: rel, btrfs: req.btrfs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func mustRead(tb testing.TB, name string) []byte {
+	tb.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
