@@ -10,7 +10,13 @@
 //
 //	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /tmp/pxe-pilot .
 //	go run loadtest.go -bin /tmp/pxe-pilot [-config examples/config]
-//	    [-request examples/requests/pve-9.2.json] [-c 4,16] [-n 20000] [-rounds 3]
+//	    [-request examples/requests/pve-9.2.json] [-hosts 1000] [-c 4,16] [-n 20000] [-rounds 3]
+//
+// As at a real install, every machine asks for its own answer: the run
+// writes a config dir with -hosts host files (copies of the example host
+// aa-bb-cc-dd-ee-ff.toml under other MACs and names, beside the example's
+// defaults.toml) and cycles through them, so no host file is parsed twice
+// in a row.
 //
 // Server CPU is read from /proc/PID/stat (user + system time), peak memory
 // from VmHWM in /proc/PID/status, so it runs on Linux only.
@@ -27,6 +33,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +45,8 @@ func main() {
 	log.SetFlags(0)
 	bin := flag.String("bin", "", "the pxe-pilot binary to measure")
 	config := flag.String("config", "examples/config", "its config dir")
-	request := flag.String("request", "examples/requests/pve-9.2.json", "the request body to post")
+	request := flag.String("request", "examples/requests/pve-9.2.json", "the request body to post, naming aa:bb:cc:dd:ee:ff")
+	hosts := flag.Int("hosts", 1000, "distinct machines to answer")
 	conc := flag.String("c", "4,16", "concurrent clients, comma-separated")
 	n := flag.Int("n", 20000, "requests per measurement")
 	rounds := flag.Int("rounds", 3, "measurements of each server at each concurrency, interleaved")
@@ -52,16 +60,19 @@ func main() {
 	if *bin == "" {
 		log.Fatal("loadtest: -bin is required: build pxe-pilot first (see the usage in loadtest.go)")
 	}
-	body, err := os.ReadFile(*request)
+	tmpl, err := os.ReadFile(*request)
 	if err != nil {
 		log.Fatal(err)
 	}
+	dir, bodies := machines(*config, tmpl, *hosts)
+	defer os.RemoveAll(dir)
+	body := bodies[0]
 	self, err := os.Executable()
 	if err != nil {
 		log.Fatal(err)
 	}
 
-	pp := start(*bin, "serve", "--config-dir", *config, "--listen", "127.0.0.1:0")
+	pp := start(*bin, "serve", "--config-dir", dir, "--listen", "127.0.0.1:0")
 	defer pp.stop()
 	base := start(self, "-baseline-server", "127.0.0.1:0")
 	defer base.stop()
@@ -73,7 +84,7 @@ func main() {
 		}
 	}
 
-	fmt.Printf("%d requests per measurement, new connection per request, %d rounds\n", *n, *rounds)
+	fmt.Printf("%d requests per measurement over %d machines, new connection per request, %d rounds\n", *n, *hosts, *rounds)
 	fmt.Printf("%-8s %-12s %10s %14s %10s\n", "clients", "server", "req/s", "CPU µs/req", "ratio")
 	for _, field := range strings.Split(*conc, ",") {
 		c, err := strconv.Atoi(field)
@@ -83,7 +94,7 @@ func main() {
 		var cpu, rps [2]float64
 		for r := 0; r < *rounds; r++ {
 			for i, s := range []*proc{base, pp} {
-				cu, rs := measure(s, body, c, *n)
+				cu, rs := measure(s, bodies, c, *n)
 				cpu[i] += cu / float64(*rounds)
 				rps[i] += rs / float64(*rounds)
 			}
@@ -96,7 +107,7 @@ func main() {
 
 // measure sends n requests from c clients and returns the server's CPU
 // per request in µs and the requests per second.
-func measure(s *proc, body []byte, c, n int) (cpuPerReq, rps float64) {
+func measure(s *proc, bodies [][]byte, c, n int) (cpuPerReq, rps float64) {
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	cpu0 := s.cpu()
@@ -105,8 +116,8 @@ func measure(s *proc, body []byte, c, n int) (cpuPerReq, rps float64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if post(s.url, body) != http.StatusOK {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if post(s.url, bodies[i%int64(len(bodies))]) != http.StatusOK {
 					failed.Add(1)
 				}
 			}
@@ -119,6 +130,40 @@ func measure(s *proc, body []byte, c, n int) (cpuPerReq, rps float64) {
 		log.Fatalf("loadtest: %d of %d requests to %s failed", failed.Load(), n, s.url)
 	}
 	return cpu.Seconds() * 1e6 / float64(n), float64(n) / elapsed.Seconds()
+}
+
+// machines writes a config dir of n hosts and returns it with a request
+// body for each host.
+func machines(config string, request []byte, n int) (string, [][]byte) {
+	dir, err := os.MkdirTemp("", "pxe-pilot-load-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "hosts"), 0o755); err != nil {
+		log.Fatal(err)
+	}
+	defaults, err := os.ReadFile(filepath.Join(config, "defaults.toml"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	host, err := os.ReadFile(filepath.Join(config, "hosts", "aa-bb-cc-dd-ee-ff.toml"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "defaults.toml"), defaults, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	var bodies [][]byte
+	for i := range n {
+		mac := fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff)
+		file := strings.ReplaceAll(mac, ":", "-") + ".toml"
+		h := bytes.ReplaceAll(host, []byte("pve-node-01"), []byte(fmt.Sprintf("pve-node-%d", i)))
+		if err := os.WriteFile(filepath.Join(dir, "hosts", file), h, 0o644); err != nil {
+			log.Fatal(err)
+		}
+		bodies = append(bodies, bytes.ReplaceAll(bytes.ToLower(request), []byte("aa:bb:cc:dd:ee:ff"), []byte(mac)))
+	}
+	return dir, bodies
 }
 
 // client opens a new connection for every request, as each installer does.

@@ -43,7 +43,8 @@ func (e *configError) Error() string {
 func readLayer(dir, name string) (l layer, ok bool, err error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	data, err := readFile(filepath.Join(dir, filepath.FromSlash(name)), (*bp)[:0])
+	path := filepath.Join(dir, filepath.FromSlash(name))
+	data, err := readFile(path, (*bp)[:0])
 	*bp = data[:0]
 	if errors.Is(err, fs.ErrNotExist) {
 		return layer{}, false, nil
@@ -52,8 +53,59 @@ func readLayer(dir, name string) (l layer, ok bool, err error) {
 		// The client sees the relative path, not the OS error's absolute one.
 		return layer{}, false, &configError{name, "cannot read: " + unwrapPath(err).Error()}
 	}
+	if l, ok := parsed.get(path, data); ok {
+		return l, true, nil
+	}
 	l, err = parseLayer(name, data)
-	return l, err == nil, err
+	if err != nil {
+		return layer{}, false, err
+	}
+	parsed.put(path, data, l)
+	return l, true, nil
+}
+
+// parsed remembers recently parsed layers by their file's exact bytes.
+// Every request still reads every file it needs, so an edit applies to the
+// next request as before; what is saved is parsing the same bytes again,
+// chiefly defaults.toml, which every answer shares. Cached trees are
+// shared between requests, which is safe because nothing writes to a
+// layer once it is parsed (mergeLayers copies what it changes).
+var parsed = layerCache{max: 64}
+
+type layerCache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[string]cachedLayer // by file path
+}
+
+type cachedLayer struct {
+	data string // the file's bytes the layer was parsed from
+	l    layer
+}
+
+func (c *layerCache) get(path string, data []byte) (layer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[path]
+	if !ok || e.data != string(data) {
+		return layer{}, false
+	}
+	return e.l, true
+}
+
+func (c *layerCache) put(path string, data []byte, l layer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = make(map[string]cachedLayer, c.max)
+	}
+	if _, ok := c.entries[path]; !ok && len(c.entries) >= c.max {
+		for k := range c.entries { // any one: map order is random enough
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[path] = cachedLayer{string(data), l}
 }
 
 // maxLayer bounds a config file: far above any real one, and it keeps a
