@@ -264,8 +264,9 @@ func diskTargets(v any) ([]any, error) {
 
 // A problem is one thing wrong with a composed answer, at a key path.
 type problem struct {
-	path []string
-	msg  string
+	path  []string
+	msg   string
+	since release // for a key the requesting release predates: the first that has it
 }
 
 func (p problem) key() string { return keyPath(p.path) }
@@ -306,43 +307,56 @@ func compose(layers []layer, f facts) ([]byte, error) {
 	ans := mergeLayers(layers)
 	host := layers[len(layers)-1].name
 	problems := complete(ans, f, host, layers)
+	derived := problems[:len(problems):len(problems)]
 	// What complete could not derive, validate finds missing: say it once.
 	for _, p := range validate(ans, f) {
-		if !slices.ContainsFunc(problems, func(q problem) bool {
+		if !slices.ContainsFunc(derived, func(q problem) bool {
 			return q.key() == p.key() || q.path[0] == "global" && p.key() == "global.fqdn" // derived from hostname and domain
 		}) {
 			problems = append(problems, p)
 		}
 	}
 	if len(problems) > 0 {
-		return nil, explain(layers, problems)
+		return nil, &answerError{layers, problems}
 	}
 	return render(ans, f.release)
 }
 
-// explain joins problems into one line: "hosts/x.toml: key (set in
-// defaults.toml): problem; key: problem".
-func explain(layers []layer, problems []problem) error {
-	host := layers[len(layers)-1].name
-	var b strings.Builder
-	for i, p := range problems {
-		if i > 0 {
-			b.WriteString("; ")
+// answerError is a composed answer the installer would reject: every
+// problem, and the layers to say which file set each key.
+type answerError struct {
+	layers   []layer
+	problems []problem
+}
+
+// Error is one line: "hosts/x.toml: key (set in defaults.toml): problem;
+// key: problem".
+func (e *answerError) Error() string {
+	lines := e.lines()
+	return e.host() + ": " + strings.Join(lines, "; ")
+}
+
+func (e *answerError) host() string { return e.layers[len(e.layers)-1].name }
+
+// lines says each problem: "key (set in defaults.toml): problem".
+func (e *answerError) lines() []string {
+	out := make([]string, len(e.problems))
+	for i, p := range e.problems {
+		if len(p.path) == 0 {
+			out[i] = p.msg
+			continue
 		}
-		if len(p.path) > 0 {
-			b.WriteString(p.key())
-			o := origin(layers, p.path...)
-			if o == "" && keyPath(p.path) == "global.fqdn" {
-				o = origin(layers, "global", "hostname") // fqdn was derived from it
-			}
-			if o != "" && o != host {
-				b.WriteString(" (set in " + o + ")")
-			}
-			b.WriteString(": ")
+		o := origin(e.layers, p.path...)
+		if o == "" && p.key() == "global.fqdn" {
+			o = origin(e.layers, "global", "hostname") // fqdn was derived from it
 		}
-		b.WriteString(p.msg)
+		setIn := ""
+		if o != "" && o != e.host() {
+			setIn = " (set in " + o + ")"
+		}
+		out[i] = p.key() + setIn + ": " + p.msg
 	}
-	return &configError{host, b.String()}
+	return out
 }
 
 // complete derives what the installer needs from the friendly keys of a
@@ -358,19 +372,19 @@ func complete(ans map[string]any, f facts, host string, layers []layer) []proble
 		switch hs, ok := h.(string); {
 		case !hasHost:
 		case !ok:
-			ps = append(ps, problem{[]string{"hostname"}, "want a string, got " + describe(h)})
+			ps = append(ps, problem{path: []string{"hostname"}, msg: "want a string, got " + describe(h)})
 		case strings.Contains(hs, "."):
 			g["fqdn"] = hs
 		case hasDomain:
 			ds, ok := d.(string)
 			ds = strings.Trim(ds, ".")
 			if !ok || ds == "" {
-				ps = append(ps, problem{[]string{"global", "domain"}, "want a domain name such as \"example.com\", got " + describe(d)})
+				ps = append(ps, problem{path: []string{"global", "domain"}, msg: "want a domain name such as \"example.com\", got " + describe(d)})
 				break
 			}
 			g["fqdn"] = hs + "." + ds
 		default:
-			ps = append(ps, problem{[]string{"global", "hostname"}, fmt.Sprintf("%q has no domain, and the installer needs a fully qualified name: set global.domain (or write hostname = \"%s.example.com\", or global.fqdn)", hs, hs)})
+			ps = append(ps, problem{path: []string{"global", "hostname"}, msg: fmt.Sprintf("%q has no domain, and the installer needs a fully qualified name: set global.domain (or write hostname = \"%s.example.com\", or global.fqdn)", hs, hs)})
 		}
 	}
 
@@ -389,7 +403,7 @@ func complete(ans map[string]any, f facts, host string, layers []layer) []proble
 						continue
 					}
 					if origin(layers, "network", k) == host {
-						ps = append(ps, problem{[]string{"network", k}, "set without network.address; a host without an address gets DHCP, which takes no " + k + ": set network.address too, or remove " + k})
+						ps = append(ps, problem{path: []string{"network", k}, msg: "set without network.address; a host without an address gets DHCP, which takes no " + k + ": set network.address too, or remove " + k})
 					}
 					delete(n, k)
 				}
@@ -401,7 +415,7 @@ func complete(ans map[string]any, f facts, host string, layers []layer) []proble
 				if o := origin(layers, "network", "cidr"); o != host && o != "" {
 					setIn = " (set in " + o + ")"
 				}
-				ps = append(ps, problem{[]string{"network", "filter"}, "missing; " + host + " is not named by a MAC, so the static network.address" + setIn + " needs a filter that says which NIC gets it, such as filter.ID_NET_NAME = \"eno1\" or filter.ID_NET_NAME_MAC = \"*<12 hex digits of its MAC>\""})
+				ps = append(ps, problem{path: []string{"network", "filter"}, msg: "missing; " + host + " is not named by a MAC, so the static network.address" + setIn + " needs a filter that says which NIC gets it, such as filter.ID_NET_NAME = \"eno1\" or filter.ID_NET_NAME_MAC = \"*<12 hex digits of its MAC>\""})
 			} else {
 				n["filter"] = map[string]any{"ID_NET_NAME_MAC": "*" + f.mac}
 			}
@@ -422,9 +436,9 @@ func complete(ans map[string]any, f facts, host string, layers []layer) []proble
 					}
 					opts["raid"] = "raid0" // the installer's own choice for one disk
 				case len(list) > 1:
-					ps = append(ps, problem{[]string{"disk-setup", fs, "raid"}, fmt.Sprintf("missing; %d disks need a RAID level: one of %s", len(list), strings.Join(raidLevels[fs], ", "))})
+					ps = append(ps, problem{path: []string{"disk-setup", fs, "raid"}, msg: fmt.Sprintf("missing; %d disks need a RAID level: one of %s", len(list), strings.Join(raidLevels[fs], ", "))})
 				case d["filter"] != nil:
-					ps = append(ps, problem{[]string{"disk-setup", fs, "raid"}, "missing; a disk filter may match several disks, so set a RAID level: one of " + strings.Join(raidLevels[fs], ", ")})
+					ps = append(ps, problem{path: []string{"disk-setup", fs, "raid"}, msg: "missing; a disk filter may match several disks, so set a RAID level: one of " + strings.Join(raidLevels[fs], ", ")})
 				}
 			}
 		}
@@ -511,7 +525,7 @@ type validator struct {
 }
 
 func (v *validator) add(path []string, format string, a ...any) {
-	v.ps = append(v.ps, problem{slices.Clone(path), fmt.Sprintf(format, a...)})
+	v.ps = append(v.ps, problem{path: slices.Clone(path), msg: fmt.Sprintf(format, a...)})
 }
 
 // A field is one key the installer knows in a table. Schemas are slices,
@@ -615,6 +629,7 @@ func (v *validator) table(t map[string]any, path []string, fields []field) {
 			continue
 		case v.rel.before(f.since):
 			v.add(p, "the %s installer does not know this key (it needs %s or later), and would reject the whole answer", v.rel, f.since)
+			v.ps[len(v.ps)-1].since = f.since
 		case f.fields != nil:
 			if sub, ok := x.(map[string]any); ok {
 				v.table(sub, p, f.fields)
@@ -671,6 +686,7 @@ func (v *validator) global(g map[string]any) {
 	fq, ok := g["fqdn"].(map[string]any)
 	if ok && v.rel.before(r84) {
 		v.add([]string{"global", "fqdn"}, "the %s installer takes fqdn only as a name (the from-dhcp table needs 8.4 or later)", v.rel)
+		v.ps[len(v.ps)-1].since = r84
 	} else if ok {
 		for _, k := range sortedKeys(fq) {
 			switch k {

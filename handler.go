@@ -30,6 +30,7 @@ type outcome struct {
 	host    string // the host file that matched
 	tried   string // the MACs tried when none matched
 	release string
+	note    string // worth a log line of its own: the release rules were a guess
 	err     string // the one-line error sent, if any
 }
 
@@ -118,31 +119,12 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request, o *outcome) int 
 		}
 		return s.fail(w, http.StatusBadRequest, o, "reading the request body: "+err.Error())
 	}
-	req, err := parseRequest(body)
-	if err != nil {
-		return s.fail(w, http.StatusBadRequest, o, err.Error())
+	status, out := respond(s.dir, body, o)
+	if o.note != "" {
+		s.log.Info(o.note, "remote", r.RemoteAddr)
 	}
-	rel, note, err := req.release()
-	if err != nil {
-		return s.fail(w, http.StatusBadRequest, o, err.Error())
-	}
-	o.release = rel.String()
-	if note != "" {
-		s.log.Info(note, "remote", r.RemoteAddr)
-	}
-	layers, mac, err := loadHost(s.dir, req.macs)
-	if err != nil {
-		var nf *noHostError
-		if errors.As(err, &nf) {
-			o.tried = strings.Join(colonMACs(nf.macs), ",")
-			return s.fail(w, http.StatusNotFound, o, err.Error())
-		}
-		return s.fail(w, http.StatusInternalServerError, o, err.Error())
-	}
-	o.host = layers[len(layers)-1].name
-	out, err := compose(layers, facts{mac: mac, release: rel, btrfs: req.btrfs})
-	if err != nil {
-		return s.fail(w, http.StatusInternalServerError, o, err.Error())
+	if status != http.StatusOK {
+		return s.fail(w, status, o, string(out))
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/toml; charset=utf-8")
@@ -150,6 +132,36 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request, o *outcome) int 
 	w.WriteHeader(http.StatusOK)
 	w.Write(out)
 	return http.StatusOK
+}
+
+// respond composes the answer to an installer's request body: 200 and the
+// answer, or a status and the one-line reason. The server and `pxe-pilot
+// render` share it, so a dry run prints exactly what the server would send.
+func respond(dir string, body []byte, o *outcome) (status int, out []byte) {
+	req, err := parseRequest(body)
+	if err != nil {
+		return http.StatusBadRequest, []byte(err.Error())
+	}
+	rel, note, err := req.release()
+	if err != nil {
+		return http.StatusBadRequest, []byte(err.Error())
+	}
+	o.release, o.note = rel.String(), note
+	layers, mac, err := loadHost(dir, req.macs)
+	if err != nil {
+		var nf *noHostError
+		if errors.As(err, &nf) {
+			o.tried = strings.Join(colonMACs(nf.macs), ",")
+			return http.StatusNotFound, []byte(err.Error())
+		}
+		return http.StatusInternalServerError, []byte(err.Error())
+	}
+	o.host = layers[len(layers)-1].name
+	out, err = compose(layers, facts{mac: mac, release: rel, btrfs: req.btrfs})
+	if err != nil {
+		return http.StatusInternalServerError, []byte(err.Error())
+	}
+	return http.StatusOK, out
 }
 
 // health reports whether an answer could be composed at all: the config

@@ -32,6 +32,12 @@ Usage:
 	$ pxe-pilot serve [--config-dir DIR] [--listen ADDR | --port N]
 	Serve answers: the installer POSTs to http://HOST:PORT/answer.
 
+	$ pxe-pilot validate [--config-dir DIR] [--release X.Y]
+	Check every file and every host's answer offline; exit 1 on any error.
+
+	$ pxe-pilot render [--config-dir DIR] (--mac MAC [--release X.Y] | --request FILE.json | -)
+	Print exactly the answer the server would send that machine.
+
 	$ pxe-pilot version
 	Print the version.
 
@@ -40,6 +46,9 @@ Examples:
 	$ pxe-pilot serve --config-dir examples/config
 	$ pxe-pilot serve --config-dir /etc/pxe-pilot --listen 10.0.0.2:8080
 	$ curl --data @examples/requests/pve-9.2.json http://localhost:8080/answer
+	$ pxe-pilot validate --config-dir /etc/pxe-pilot
+	$ pxe-pilot render --config-dir /etc/pxe-pilot --mac aa:bb:cc:dd:ee:ff
+	$ proxmox-auto-install-assistant system-info | pxe-pilot render -
 
 The config dir holds defaults.toml (optional) and hosts/<mac>.toml, such as
 hosts/aa-bb-cc-dd-ee-ff.toml; hosts/default.toml, if present, answers every
@@ -64,6 +73,9 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
+		if errors.Is(err, errValidate) {
+			os.Exit(1)
+		}
 		log.Fatal(err)
 	}
 }
@@ -77,6 +89,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "validate":
+		return validateCmd(args[1:], stdout, stderr)
+	case "render":
+		return renderCmd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "pxe-pilot", versionString())
 		return nil
@@ -229,3 +245,105 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// flagSet is a subcommand's flag set, with --config-dir, which all share.
+func flagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	return fs, fs.String("config-dir", envOr("CONFIG_DIR", "./config"), "the config dir")
+}
+
+// releaseFlag reads --release X.Y for the commands that have no request.
+func releaseFlag(s string) (release, error) {
+	rel, ok := parseRelease(s)
+	if !ok || rel.before(r82) || newest.before(rel) {
+		return release{}, fmt.Errorf("--release %q: want a Proxmox VE ISO release from %s to %s", s, r82, newest)
+	}
+	return rel, nil
+}
+
+// renderCmd prints the answer for one machine: the same bytes the server
+// would send, from the same code, or the same error line and exit 1.
+func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs, dir := flagSet("render", stderr)
+	mac := fs.String("mac", "", "the machine's MAC")
+	reqFile := fs.String("request", "", "a request body saved from an installer (- for standard input)")
+	rel := fs.String("release", newest.String(), "the ISO release, with --mac")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 1 && fs.Arg(0) == "-" && *reqFile == "" {
+		*reqFile = "-"
+	} else if fs.NArg() > 0 {
+		return fmt.Errorf("render: unexpected argument %q", fs.Arg(0))
+	}
+	var body []byte
+	switch {
+	case (*mac == "") == (*reqFile == ""):
+		return errors.New("render needs one of --mac MAC, --request FILE.json or - (a request on standard input)")
+	case *mac != "":
+		if _, ok := normalizeMAC(*mac); !ok {
+			return fmt.Errorf("--mac %q: want a MAC such as aa:bb:cc:dd:ee:ff", *mac)
+		}
+		r, err := releaseFlag(*rel)
+		if err != nil {
+			return err
+		}
+		body = fmt.Appendf(nil, `{"product": {"product": "pve", "enable_btrfs": true}, "iso": {"release": %q}, "network_interfaces": [{"link": "nic0", "mac": %q}]}`, r, *mac)
+	case *reqFile == "-":
+		b, err := io.ReadAll(io.LimitReader(stdin, maxBody+1))
+		if err != nil {
+			return fmt.Errorf("reading the request from standard input: %w", err)
+		}
+		body = b
+	default:
+		b, err := os.ReadFile(*reqFile)
+		if err != nil {
+			return fmt.Errorf("reading the request: %w", err)
+		}
+		body = b
+	}
+	if len(body) > maxBody {
+		return fmt.Errorf("the request is over %d bytes", maxBody)
+	}
+	var o outcome
+	status, out := respond(*dir, body, &o)
+	if status != 200 {
+		return errors.New(string(out))
+	}
+	_, err := stdout.Write(out)
+	return err
+}
+
+// validateCmd checks a config dir offline: every file parses, every host
+// file is named so that it can match, and every host's answer validates.
+func validateCmd(args []string, stdout, stderr io.Writer) error {
+	fs, dir := flagSet("validate", stderr)
+	relFlag := fs.String("release", newest.String(), "the ISO release to check the answers for")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("validate: unexpected argument %q", fs.Arg(0))
+	}
+	rel, err := releaseFlag(*relFlag)
+	if err != nil {
+		return err
+	}
+	if info, err := os.Stat(*dir); err != nil || !info.IsDir() {
+		return fmt.Errorf("config dir %q is missing or not a directory; point --config-dir or CONFIG_DIR at yours", *dir)
+	}
+	r := checkDir(*dir, rel)
+	for _, line := range r.lines {
+		fmt.Fprintln(stdout, line)
+	}
+	fmt.Fprintf(stdout, "pxe-pilot: %d host files checked for ISO release %s: %d errors, %d warnings\n", r.hosts, rel, r.errors, r.warnings)
+	if r.errors > 0 {
+		return errValidate
+	}
+	return nil
+}
+
+// errValidate ends validate with status 1 once its lines have said why.
+var errValidate = errors.New("the config has errors")

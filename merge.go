@@ -397,3 +397,113 @@ func unwrapPath(err error) error {
 	}
 	return err
 }
+
+// dirReport is what `pxe-pilot validate` found in a config dir: one line
+// per problem, warnings starting "warning: ".
+type dirReport struct {
+	lines            []string
+	hosts            int
+	errors, warnings int
+}
+
+// ruleChanges are the releases at which the answer format changed; a host
+// that uses a key is checked against each older one to warn the operator
+// who may boot an older ISO.
+var ruleChanges = []release{r82, r83, r84, r91, r92}
+
+// checkDir checks a whole config dir as the server would answer from it:
+// every file parses, every host file is named so that it can match, and
+// every host's answer validates for rel (with btrfs enabled, as no request
+// says otherwise).
+func checkDir(dir string, rel release) dirReport {
+	var r dirReport
+	errorf := func(format string, a ...any) {
+		r.lines = append(r.lines, fmt.Sprintf(format, a...))
+		r.errors++
+	}
+	warnf := func(format string, a ...any) {
+		r.lines = append(r.lines, "warning: "+fmt.Sprintf(format, a...))
+		r.warnings++
+	}
+
+	def, hasDefaults, err := readLayer(dir, "defaults.toml")
+	if err != nil {
+		errorf("%v", err)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "hosts"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			warnf("hosts/: missing, so no machine gets an answer; create hosts/<mac>.toml")
+		} else {
+			errorf("hosts/: %v", unwrapPath(err))
+		}
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".toml") {
+			continue
+		}
+		file := "hosts/" + name
+		mac := ""
+		if name != "default.toml" {
+			m, ok := normalizeMAC(strings.TrimSuffix(name, ".toml"))
+			switch {
+			case !ok:
+				errorf("%s: never matches: a host file is named by a MAC in lowercase with hyphens (aa-bb-cc-dd-ee-ff.toml), or is default.toml", file)
+				continue
+			case hostFileName(m) != name:
+				errorf("%s: never matches: name it hosts/%s", file, hostFileName(m))
+				continue
+			}
+			mac = m
+		}
+		r.hosts++
+		host, _, err := readLayer(dir, file)
+		if err != nil {
+			errorf("%v", err)
+			continue
+		}
+		if err != nil || def.tree == nil && hasDefaults {
+			continue // defaults.toml is broken: said once above
+		}
+		layers := []layer{host}
+		if hasDefaults {
+			layers = []layer{def, host}
+		}
+		if _, err := compose(layers, facts{mac: mac, release: rel, btrfs: true}); err != nil {
+			var ae *answerError
+			if !errors.As(err, &ae) {
+				errorf("%v", err)
+				continue
+			}
+			for _, line := range ae.lines() {
+				errorf("%s: %s", file, line)
+			}
+		}
+		// Keys that older ISOs lack: worth a warning, since the operator
+		// may boot one of them.
+		since := map[string]release{}
+		for _, old := range ruleChanges {
+			if !old.before(rel) {
+				break
+			}
+			_, err := compose(layers, facts{mac: mac, release: old, btrfs: true})
+			var ae *answerError
+			if !errors.As(err, &ae) {
+				continue
+			}
+			for _, p := range ae.problems {
+				if _, seen := since[p.key()]; p.since != (release{}) && !seen {
+					since[p.key()] = p.since
+				}
+			}
+		}
+		for _, k := range sortedKeys(since) {
+			warnf("%s: %s: needs an ISO of release %s or later; older ISOs reject the whole answer", file, k, since[k])
+		}
+	}
+	if r.hosts == 0 && err == nil {
+		warnf("hosts/: no host files, so no machine gets an answer; create hosts/<mac>.toml")
+	}
+	return r
+}
