@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -139,4 +140,55 @@ func mustRead(tb testing.TB, name string) []byte {
 		tb.Fatal(err)
 	}
 	return data
+}
+
+// FuzzCompose feeds arbitrary defaults and host files through the whole
+// pure pipeline: translate, merge, derive, validate, render. It must never
+// panic, and whatever it renders must parse back and render the same.
+func FuzzCompose(f *testing.F) {
+	defaults := mustRead(f, "examples/config/defaults.toml")
+	for _, host := range []string{"aa-bb-cc-dd-ee-ff.toml", "aa-bb-cc-dd-ee-01.toml"} {
+		f.Add(defaults, mustRead(f, "examples/config/hosts/"+host), uint8(0))
+	}
+	cases, _ := filepath.Glob("testdata/*/config/hosts/*.toml")
+	for i, c := range cases {
+		d, _ := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(c)), "defaults.toml"))
+		f.Add(d, mustRead(f, c), uint8(i))
+	}
+	f.Fuzz(func(t *testing.T, defaults, host []byte, pick uint8) {
+		rel := ruleChanges[int(pick)%len(ruleChanges)]
+		fs := facts{release: rel, btrfs: pick&0x80 == 0}
+		if pick&0x40 == 0 {
+			fs.mac = "aabbccddeeff"
+		}
+		var layers []layer
+		for _, file := range []struct {
+			name string
+			data []byte
+		}{{"defaults.toml", defaults}, {"hosts/aa-bb-cc-dd-ee-ff.toml", host}} {
+			l, err := parseLayer(file.name, file.data)
+			if err != nil {
+				if !strings.HasPrefix(err.Error(), file.name) {
+					t.Fatalf("error %q does not name %s", err, file.name)
+				}
+				return
+			}
+			layers = append(layers, l)
+		}
+		out, err := compose(layers, fs)
+		if err != nil {
+			if msg := err.Error(); strings.ContainsAny(msg, "\n\r") || !strings.HasPrefix(msg, "hosts/aa-bb-cc-dd-ee-ff.toml") {
+				t.Fatalf("error is not one line naming the host file: %q", msg)
+			}
+			return
+		}
+		again, err := parseLayer("hosts/aa-bb-cc-dd-ee-ff.toml", out)
+		if err != nil {
+			t.Fatalf("rendered answer does not parse back: %v\n%s", err, out)
+		}
+		out2, err := compose([]layer{again}, fs)
+		if err != nil || !bytes.Equal(out, out2) {
+			t.Fatalf("rendering the answer again = %v\n%s\nwant:\n%s", err, out2, out)
+		}
+	})
 }
