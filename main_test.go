@@ -47,7 +47,7 @@ func TestValidateCommand(t *testing.T) {
 		{
 			name: "misnamed_host_files_get_the_name_they_need",
 			files: map[string]string{
-				"defaults.toml":               string(defaults),
+				"defaults.toml":                string(defaults),
 				"hosts/AA:BB:CC:DD:EE:FF.toml": string(good),
 				"hosts/aabbccddeeff.toml":      string(good),
 				"hosts/pve-node-01.toml":       string(good),
