@@ -859,13 +859,6 @@ func boolean(x any) string {
 	return "want true or false, got " + describe(x)
 }
 
-func nonEmpty(x any) string {
-	if s, ok := x.(string); ok && strings.TrimSpace(s) != "" {
-		return ""
-	}
-	return "want a non-empty string, got " + describe(x)
-}
-
 func stringList(x any) string {
 	l, ok := x.([]any)
 	if !ok {
