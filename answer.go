@@ -388,6 +388,9 @@ func complete(ans map[string]any, f facts, host string, layers []layer) []proble
 		}
 	}
 
+	if _, ok := ans["network"]; !ok {
+		ans["network"] = map[string]any{} // no network settings anywhere: DHCP
+	}
 	if n, ok := ans["network"].(map[string]any); ok {
 		_, hasCIDR := n["cidr"]
 		if _, hasSource := n["source"]; !hasSource {
@@ -504,6 +507,9 @@ func validate(ans map[string]any, f facts) []problem {
 	v.table(ans, make([]string, 0, 4), topSchema)
 	if g, ok := ans["global"].(map[string]any); ok {
 		v.global(g)
+	}
+	if _, ok := ans["network"]; !ok {
+		ans["network"] = map[string]any{} // no network settings anywhere: DHCP
 	}
 	if n, ok := ans["network"].(map[string]any); ok {
 		v.network(n)

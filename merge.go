@@ -330,6 +330,9 @@ type noHostError struct {
 }
 
 func (e *noHostError) Error() string {
+	if len(e.macs) == 0 {
+		return "no host file for this machine: it names no MAC, and there is no hosts/default.toml"
+	}
 	files := make([]string, len(e.macs))
 	for i, m := range e.macs {
 		files[i] = "hosts/" + hostFileName(m)

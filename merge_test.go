@@ -1,0 +1,871 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// tree is a TOML table as go-toml decodes one, written short.
+type tree = map[string]any
+
+const hostFile = "hosts/aa-bb-cc-dd-ee-ff.toml"
+
+// stack names trees as layers, lowest first: defaults.toml, then any middle
+// layers, then the host file.
+func stack(trees ...tree) []layer {
+	ls := make([]layer, len(trees))
+	for i, t := range trees {
+		switch {
+		case i == len(trees)-1:
+			ls[i] = layer{hostFile, t}
+		case i == 0:
+			ls[i] = layer{"defaults.toml", t}
+		default:
+			ls[i] = layer{fmt.Sprintf("middle%d.toml", i), t}
+		}
+	}
+	return ls
+}
+
+// deepCopy copies tables and arrays so that a later change to v cannot
+// reach the copy.
+func deepCopy(v any) any {
+	switch v := v.(type) {
+	case tree:
+		c := make(tree, len(v))
+		for k, e := range v {
+			c[k] = deepCopy(e)
+		}
+		return c
+	case []any:
+		c := make([]any, len(v))
+		for i, e := range v {
+			c[i] = deepCopy(e)
+		}
+		return c
+	}
+	return v
+}
+
+// scribble changes every table reachable from t, depth first: a table the
+// result shares with an input would carry the change into that input.
+func scribble(t tree) {
+	for k, v := range t {
+		if sub, ok := v.(tree); ok {
+			scribble(sub)
+		}
+		t[k] = "scribbled"
+	}
+	t["scribbled"] = true
+}
+
+type mergeCase struct {
+	name   string
+	layers []tree // lowest first; the last is the host file
+	want   tree
+}
+
+var mergeCases = []mergeCase{
+	{
+		name:   "no_layers_is_empty",
+		layers: nil,
+		want:   tree{},
+	},
+	{
+		name:   "one_layer_is_itself",
+		layers: []tree{{"global": tree{"keyboard": "de"}}},
+		want:   tree{"global": tree{"keyboard": "de"}},
+	},
+	{
+		name: "tables_merge_key_by_key",
+		layers: []tree{
+			{"global": tree{"keyboard": "de", "country": "de"}, "network": tree{"dns": "1.1.1.1"}},
+			{"global": tree{"country": "at", "timezone": "Europe/Vienna"}},
+		},
+		want: tree{
+			"global":  tree{"keyboard": "de", "country": "at", "timezone": "Europe/Vienna"},
+			"network": tree{"dns": "1.1.1.1"},
+		},
+	},
+	{
+		name: "tables_merge_key_by_key_four_levels_deep",
+		layers: []tree{
+			{"a": tree{"b": tree{"c": tree{"d": tree{"x": int64(1), "y": int64(2)}, "sibling": "low"}, "kept": true}}},
+			{"a": tree{"b": tree{"c": tree{"d": tree{"y": int64(3), "z": int64(4)}}}}},
+		},
+		want: tree{"a": tree{"b": tree{"c": tree{"d": tree{"x": int64(1), "y": int64(3), "z": int64(4)}, "sibling": "low"}, "kept": true}}},
+	},
+	{
+		name: "higher_scalar_replaces_lower",
+		layers: []tree{
+			{"disk-setup": tree{"filesystem": "ext4"}},
+			{"disk-setup": tree{"filesystem": "zfs"}},
+		},
+		want: tree{"disk-setup": tree{"filesystem": "zfs"}},
+	},
+	{
+		name: "higher_array_replaces_lower_not_appends",
+		layers: []tree{
+			{"disk-setup": tree{"disk-list": []any{"sda", "sdb", "sdc"}}},
+			{"disk-setup": tree{"disk-list": []any{"nvme0n1"}}},
+		},
+		want: tree{"disk-setup": tree{"disk-list": []any{"nvme0n1"}}},
+	},
+	{
+		name: "higher_empty_array_replaces_lower",
+		layers: []tree{
+			{"global": tree{"root-ssh-keys": []any{"ssh-ed25519 AAAA"}}},
+			{"global": tree{"root-ssh-keys": []any{}}},
+		},
+		want: tree{"global": tree{"root-ssh-keys": []any{}}},
+	},
+	{
+		name: "table_in_lower_value_in_higher_takes_the_value",
+		layers: []tree{
+			{"network": tree{"filter": tree{"ID_NET_NAME_MAC": "*aabbccddeeff"}}},
+			{"network": tree{"filter": "eno1"}},
+		},
+		want: tree{"network": tree{"filter": "eno1"}},
+	},
+	{
+		name: "value_in_lower_table_in_higher_takes_the_table",
+		layers: []tree{
+			{"disk-setup": tree{"zfs": "off"}},
+			{"disk-setup": tree{"zfs": tree{"raid": "raid1"}}},
+		},
+		want: tree{"disk-setup": tree{"zfs": tree{"raid": "raid1"}}},
+	},
+	{
+		name: "top_level_value_in_higher_replaces_table",
+		layers: []tree{
+			{"first-boot": tree{"source": "from-iso"}},
+			{"first-boot": "none"},
+		},
+		want: tree{"first-boot": "none"},
+	},
+	{
+		name: "host_without_a_table_keeps_the_lower_one",
+		layers: []tree{
+			{"global": tree{"keyboard": "de"}},
+			{"network": tree{"cidr": "10.0.0.10/24"}},
+		},
+		want: tree{"global": tree{"keyboard": "de"}, "network": tree{"cidr": "10.0.0.10/24"}},
+	},
+	{
+		name: "highest_of_three_layers_wins",
+		layers: []tree{
+			{"global": tree{"keyboard": "de", "country": "de", "timezone": "UTC"}},
+			{"global": tree{"keyboard": "fr", "country": "fr"}},
+			{"global": tree{"keyboard": "it"}},
+		},
+		want: tree{"global": tree{"keyboard": "it", "country": "fr", "timezone": "UTC"}},
+	},
+}
+
+// exclusiveCases are the either-or choices: the host picks one side, the
+// defaults' other side is dropped, and nothing else is.
+var exclusiveCases = []mergeCase{
+	{
+		name: "host_root_password_drops_defaults_hash",
+		layers: []tree{
+			{"global": tree{"root-password-hashed": "$6$salt$hash", "keyboard": "de"}},
+			{"global": tree{"root-password": "hostpassword"}},
+		},
+		want: tree{"global": tree{"root-password": "hostpassword", "keyboard": "de"}},
+	},
+	{
+		name: "host_hash_drops_defaults_root_password",
+		layers: []tree{
+			{"global": tree{"root-password": "defaultpassword", "keyboard": "de"}},
+			{"global": tree{"root-password-hashed": "$6$salt$hash"}},
+		},
+		want: tree{"global": tree{"root-password-hashed": "$6$salt$hash", "keyboard": "de"}},
+	},
+	{
+		name: "host_hostname_drops_defaults_fqdn",
+		layers: []tree{
+			{"global": tree{"fqdn": "default.example.com", "keyboard": "de"}},
+			{"global": tree{"hostname": "pve1"}},
+		},
+		want: tree{"global": tree{"hostname": "pve1", "keyboard": "de"}},
+	},
+	{
+		name: "host_domain_drops_defaults_fqdn",
+		layers: []tree{
+			{"global": tree{"fqdn": "default.example.com"}},
+			{"global": tree{"domain": "lab.example.com"}},
+		},
+		want: tree{"global": tree{"domain": "lab.example.com"}},
+	},
+	{
+		name: "host_fqdn_drops_defaults_hostname_and_domain",
+		layers: []tree{
+			{"global": tree{"hostname": "pve1", "domain": "lab.example.com", "keyboard": "de"}},
+			{"global": tree{"fqdn": "pve9.example.org"}},
+		},
+		want: tree{"global": tree{"fqdn": "pve9.example.org", "keyboard": "de"}},
+	},
+	{
+		name: "host_disk_list_drops_defaults_filter_and_filter_match",
+		layers: []tree{
+			{"disk-setup": tree{"filter": tree{"ID_SERIAL": "*S3Z*"}, "filter-match": "all", "filesystem": "zfs"}},
+			{"disk-setup": tree{"disk-list": []any{"sda"}}},
+		},
+		want: tree{"disk-setup": tree{"disk-list": []any{"sda"}, "filesystem": "zfs"}},
+	},
+	{
+		name: "host_filter_drops_defaults_disk_list",
+		layers: []tree{
+			{"disk-setup": tree{"disk-list": []any{"sda", "sdb"}, "filesystem": "zfs"}},
+			{"disk-setup": tree{"filter": tree{"ID_SERIAL": "*S3Z*"}}},
+		},
+		want: tree{"disk-setup": tree{"filter": tree{"ID_SERIAL": "*S3Z*"}, "filesystem": "zfs"}},
+	},
+	{
+		name: "host_cidr_drops_defaults_dhcp_source",
+		layers: []tree{
+			{"network": tree{"source": "from-dhcp", "dns": "1.1.1.1"}},
+			{"network": tree{"cidr": "10.0.0.10/24"}},
+		},
+		want: tree{"network": tree{"cidr": "10.0.0.10/24", "dns": "1.1.1.1"}},
+	},
+	{
+		name: "host_from_answer_source_drops_defaults_dhcp_source",
+		layers: []tree{
+			{"network": tree{"source": "from-dhcp", "dns": "1.1.1.1"}},
+			{"network": tree{"source": "from-answer"}},
+		},
+		want: tree{"network": tree{"source": "from-answer", "dns": "1.1.1.1"}},
+	},
+	{
+		name: "host_dhcp_source_drops_defaults_cidr_dns_gateway_filter",
+		layers: []tree{
+			{"network": tree{
+				"cidr": "10.0.0.10/24", "dns": "1.1.1.1", "gateway": "10.0.0.1",
+				"filter":                 tree{"ID_NET_NAME_MAC": "*aabbccddeeff"},
+				"interface-name-pinning": tree{"enabled": true},
+			}},
+			{"network": tree{"source": "from-dhcp"}},
+		},
+		want: tree{"network": tree{"source": "from-dhcp", "interface-name-pinning": tree{"enabled": true}}},
+	},
+	{
+		name: "host_picking_neither_side_keeps_the_defaults_choice",
+		layers: []tree{
+			{
+				"global":     tree{"root-password-hashed": "$6$salt$hash", "fqdn": "default.example.com"},
+				"disk-setup": tree{"filter": tree{"ID_SERIAL": "*S3Z*"}},
+				"network":    tree{"source": "from-dhcp"},
+			},
+			{
+				"global":     tree{"keyboard": "de"},
+				"disk-setup": tree{"filesystem": "zfs"},
+				"network":    tree{"interface-name-pinning": tree{"enabled": true}},
+			},
+		},
+		want: tree{
+			"global":     tree{"root-password-hashed": "$6$salt$hash", "fqdn": "default.example.com", "keyboard": "de"},
+			"disk-setup": tree{"filter": tree{"ID_SERIAL": "*S3Z*"}, "filesystem": "zfs"},
+			"network":    tree{"source": "from-dhcp", "interface-name-pinning": tree{"enabled": true}},
+		},
+	},
+	{
+		name: "choice_in_a_different_table_drops_nothing",
+		layers: []tree{
+			{"global": tree{"root-password-hashed": "$6$salt$hash"}},
+			{"network": tree{"root-password": "not-in-global"}},
+		},
+		want: tree{"global": tree{"root-password-hashed": "$6$salt$hash"}, "network": tree{"root-password": "not-in-global"}},
+	},
+	{
+		name: "middle_layer_choice_is_dropped_by_the_host",
+		layers: []tree{
+			{"global": tree{"keyboard": "de"}},
+			{"global": tree{"root-password": "middlepassword"}},
+			{"global": tree{"root-password-hashed": "$6$salt$hash"}},
+		},
+		want: tree{"global": tree{"keyboard": "de", "root-password-hashed": "$6$salt$hash"}},
+	},
+}
+
+func TestMergeLayers(t *testing.T) {
+	for _, group := range [][]mergeCase{mergeCases, exclusiveCases} {
+		for _, tc := range group {
+			t.Run(tc.name, func(t *testing.T) {
+				layers := stack(tc.layers...)
+				var before []tree
+				for _, l := range tc.layers {
+					before = append(before, deepCopy(l).(tree))
+				}
+				got := mergeLayers(layers)
+				if !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("mergeLayers(%v)\n = %v\nwant %v", tc.layers, got, tc.want)
+				}
+				if !reflect.DeepEqual(tc.layers, before) {
+					t.Fatalf("mergeLayers changed its input layers:\n got %v\nwant %v", tc.layers, before)
+				}
+				scribble(got)
+				if !reflect.DeepEqual(tc.layers, before) {
+					t.Errorf("changing mergeLayers' result changed its input layers:\n got %v\nwant %v", tc.layers, before)
+				}
+			})
+		}
+	}
+}
+
+// TestScribbleIsSeen proves the check above can fail: a table shared with
+// an input is seen.
+func TestScribbleIsSeen(t *testing.T) {
+	in := tree{"global": tree{"keyboard": "de"}}
+	before := deepCopy(in)
+	shared := tree{"global": in["global"]}
+	scribble(shared)
+	if reflect.DeepEqual(in, before) {
+		t.Fatalf("scribble on a result sharing a table left the input %v unchanged", in)
+	}
+}
+
+func TestCheckExclusives(t *testing.T) {
+	tests := []struct {
+		name    string
+		tree    tree
+		wantErr []string // substrings of the error; nil for none
+	}{
+		{"password_alone_is_fine", tree{"global": tree{"root-password": "x"}}, nil},
+		{"hash_alone_is_fine", tree{"global": tree{"root-password-hashed": "x"}}, nil},
+		{"password_and_hash", tree{"global": tree{"root-password": "x", "root-password-hashed": "y"}},
+			[]string{"global.root-password", "global.root-password-hashed"}},
+		{"hostname_and_fqdn", tree{"global": tree{"hostname": "pve1", "fqdn": "pve1.example.com"}},
+			[]string{"hostname", "global.fqdn"}},
+		{"domain_and_fqdn", tree{"global": tree{"domain": "example.com", "fqdn": "pve1.example.com"}},
+			[]string{"hostname", "global.fqdn"}},
+		{"hostname_and_domain_are_fine", tree{"global": tree{"hostname": "pve1", "domain": "example.com"}}, nil},
+		{"disk_list_and_filter", tree{"disk-setup": tree{"disk-list": []any{"sda"}, "filter": tree{"ID_SERIAL": "*"}}},
+			[]string{"disk-setup.disk-list", "disk-setup.filter"}},
+		{"disk_list_and_filter_match", tree{"disk-setup": tree{"disk-list": []any{"sda"}, "filter-match": "all"}}, nil},
+		{"cidr_and_dhcp", tree{"network": tree{"cidr": "10.0.0.10/24", "source": "from-dhcp"}},
+			[]string{"network.address", `network.source = "from-dhcp"`}},
+		{"cidr_and_from_answer_are_fine", tree{"network": tree{"cidr": "10.0.0.10/24", "source": "from-answer"}}, nil},
+		{"dhcp_with_dns_is_fine_here", tree{"network": tree{"source": "from-dhcp", "dns": "1.1.1.1"}}, nil},
+		{"table_that_is_a_value_is_fine", tree{"global": "x"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkExclusives(layer{hostFile, tc.tree})
+			if tc.wantErr == nil {
+				if err != nil {
+					t.Fatalf("checkExclusives(%v) = %v; want nil", tc.tree, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("checkExclusives(%v) = nil; want an error naming %s", tc.tree, strings.Join(tc.wantErr, " and "))
+			}
+			if !strings.HasPrefix(err.Error(), hostFile+": ") {
+				t.Errorf("checkExclusives(%v) = %q; want it to start with %q", tc.tree, err, hostFile+": ")
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("checkExclusives(%v) = %q; want it to mention %s", tc.tree, err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestParseLayerRejectsBothSidesInOneFile writes each choice as a user
+// would, in friendly spellings and native ones mixed.
+func TestParseLayerRejectsBothSidesInOneFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		toml    string
+		wantErr []string
+	}{
+		{"root_password_and_root_password_hash", hostFile,
+			"[global]\nroot_password = \"hostpassword\"\nroot_password_hash = \"$6$salt$hash\"\n",
+			[]string{"global.root-password", "global.root-password-hashed"}},
+		{"root_password_and_native_hash_in_defaults", "defaults.toml",
+			"[global]\nroot_password = \"hostpassword\"\nroot-password-hashed = \"$6$salt$hash\"\n",
+			[]string{"global.root-password", "global.root-password-hashed"}},
+		{"top_level_hostname_and_global_fqdn", hostFile,
+			"hostname = \"pve1\"\n[global]\nfqdn = \"pve1.example.com\"\n",
+			[]string{"hostname", "global.fqdn"}},
+		{"disk_target_and_disk_setup_filter", hostFile,
+			"[disk]\ntarget = \"/dev/sda\"\n[disk-setup.filter]\nID_SERIAL = \"*S3Z*\"\n",
+			[]string{"disk-setup.disk-list", "disk-setup.filter"}},
+		{"network_address_and_dhcp_source", "defaults.toml",
+			"[network]\naddress = \"10.0.0.10/24\"\nsource = \"from-dhcp\"\n",
+			[]string{"network.address", `network.source = "from-dhcp"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseLayer(tc.file, []byte(tc.toml))
+			if err == nil {
+				t.Fatalf("parseLayer(%q, %q) = nil error; want one naming %s", tc.file, tc.toml, strings.Join(tc.wantErr, " and "))
+			}
+			if !strings.HasPrefix(err.Error(), tc.file+": ") {
+				t.Errorf("parseLayer(%q, %q) = %q; want it to start with %q", tc.file, tc.toml, err, tc.file+": ")
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("parseLayer(%q, %q) = %q; want it to mention %s", tc.file, tc.toml, err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseLayerTranslates(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want tree
+	}{
+		{"top_level_hostname_moves_to_global",
+			`hostname = "pve1"`,
+			tree{"global": tree{"hostname": "pve1"}}},
+		{"top_level_hostname_joins_global",
+			"hostname = \"pve1\"\n[global]\nkeyboard = \"de\"\n",
+			tree{"global": tree{"hostname": "pve1", "keyboard": "de"}}},
+		{"global_hostname_stays",
+			"[global]\nhostname = \"pve1\"\n",
+			tree{"global": tree{"hostname": "pve1"}}},
+		{"disk_becomes_disk_setup",
+			"[disk]\nfilesystem = \"zfs\"\n[disk.zfs]\nraid = \"raid1\"\n",
+			tree{"disk-setup": tree{"filesystem": "zfs", "zfs": tree{"raid": "raid1"}}}},
+		{"native_disk_setup_wins_key_by_key_in_one_file",
+			"[disk]\nfilesystem = \"ext4\"\ntarget = \"sda\"\n[disk.zfs]\nraid = \"raid1\"\nashift = 12\n" +
+				"[disk-setup]\nfilesystem = \"zfs\"\n[disk-setup.zfs]\nraid = \"raid10\"\n",
+			tree{"disk-setup": tree{"filesystem": "zfs", "disk-list": []any{"sda"}, "zfs": tree{"raid": "raid10", "ashift": int64(12)}}}},
+		{"disk_target_string_with_dev_prefix",
+			"[disk]\ntarget = \"/dev/sda\"\n",
+			tree{"disk-setup": tree{"disk-list": []any{"sda"}}}},
+		{"disk_target_array",
+			"[disk]\ntarget = [\"/dev/sda\", \"nvme0n1\"]\n",
+			tree{"disk-setup": tree{"disk-list": []any{"sda", "nvme0n1"}}}},
+		{"disk_setup_disk_list_loses_dev_prefix",
+			"[disk-setup]\ndisk-list = [\"/dev/sdb\"]\n",
+			tree{"disk-setup": tree{"disk-list": []any{"sdb"}}}},
+		{"root_password_becomes_kebab",
+			"[global]\nroot_password = \"hostpassword\"\n",
+			tree{"global": tree{"root-password": "hostpassword"}}},
+		{"root_password_hashed_becomes_kebab",
+			"[global]\nroot_password_hashed = \"$6$salt$hash\"\n",
+			tree{"global": tree{"root-password-hashed": "$6$salt$hash"}}},
+		{"root_ssh_keys_becomes_kebab",
+			"[global]\nroot_ssh_keys = [\"ssh-ed25519 AAAA\"]\n",
+			tree{"global": tree{"root-ssh-keys": []any{"ssh-ed25519 AAAA"}}}},
+		{"reboot_on_error_becomes_kebab",
+			"[global]\nreboot_on_error = true\n",
+			tree{"global": tree{"reboot-on-error": true}}},
+		{"disk_list_becomes_kebab",
+			"[disk-setup]\ndisk_list = [\"sda\"]\n",
+			tree{"disk-setup": tree{"disk-list": []any{"sda"}}}},
+		{"filter_match_becomes_kebab",
+			"[disk-setup]\nfilter_match = \"all\"\n",
+			tree{"disk-setup": tree{"filter-match": "all"}}},
+		{"zfs_arc_max_becomes_kebab",
+			"[disk-setup.zfs]\narc_max = 2048\n",
+			tree{"disk-setup": tree{"zfs": tree{"arc-max": int64(2048)}}}},
+		{"webhook_cert_fingerprint_becomes_kebab",
+			"[post-installation-webhook]\ncert_fingerprint = \"ab:cd\"\n",
+			tree{"post-installation-webhook": tree{"cert-fingerprint": "ab:cd"}}},
+		{"disk_snake_keys_become_kebab_under_friendly_disk",
+			"[disk]\ndisk_list = [\"/dev/sda\"]\nfilter_match = \"any\"\n[disk.zfs]\narc_max = 4096\n",
+			tree{"disk-setup": tree{"disk-list": []any{"sda"}, "filter-match": "any", "zfs": tree{"arc-max": int64(4096)}}}},
+		{"first_boot_cert_fingerprint_is_not_respelled",
+			"[first-boot]\ncert_fingerprint = \"ab:cd\"\n",
+			tree{"first-boot": tree{"cert_fingerprint": "ab:cd"}}},
+		{"disk_setup_filter_keeps_udev_spelling",
+			"[disk-setup.filter]\nID_SERIAL = \"*S3Z*\"\nID_MODEL = \"Samsung*\"\n",
+			tree{"disk-setup": tree{"filter": tree{"ID_SERIAL": "*S3Z*", "ID_MODEL": "Samsung*"}}}},
+		{"disk_filter_keeps_udev_spelling",
+			"[disk.filter]\nID_SERIAL = \"*S3Z*\"\n",
+			tree{"disk-setup": tree{"filter": tree{"ID_SERIAL": "*S3Z*"}}}},
+		{"network_filter_keeps_udev_spelling",
+			"[network.filter]\nID_NET_NAME_MAC = \"*aabbccddeeff\"\n",
+			tree{"network": tree{"filter": tree{"ID_NET_NAME_MAC": "*aabbccddeeff"}}}},
+		{"network_address_becomes_cidr",
+			"[network]\naddress = \"10.0.0.10/24\"\n",
+			tree{"network": tree{"cidr": "10.0.0.10/24"}}},
+		{"native_cidr_wins_over_address_in_one_file",
+			"[network]\naddress = \"10.0.0.10/24\"\ncidr = \"10.0.0.11/24\"\n",
+			tree{"network": tree{"cidr": "10.0.0.11/24"}}},
+		{"root_password_hash_becomes_root_password_hashed",
+			"[global]\nroot_password_hash = \"$6$salt$hash\"\n",
+			tree{"global": tree{"root-password-hashed": "$6$salt$hash"}}},
+		{"pinning_mapping_keys_are_lowercased",
+			"[network.interface-name-pinning.mapping]\n\"AA:BB:CC:DD:EE:FF\" = \"nic0\"\n\"11:22:33:44:55:6a\" = \"nic1\"\n",
+			tree{"network": tree{"interface-name-pinning": tree{"mapping": tree{"aa:bb:cc:dd:ee:ff": "nic0", "11:22:33:44:55:6a": "nic1"}}}}},
+		{"unknown_keys_pass_through",
+			"colour = \"blue\"\n[global]\nroot_passwd = \"x\"\n",
+			tree{"colour": "blue", "global": tree{"root_passwd": "x"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := parseLayer(hostFile, []byte(tc.toml))
+			if err != nil {
+				t.Fatalf("parseLayer(%q) = %v", tc.toml, err)
+			}
+			if l.name != hostFile {
+				t.Errorf("parseLayer(%q).name = %q; want %q", tc.toml, l.name, hostFile)
+			}
+			if !reflect.DeepEqual(l.tree, tc.want) {
+				t.Errorf("parseLayer(%q).tree\n = %v\nwant %v", tc.toml, l.tree, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseLayerErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		toml    string
+		wantErr []string // substrings of the error, after the file name
+	}{
+		{"hostname_at_top_and_in_global",
+			"hostname = \"pve1\"\n[global]\nhostname = \"pve2\"\n",
+			[]string{"hostname", "both at the top and in [global]"}},
+		{"top_level_hostname_with_global_not_a_table",
+			"hostname = \"pve1\"\nglobal = \"x\"\n",
+			[]string{"global", "want a table"}},
+		{"disk_target_by_id_names_id_serial",
+			"[disk]\ntarget = \"/dev/disk/by-id/ata-Samsung_SSD_870_S5Y1NX0R123456\"\n",
+			[]string{"disk.target", "/dev/disk/by-id/ata-Samsung_SSD_870_S5Y1NX0R123456", "ID_SERIAL"}},
+		{"disk_target_array_with_by_id_names_id_serial",
+			"[disk]\ntarget = [\"sda\", \"/dev/disk/by-id/nvme-eui.0025\"]\n",
+			[]string{"disk.target", "ID_SERIAL"}},
+		{"disk_setup_disk_list_by_path_is_error",
+			"[disk-setup]\ndisk-list = [\"/dev/disk/by-path/pci-0000:00:1f.2-ata-1\"]\n",
+			[]string{"disk-setup.disk-list", "ID_SERIAL"}},
+		{"disk_target_number",
+			"[disk]\ntarget = 1\n",
+			[]string{"disk.target", "the integer 1"}},
+		{"disk_target_with_a_slash_inside",
+			"[disk]\ntarget = \"/dev/mapper/x\"\n",
+			[]string{"disk.target", "mapper/x"}},
+		{"disk_not_a_table",
+			"disk = \"sda\"\n",
+			[]string{"disk", "want a table"}},
+		{"root_password_both_spellings",
+			"[global]\nroot_password = \"a\"\nroot-password = \"b\"\n",
+			[]string{"global.root_password", "global.root-password", "keep root-password"}},
+		{"root_password_hashed_both_spellings",
+			"[global]\nroot_password_hashed = \"a\"\nroot-password-hashed = \"b\"\n",
+			[]string{"global.root_password_hashed", "global.root-password-hashed"}},
+		{"root_ssh_keys_both_spellings",
+			"[global]\nroot_ssh_keys = []\nroot-ssh-keys = []\n",
+			[]string{"global.root_ssh_keys", "global.root-ssh-keys"}},
+		{"reboot_on_error_both_spellings",
+			"[global]\nreboot_on_error = true\nreboot-on-error = false\n",
+			[]string{"global.reboot_on_error", "global.reboot-on-error"}},
+		{"disk_list_both_spellings",
+			"[disk-setup]\ndisk_list = [\"sda\"]\ndisk-list = [\"sdb\"]\n",
+			[]string{"disk-setup.disk_list", "disk-setup.disk-list"}},
+		{"filter_match_both_spellings",
+			"[disk-setup]\nfilter_match = \"any\"\nfilter-match = \"all\"\n",
+			[]string{"disk-setup.filter_match", "disk-setup.filter-match"}},
+		{"zfs_arc_max_both_spellings",
+			"[disk-setup.zfs]\narc_max = 64\narc-max = 128\n",
+			[]string{"disk-setup.zfs.arc_max", "disk-setup.zfs.arc-max"}},
+		{"cert_fingerprint_both_spellings",
+			"[post-installation-webhook]\ncert_fingerprint = \"a\"\ncert-fingerprint = \"b\"\n",
+			[]string{"post-installation-webhook.cert_fingerprint", "post-installation-webhook.cert-fingerprint"}},
+		{"disk_filter_match_both_spellings_under_friendly_disk",
+			"[disk]\nfilter_match = \"any\"\nfilter-match = \"all\"\n",
+			[]string{"disk.filter_match", "disk.filter-match"}},
+		{"pinning_mac_listed_in_two_cases",
+			"[network.interface-name-pinning.mapping]\n\"AA:BB:CC:DD:EE:FF\" = \"nic0\"\n\"aa:bb:cc:dd:ee:ff\" = \"nic1\"\n",
+			[]string{"network.interface-name-pinning.mapping", "aa:bb:cc:dd:ee:ff", "listed twice"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseLayer(hostFile, []byte(tc.toml))
+			if err == nil {
+				t.Fatalf("parseLayer(%q) = nil error; want one mentioning %q", tc.toml, tc.wantErr)
+			}
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Errorf("parseLayer(%q) = %T; want a *configError", tc.toml, err)
+			}
+			if !strings.HasPrefix(err.Error(), hostFile+": ") {
+				t.Errorf("parseLayer(%q) = %q; want it to start with %q", tc.toml, err, hostFile+": ")
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("parseLayer(%q) = %q; want it to mention %q", tc.toml, err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseLayerSyntaxErrorNamesFileLineColumn(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		toml string
+		want string // the error's prefix
+	}{
+		{"bare_word_value", "defaults.toml", "[global]\na = keyboard\n", "defaults.toml:2:5: "},
+		{"unclosed_table_header", hostFile, "hostname = \"pve1\"\n[disk\n", hostFile + ":2:6: "},
+		{"unterminated_string_on_line_three", hostFile, "[global]\nkeyboard = \"de\"\ncountry = \"de\n", hostFile + ":3:14: "},
+		{"key_defined_twice", "defaults.toml", "[global]\nkeyboard = \"de\"\nkeyboard = \"fr\"\n", "defaults.toml:3:1: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseLayer(tc.file, []byte(tc.toml))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("parseLayer(%q, %q) = %v; want an error starting %q", tc.file, tc.toml, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "toml: ") {
+				t.Errorf("parseLayer(%q, %q) = %q; want no \"toml: \" prefix from the parser", tc.file, tc.toml, err)
+			}
+		})
+	}
+}
+
+// writeTree writes files (path relative to the root, "/"-separated) into a
+// fresh temporary dir; content asDir makes a directory in the file's place.
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if content == asDir {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// asDir, as a file's content for writeTree, makes a directory in its place:
+// a file that exists but cannot be read.
+const asDir = "\x00dir"
+
+func TestReadLayer(t *testing.T) {
+	tests := []struct {
+		name    string
+		files   map[string]string
+		read    string
+		wantOK  bool
+		wantErr string // prefix of the error; "" for none
+	}{
+		{"missing_file_is_not_ok_and_no_error", map[string]string{}, hostFile, false, ""},
+		{"missing_hosts_dir_is_not_ok_and_no_error", map[string]string{"defaults.toml": ""}, hostFile, false, ""},
+		{"good_file_is_ok", map[string]string{hostFile: "hostname = \"pve1\"\n"}, hostFile, true, ""},
+		{"empty_file_is_ok", map[string]string{"defaults.toml": ""}, "defaults.toml", true, ""},
+		{"directory_in_place_of_file_is_error", map[string]string{hostFile: asDir}, hostFile, false, hostFile + ": cannot read: "},
+		{"broken_file_is_error", map[string]string{"defaults.toml": "[global\n"}, "defaults.toml", false, "defaults.toml:1:"},
+		{"translation_error_is_error", map[string]string{hostFile: "[disk]\ntarget = \"/dev/disk/by-id/x\"\n"}, hostFile, false, hostFile + ": disk.target: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeTree(t, tc.files)
+			l, ok, err := readLayer(dir, tc.read)
+			if ok != tc.wantOK {
+				t.Errorf("readLayer(%q) ok = %v; want %v", tc.read, ok, tc.wantOK)
+			}
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("readLayer(%q) = %v; want no error", tc.read, err)
+			case tc.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.wantErr)):
+				t.Errorf("readLayer(%q) = %v; want an error starting %q", tc.read, err, tc.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), dir) {
+				t.Errorf("readLayer(%q) = %q; want the relative name, not the config dir %s", tc.read, err, dir)
+			}
+			if ok && l.name != tc.read {
+				t.Errorf("readLayer(%q).name = %q; want %q", tc.read, l.name, tc.read)
+			}
+		})
+	}
+}
+
+const (
+	macA  = "aabbccddee01"
+	macB  = "aabbccddee02"
+	macC  = "aabbccddee03"
+	hostA = "hosts/aa-bb-cc-dd-ee-01.toml"
+	hostB = "hosts/aa-bb-cc-dd-ee-02.toml"
+	hostC = "hosts/aa-bb-cc-dd-ee-03.toml"
+)
+
+func TestLoadHost(t *testing.T) {
+	const good = "hostname = \"pve1\"\n"
+	tests := []struct {
+		name       string
+		files      map[string]string
+		macs       []string
+		wantLayers []string // layer names, lowest first
+		wantMAC    string
+		wantErr    string // prefix of the error; "" for none
+	}{
+		{"only_nic_with_a_file",
+			map[string]string{"defaults.toml": "", hostA: good},
+			[]string{macA}, []string{"defaults.toml", hostA}, macA, ""},
+		{"first_nic_with_a_file_wins",
+			map[string]string{hostB: good, hostC: good},
+			[]string{macA, macB, macC}, []string{hostB}, macB, ""},
+		{"request_order_decides_not_file_order",
+			map[string]string{hostA: good, hostB: good},
+			[]string{macB, macA}, []string{hostB}, macB, ""},
+		{"broken_file_of_earlier_nic_is_error_not_fallthrough",
+			map[string]string{hostA: "[disk\n", hostB: good},
+			[]string{macA, macB}, nil, "", hostA + ":1:"},
+		{"invalid_file_of_earlier_nic_is_error_not_fallthrough",
+			map[string]string{hostA: "[disk]\ntarget = 7\n", hostB: good},
+			[]string{macA, macB}, nil, "", hostA + ": disk.target"},
+		{"unreadable_file_of_earlier_nic_is_error_not_fallthrough",
+			map[string]string{hostA: asDir, hostB: good},
+			[]string{macA, macB}, nil, "", hostA + ": cannot read"},
+		{"broken_file_of_later_nic_is_not_read",
+			map[string]string{hostA: good, hostB: "[disk\n"},
+			[]string{macA, macB}, []string{hostA}, macA, ""},
+		{"default_toml_when_no_nic_matches",
+			map[string]string{"defaults.toml": "", "hosts/default.toml": good},
+			[]string{macA, macB}, []string{"defaults.toml", "hosts/default.toml"}, "", ""},
+		{"default_toml_not_used_when_a_nic_matches",
+			map[string]string{"hosts/default.toml": good, hostB: good},
+			[]string{macA, macB}, []string{hostB}, macB, ""},
+		{"broken_default_toml_is_not_read_when_a_nic_matches",
+			map[string]string{"hosts/default.toml": "[x\n", hostA: good},
+			[]string{macA}, []string{hostA}, macA, ""},
+		{"broken_default_toml_is_error_when_used",
+			map[string]string{"hosts/default.toml": "[x\n"},
+			[]string{macA}, nil, "", "hosts/default.toml:1:"},
+		{"defaults_toml_is_optional",
+			map[string]string{hostA: good},
+			[]string{macA}, []string{hostA}, macA, ""},
+		{"broken_defaults_toml_is_error",
+			map[string]string{"defaults.toml": "[global\n", hostA: good},
+			[]string{macA}, nil, "", "defaults.toml:1:"},
+		{"no_file_and_no_default_toml",
+			map[string]string{"defaults.toml": ""},
+			[]string{macA, macB}, nil, "", "no host file for this machine"},
+		{"files_not_ending_in_toml_are_ignored",
+			map[string]string{
+				hostA + ".bak": good, "hosts/aa-bb-cc-dd-ee-01": good, hostA + "~": good,
+				"hosts/default.toml.disabled": good, "hosts/default": good,
+			},
+			[]string{macA}, nil, "", "no host file for this machine"},
+		{"other_spellings_of_the_file_name_are_ignored",
+			map[string]string{"hosts/aabbccddee01.toml": good, "hosts/aa:bb:cc:dd:ee:01.toml": good, "hosts/AA-BB-CC-DD-EE-01.toml": good},
+			[]string{macA}, nil, "", "no host file for this machine"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeTree(t, tc.files)
+			layers, mac, err := loadHost(dir, tc.macs)
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("loadHost(%q) = %v; want an error starting %q", tc.macs, err, tc.wantErr)
+				}
+				if layers != nil || mac != "" {
+					t.Errorf("loadHost(%q) = %d layers, mac %q with an error; want none", tc.macs, len(layers), mac)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadHost(%q) = %v", tc.macs, err)
+			}
+			var names []string
+			for _, l := range layers {
+				names = append(names, l.name)
+			}
+			if !reflect.DeepEqual(names, tc.wantLayers) {
+				t.Errorf("loadHost(%q) layers = %q; want %q", tc.macs, names, tc.wantLayers)
+			}
+			if mac != tc.wantMAC {
+				t.Errorf("loadHost(%q) mac = %q; want %q", tc.macs, mac, tc.wantMAC)
+			}
+		})
+	}
+}
+
+func TestLoadHostWithoutAFileIsNoHostError(t *testing.T) {
+	dir := writeTree(t, map[string]string{"defaults.toml": "", "hosts/README": "not a host"})
+	macs := []string{macB, macA, macC}
+	_, _, err := loadHost(dir, macs)
+	var nf *noHostError
+	if !errors.As(err, &nf) {
+		t.Fatalf("loadHost(%q) = %v (%T); want a *noHostError", macs, err, err)
+	}
+	if !reflect.DeepEqual(nf.macs, macs) {
+		t.Errorf("noHostError.macs = %q; want %q", nf.macs, macs)
+	}
+	msg := err.Error()
+	for _, f := range []string{hostB, hostA, hostC} {
+		if !strings.Contains(msg, f) {
+			t.Errorf("loadHost(%q) = %q; want it to name %s", macs, msg, f)
+		}
+	}
+	if want := "create " + hostB; !strings.Contains(msg, want) {
+		t.Errorf("loadHost(%q) = %q; want it to suggest %q (the first MAC's file)", macs, msg, want)
+	}
+	if strings.Contains(msg, dir) {
+		t.Errorf("loadHost(%q) = %q; want relative names, not the config dir %s", macs, msg, dir)
+	}
+}
+
+func TestNoHostErrorWithoutMACs(t *testing.T) {
+	dir := writeTree(t, map[string]string{})
+	_, _, err := loadHost(dir, nil)
+	if err == nil {
+		t.Fatal("loadHost(nil) = nil error; want a no-host error")
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			t.Errorf("loadHost(nil) error's Error() panicked: %v", p)
+		}
+	}()
+	if msg := err.Error(); !strings.Contains(msg, "no host file") {
+		t.Errorf("loadHost(nil) = %q; want it to say there is no host file", msg)
+	}
+}
+
+func TestOrigin(t *testing.T) {
+	layers := stack(
+		tree{"global": tree{"keyboard": "de", "country": "de"}, "disk-setup": tree{"zfs": tree{"raid": "raid1"}}, "network": tree{"filter": "eno1"}},
+		tree{"global": tree{"country": "at"}, "network": tree{"filter": tree{"ID_NET_NAME_MAC": "*aabb"}}},
+	)
+	tests := []struct {
+		name string
+		path []string
+		want string
+	}{
+		{"key_only_in_defaults", []string{"global", "keyboard"}, "defaults.toml"},
+		{"key_in_both_names_the_host", []string{"global", "country"}, hostFile},
+		{"table_in_both_names_the_host", []string{"global"}, hostFile},
+		{"nested_key_only_in_defaults", []string{"disk-setup", "zfs", "raid"}, "defaults.toml"},
+		{"key_under_a_table_only_the_host_has", []string{"network", "filter", "ID_NET_NAME_MAC"}, hostFile},
+		{"key_in_no_layer", []string{"global", "timezone"}, ""},
+		{"path_through_a_value", []string{"disk-setup", "zfs", "raid", "deeper"}, ""},
+		{"empty_path_is_the_host", nil, hostFile},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := origin(layers, tc.path...); got != tc.want {
+				t.Errorf("origin(%q) = %q; want %q", tc.path, got, tc.want)
+			}
+		})
+	}
+	if got := origin(nil, "global"); got != "" {
+		t.Errorf("origin(no layers, global) = %q; want \"\"", got)
+	}
+}
