@@ -658,7 +658,6 @@ func TestRequestLog(t *testing.T) {
 // defaults under it) is broken should be as findable in the log by host=
 // as one that composed.
 func TestRequestLogNamesHostOnLoadErrors(t *testing.T) {
-	t.Skip("BUG: when loadHost fails (broken host file, broken defaults.toml) the request line has neither host= nor tried=; only error= names a file, and for a broken defaults.toml nothing names the host that matched")
 	for _, files := range []map[string]string{
 		{"defaults.toml": goodDefaults, hostFile: brokenHost},
 		{"defaults.toml": "[global\n", hostFile: goodHost},

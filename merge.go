@@ -351,8 +351,9 @@ func loadHost(dir string, macs []string) (layers []layer, mac string, err error)
 	var host layer
 	found := false
 	for _, m := range macs {
-		if host, found, err = readLayer(dir, "hosts/"+hostFileName(m)); err != nil {
-			return nil, "", err
+		name := "hosts/" + hostFileName(m)
+		if host, found, err = readLayer(dir, name); err != nil {
+			return nil, "", &hostError{name, err}
 		}
 		if found {
 			mac = m
@@ -361,7 +362,7 @@ func loadHost(dir string, macs []string) (layers []layer, mac string, err error)
 	}
 	if !found {
 		if host, found, err = readLayer(dir, "hosts/default.toml"); err != nil {
-			return nil, "", err
+			return nil, "", &hostError{"hosts/default.toml", err}
 		}
 		if !found {
 			return nil, "", &noHostError{macs}
@@ -369,13 +370,23 @@ func loadHost(dir string, macs []string) (layers []layer, mac string, err error)
 	}
 	def, ok, err := readLayer(dir, "defaults.toml")
 	if err != nil {
-		return nil, "", err
+		return nil, "", &hostError{host.name, err}
 	}
 	if ok {
 		layers = append(layers, def)
 	}
 	return append(layers, host), mac, nil
 }
+
+// hostError is a config error met while loading a machine's layers; it
+// remembers the host file that matched, for the request's log line.
+type hostError struct {
+	host string
+	err  error
+}
+
+func (e *hostError) Error() string { return e.err.Error() }
+func (e *hostError) Unwrap() error { return e.err }
 
 // checkConfigDir reports whether answers can be composed at all: the dir
 // can be listed and defaults.toml, if present, is sound.
