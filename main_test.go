@@ -4,27 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// writeConfig lays out a config dir from file names and contents.
-func writeConfig(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 func TestValidateCommand(t *testing.T) {
 	good := mustRead(t, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")
@@ -92,7 +75,7 @@ func TestValidateCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := writeConfig(t, tt.files)
+			dir := writeTree(t, tt.files)
 			var out bytes.Buffer
 			err := run(append([]string{"validate", "--config-dir", dir}, tt.args...), &out, &out)
 			if tt.wantErr != errors.Is(err, errValidate) {
@@ -151,7 +134,7 @@ func TestValidateAcceptsRenderedAnswers(t *testing.T) {
 		}
 		req, _ := parseRequest(body)
 		rel, _, _ := req.release()
-		dir := writeConfig(t, map[string]string{"hosts/" + hostFileName(req.macs[0]): string(answer)})
+		dir := writeTree(t, map[string]string{"hosts/" + hostFileName(req.macs[0]): string(answer)})
 		if r := checkDir(dir, rel); r.errors != 0 || r.hosts != 1 {
 			t.Errorf("validate --release %s of the answer to %s: %d errors:\n%s", rel, reqFile, r.errors, strings.Join(r.lines, "\n"))
 		}
