@@ -715,6 +715,15 @@ func (v *validator) global(g map[string]any) {
 }
 
 func (v *validator) network(n map[string]any) {
+	// One 9.1 point release took only lowercase pinned names, and the
+	// request does not say which point release it is.
+	if m, ok := lookup(n, "interface-name-pinning", "mapping").(map[string]any); ok && v.rel == r91 {
+		for _, mac := range sortedKeys(m) {
+			if name, ok := m[mac].(string); ok && name != strings.ToLower(name) {
+				v.add([]string{"network", "interface-name-pinning", "mapping", mac}, "interface name '%s': some 9.1 installers take only lowercase names; write '%s'", name, strings.ToLower(name))
+			}
+		}
+	}
 	switch n["source"] {
 	case "from-dhcp":
 		for _, k := range []string{"cidr", "dns", "gateway", "filter"} {

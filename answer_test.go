@@ -286,6 +286,8 @@ func TestValidateRules(t *testing.T) {
 		{"pinning_name_length", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"ab:cd:ef:12:34:56\" = \"waytoolonginterfacename\"", r92, `interface name 'waytoolonginterfacename' for 'ab:cd:ef:12:34:56' cannot be longer than 15 characters`},
 		{"pinning_name_form", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"ab:cd:ef:12:34:56\" = \"lan-0\"", r92, `interface name 'lan-0' for 'ab:cd:ef:12:34:56': want 2 to 15 letters`},
 		{"pinning_names_unique", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"ab:cd:ef:12:34:56\" = \"lan0\"\n\"ab:cd:ef:12:34:57\" = \"lan0\"", r92, `interface name 'lan0' is given to both`},
+		{"pinning_uppercase_name_on_9_1", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"ab:cd:ef:12:34:56\" = \"LAN0\"", r91, `interface name 'LAN0': some 9.1 installers take only lowercase names`},
+		{"pinning_uppercase_name_on_9_2", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"ab:cd:ef:12:34:56\" = \"LAN0\"", r92, ``},
 		{"pinning_mac_form", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"eno1\" = \"lan0\"", r92, `"eno1" is not a MAC address`},
 		{"secret_values_never_echoed", `root-password = "12345678"`, `root-password = 87654321`, r92, `global.root-password: want a string, got a number`},
 	}
