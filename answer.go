@@ -112,6 +112,12 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 		delete(raw, "hostname")
 	}
 
+	for _, s := range snakeKeys {
+		if err := respellKey(name, raw, s.table, s.snake, s.kebab); err != nil {
+			return nil, err
+		}
+	}
+
 	// [disk] is the friendly spelling of [disk-setup]; where one file has
 	// both, the native table wins key by key.
 	disk, err := tableAt("disk")
@@ -127,7 +133,7 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 			disk["disk-list"] = list
 			delete(disk, "target")
 		}
-		if err := respellDisk(name, raw, "disk"); err != nil {
+		if err := respellDisk(name, raw); err != nil {
 			return nil, err
 		}
 		native, err := tableAt("disk-setup")
@@ -135,22 +141,10 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 			return nil, err
 		}
 		if native != nil {
-			if err := respellDisk(name, raw, "disk-setup"); err != nil {
-				return nil, err
-			}
 			mergeInto(disk, native)
 		}
 		raw["disk-setup"] = disk
 		delete(raw, "disk")
-	}
-
-	for _, s := range snakeKeys {
-		if s.table[0] == "disk-setup" && disk != nil {
-			continue // respelled above, before [disk] and [disk-setup] met
-		}
-		if err := respellKey(name, raw, s.table, s.snake, s.kebab); err != nil {
-			return nil, err
-		}
 	}
 
 	if g, _ := raw["global"].(map[string]any); g != nil {
@@ -187,15 +181,14 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 	return raw, nil
 }
 
-// respellDisk moves the snake_case keys of the disk table to their
-// kebab-case spelling; the table is named as the file has it (disk or
-// disk-setup).
-func respellDisk(name string, raw map[string]any, table string) error {
+// respellDisk moves the snake_case keys of the friendly [disk] table to
+// their kebab-case spelling, as translateLayer does for [disk-setup].
+func respellDisk(name string, raw map[string]any) error {
 	for _, s := range snakeKeys {
 		if s.table[0] != "disk-setup" {
 			continue
 		}
-		path := append([]string{table}, s.table[1:]...)
+		path := append([]string{"disk"}, s.table[1:]...)
 		if err := respellKey(name, raw, path, s.snake, s.kebab); err != nil {
 			return err
 		}
@@ -372,7 +365,7 @@ func complete(ans map[string]any, f facts, host string, layers []layer) []proble
 		switch hs, ok := h.(string); {
 		case !hasHost:
 		case !ok:
-			ps = append(ps, problem{path: []string{"hostname"}, msg: "want a string, got " + describe(h)})
+			ps = append(ps, problem{path: []string{"global", "hostname"}, msg: "want a string, got " + describe(h)})
 		case strings.Contains(hs, "."):
 			g["fqdn"] = hs
 		case hasDomain:
@@ -507,9 +500,6 @@ func validate(ans map[string]any, f facts) []problem {
 	v.table(ans, make([]string, 0, 4), topSchema)
 	if g, ok := ans["global"].(map[string]any); ok {
 		v.global(g)
-	}
-	if _, ok := ans["network"]; !ok {
-		ans["network"] = map[string]any{} // no network settings anywhere: DHCP
 	}
 	if n, ok := ans["network"].(map[string]any); ok {
 		v.network(n)
@@ -701,7 +691,7 @@ func (v *validator) global(g map[string]any) {
 					v.add([]string{"global", "fqdn", k}, "%s is not from-dhcp, the only source the installer knows", describe(fq[k]))
 				}
 			case "domain":
-				if s, ok := fq[k].(string); !ok || s != "" && checkFQDN(s+".x") != "" && checkFQDN("x."+s) != "" {
+				if s, ok := fq[k].(string); !ok || s != "" && checkFQDN("x."+s) != "" {
 					v.add([]string{"global", "fqdn", k}, "want a domain name, got %s", describe(fq[k]))
 				}
 			default:

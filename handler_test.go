@@ -941,7 +941,7 @@ func FuzzParseRequest(f *testing.F) {
 		installerBody("pbs", "3.3", "aa-bb-cc-dd-ee-ff"),
 		installerBody("pve", "8.2", "aabb.ccdd.eeff", "aabbccddeeff", "not-a-mac"),
 		`{"$schema": {"version": "1.0"}, "product": {"product": "pve", "enable_btrfs": false}, "iso": {"release": "10.0"},
-		  "dmi": {"system": {"serial": "S424170X1A21345"}}, "network_interfaces": [{"link": "eno1", "mac": "3C:EC:EF:12:34:56"}, {"link": "eno2", "mac": "3C:EC:EF:12:34:57"}]}`,
+		  "dmi": {"system": {"serial": "SYSTEMSERIAL0042"}}, "network_interfaces": [{"link": "eno1", "mac": "02:5E:00:12:34:56"}, {"link": "eno2", "mac": "02:5E:00:12:34:57"}]}`,
 		`{"network_interfaces": [null, {"mac": "../../etc/passwd"}, {"mac": 5}]}`,
 		`{"network_interfaces": {"mac": "aa:bb:cc:dd:ee:ff"}}`,
 		`[{"mac": "aa:bb:cc:dd:ee:ff"}]`,

@@ -68,6 +68,12 @@ func TestValidateCommand(t *testing.T) {
 			want:    []string{"hosts/aa-bb-cc-dd-ee-ff.toml: global.root-password-hashed (set in defaults.toml): the 8.2 installer does not know this key"},
 		},
 		{
+			name:    "broken_defaults_is_said_once",
+			files:   map[string]string{"defaults.toml": string(defaults) + "[global\n", "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
+			wantErr: true,
+			want:    []string{"defaults.toml:", "pxe-pilot: 1 host files checked for ISO release 9.2: 1 errors, 0 warnings"},
+		},
+		{
 			name:  "no_host_files_is_a_warning",
 			files: map[string]string{"defaults.toml": string(defaults)},
 			want:  []string{"warning: hosts/: missing"},

@@ -440,12 +440,12 @@ func checkDir(dir string, rel release) dirReport {
 		r.warnings++
 	}
 
-	def, hasDefaults, err := readLayer(dir, "defaults.toml")
-	if err != nil {
-		errorf("%v", err)
+	def, hasDefaults, defErr := readLayer(dir, "defaults.toml")
+	if defErr != nil {
+		errorf("%v", defErr)
 	}
-	entries, err := os.ReadDir(filepath.Join(dir, "hosts"))
-	if err != nil {
+	entries, dirErr := os.ReadDir(filepath.Join(dir, "hosts"))
+	if err := dirErr; err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			warnf("hosts/: missing, so no machine gets an answer; create hosts/<mac>.toml")
 		} else {
@@ -477,8 +477,8 @@ func checkDir(dir string, rel release) dirReport {
 			errorf("%v", err)
 			continue
 		}
-		if err != nil || def.tree == nil && hasDefaults {
-			continue // defaults.toml is broken: said once above
+		if defErr != nil {
+			continue // every answer needs defaults.toml, whose error is said once above
 		}
 		layers := []layer{host}
 		if hasDefaults {
@@ -516,7 +516,7 @@ func checkDir(dir string, rel release) dirReport {
 			warnf("%s: %s: needs an ISO of release %s or later; older ISOs reject the whole answer", file, k, since[k])
 		}
 	}
-	if r.hosts == 0 && err == nil {
+	if r.hosts == 0 && dirErr == nil {
 		warnf("hosts/: no host files, so no machine gets an answer; create hosts/<mac>.toml")
 	}
 	return r

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -58,7 +59,7 @@ func parseRequest(body []byte) (request, error) {
 			bad = append(bad, fmt.Sprintf("%q", string(nic.mac)))
 			continue
 		}
-		if !containsString(req.macs, mac) {
+		if !slices.Contains(req.macs, mac) {
 			if req.macs == nil {
 				req.macs = make([]string, 0, len(r.nics))
 			}
@@ -94,7 +95,8 @@ const maxDepth = 10000
 // encoding/json does (RFC 8259, any bytes in strings, nesting at most
 // maxDepth deep), and on the way picks out the fields parseRequest needs,
 // as json.Unmarshal would decode them: keys match case-insensitively, a
-// repeated key's value is decoded over the earlier one, null leaves a field
+// repeated key's value is decoded over the earlier one (but see readNICs),
+// null leaves a field
 // as it was (it empties network_interfaces and enable_btrfs), and the first
 // value of the wrong type is remembered and skipped. A value it only
 // checks costs no allocation.
@@ -113,13 +115,9 @@ type reader struct {
 	mismatch struct{ field, want, got string } // the first value of the wrong type
 }
 
-// nic is a network_interfaces entry: its mac, unescaped. Like
-// json.Unmarshal's entry, two strings, it takes 32 bytes and holds a
-// pointer, so that a slice of them grows to the same capacities; readNICs
-// says why that matters.
+// nic is a network_interfaces entry: its mac, unescaped.
 type nic struct {
 	mac []byte
-	_   [8]byte
 }
 
 // read reads the whole body.
@@ -175,13 +173,10 @@ func (r *reader) isoMember(key []byte) bool {
 	return r.skip()
 }
 
-// readNICs reads network_interfaces as json.Unmarshal does, down to a
-// quirk: it decodes an array into the slice already there, element over
-// element, and lengthens the slice within its capacity without clearing,
-// so a repeated network_interfaces can bring back entries an earlier one
-// left beyond the later one's length. Growing nics by append grows it to
-// the capacities reflect.Value.Grow(1) does, for an element of the same
-// size and kind (TestNICsGrowLikeJSONs checks).
+// readNICs reads network_interfaces. Where the key is repeated, the last
+// array wins whole (json.Unmarshal would decode it over the earlier
+// entries, keeping what the later ones do not set; no installer repeats a
+// key, and a machine is better not named by a MAC its request took back).
 func (r *reader) readNICs() bool {
 	switch r.peek() {
 	case '[':
@@ -191,16 +186,10 @@ func (r *reader) readNICs() bool {
 	default:
 		return r.wrongType("network_interfaces", "array")
 	}
-	i := 0
-	ok := r.array(func() bool {
-		switch {
-		case i == cap(r.nics):
-			r.nics = append(r.nics, nic{})
-		case i == len(r.nics):
-			r.nics = r.nics[:i+1]
-		}
-		n := &r.nics[i]
-		i++
+	r.nics = r.nics[:0]
+	return r.array(func() bool {
+		r.nics = append(r.nics, nic{})
+		n := &r.nics[len(r.nics)-1]
 		return r.structField("network_interfaces", func(key []byte) bool {
 			switch {
 			case keyIs(key, "mac"):
@@ -211,11 +200,6 @@ func (r *reader) readNICs() bool {
 			return r.skip()
 		})
 	})
-	r.nics = r.nics[:i]
-	if i == 0 {
-		r.nics = []nic{}
-	}
-	return ok
 }
 
 // structField reads a value for a struct: an object, whose members go to
@@ -543,15 +527,6 @@ func (r *reader) space() {
 			return
 		}
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // release finds the answer-format rules for the requesting ISO, in Proxmox
