@@ -177,3 +177,13 @@ func TestRenderByMAC(t *testing.T) {
 		}
 	}
 }
+
+// The version set at link time (-X main.version=...) wins over the build info.
+func TestVersionSetAtLinkTime(t *testing.T) {
+	defer func(v string) { version = v }(version)
+	version = "v1.2.3"
+	var out bytes.Buffer
+	if err := run([]string{"version"}, &out, &out); err != nil || out.String() != "pxe-pilot v1.2.3\n" {
+		t.Errorf("version = %q, %v; want %q", out.String(), err, "pxe-pilot v1.2.3\n")
+	}
+}
