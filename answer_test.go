@@ -99,11 +99,11 @@ func BenchmarkCompose(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	layers, mac, err := loadHost("examples/config", req.macs)
+	layers, m, err := loadHost("examples/config", req)
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := facts{mac: mac, release: r92, btrfs: true}
+	f := req.facts(m, r92)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := compose(layers, f); err != nil {
@@ -123,11 +123,11 @@ func BenchmarkAnswer(b *testing.B) {
 			b.Fatal(err)
 		}
 		rel, _, _ := req.release()
-		layers, mac, err := loadHost("examples/config", req.macs)
+		layers, m, err := loadHost("examples/config", req)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := compose(layers, facts{mac: mac, release: rel, btrfs: req.btrfs}); err != nil {
+		if _, err := compose(layers, req.facts(m, rel)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -17,23 +18,30 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // TestGolden posts each testdata/<case>/request.json to a server whose
 // config dir is testdata/<case>/config and compares the status, content
-// type and body with testdata/<case>/response. `go test -update` rewrites
-// the responses; review their diff as you would review code.
+// type, X-PXE-Pilot-Host and body with testdata/<case>/response. A case
+// may hold several machines: <name>.request.json gets <name>.response.
+// `go test -update` rewrites the responses; review their diff as you would
+// review code.
 func TestGolden(t *testing.T) {
-	requests, err := filepath.Glob(filepath.Join("testdata", "*", "request.json"))
+	requests, err := filepath.Glob(filepath.Join("testdata", "*", "*request.json"))
 	if err != nil || len(requests) == 0 {
 		t.Fatalf("no golden cases found (%v)", err)
 	}
 	for _, reqFile := range requests {
 		dir := filepath.Dir(reqFile)
-		t.Run(filepath.Base(dir), func(t *testing.T) {
+		name := strings.TrimSuffix(filepath.Base(reqFile), "request.json")
+		t.Run(filepath.Base(dir)+"/"+strings.TrimSuffix(name, "."), func(t *testing.T) {
 			body, err := os.ReadFile(reqFile)
 			if err != nil {
 				t.Fatal(err)
 			}
-			code, ctype, answer := post(t, filepath.Join(dir, "config"), body)
-			got := []byte(fmt.Sprintf("%d %s\n\n%s", code, ctype, answer))
-			golden := filepath.Join(dir, "response")
+			code, header, answer := post(t, filepath.Join(dir, "config"), body)
+			got := fmt.Appendf(nil, "%d %s\n", code, header.Get("Content-Type"))
+			if h := header.Get("X-PXE-Pilot-Host"); h != "" {
+				got = fmt.Appendf(got, "X-PXE-Pilot-Host: %s\n", h)
+			}
+			got = fmt.Appendf(got, "\n%s", answer)
+			golden := filepath.Join(dir, name+"response")
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
 					t.Fatal(err)
@@ -54,12 +62,12 @@ func TestGolden(t *testing.T) {
 }
 
 // post sends body to /answer of a server on configDir.
-func post(t *testing.T, configDir string, body []byte) (code int, ctype string, answer []byte) {
+func post(t *testing.T, configDir string, body []byte) (code int, header http.Header, answer []byte) {
 	t.Helper()
 	srv := &server{dir: configDir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	rec := httptest.NewRecorder()
 	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/answer", bytes.NewReader(body)))
-	return rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()
+	return rec.Code, rec.Header(), rec.Body.Bytes()
 }
 
 // checkRoundTrip proves a served answer is stable: used as the only layer
@@ -78,7 +86,7 @@ func checkRoundTrip(t *testing.T, body, answer []byte) {
 	if err != nil {
 		t.Fatalf("the served answer does not parse back: %v", err)
 	}
-	again, err := compose([]layer{l}, facts{mac: req.macs[0], release: rel, btrfs: req.btrfs})
+	again, err := compose([]layer{l}, req.facts(match{by: "mac", key: req.macs[0]}, rel))
 	if err != nil {
 		t.Fatalf("the served answer does not validate: %v", err)
 	}

@@ -28,7 +28,9 @@ type server struct {
 type outcome struct {
 	status  int
 	host    string // the host file that matched
-	tried   string // the MACs tried when none matched
+	match   string // what matched it: "mac aa:bb:cc:dd:ee:ff", "serial S1", "uuid ...", "default"
+	layers  string // the layers merged, lowest first
+	tried   string // the MACs, serial and UUID tried when none matched
 	release string
 	note    string // worth a log line of its own: the release rules were a guess
 	err     string // the one-line error sent, if any
@@ -52,6 +54,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if o.host != "" {
 			attrs = append(attrs, slog.String("host", o.host))
+		}
+		if o.match != "" {
+			attrs = append(attrs, slog.String("match", o.match), slog.String("layers", o.layers))
 		}
 		if o.tried != "" {
 			attrs = append(attrs, slog.String("tried", o.tried))
@@ -123,6 +128,9 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request, o *outcome) int 
 	if o.note != "" {
 		s.log.Info(o.note, "remote", r.RemoteAddr)
 	}
+	if o.host != "" {
+		w.Header().Set("X-PXE-Pilot-Host", o.host)
+	}
 	if status != http.StatusOK {
 		return s.fail(w, status, o, string(out))
 	}
@@ -147,11 +155,16 @@ func respond(dir string, body []byte, o *outcome) (status int, out []byte) {
 		return http.StatusBadRequest, []byte(err.Error())
 	}
 	o.release, o.note = rel.String(), note
-	layers, mac, err := loadHost(dir, req.macs)
+	layers, m, err := loadHost(dir, req)
 	if err != nil {
 		var nf *noHostError
 		if errors.As(err, &nf) {
 			o.tried = strings.Join(colonMACs(nf.macs), ",")
+			for _, id := range req.ids() {
+				if id.key != "" {
+					o.tried += "," + id.by + ":" + id.key
+				}
+			}
 			return http.StatusNotFound, []byte(err.Error())
 		}
 		var he *hostError
@@ -160,8 +173,13 @@ func respond(dir string, body []byte, o *outcome) (status int, out []byte) {
 		}
 		return http.StatusInternalServerError, []byte(err.Error())
 	}
-	o.host = layers[len(layers)-1].name
-	out, err = compose(layers, facts{mac: mac, release: rel, btrfs: req.btrfs})
+	o.host, o.match = m.file, m.String()
+	names := make([]string, len(layers))
+	for i, l := range layers {
+		names[i] = l.name
+	}
+	o.layers = strings.Join(names, ",")
+	out, err = compose(layers, req.facts(m, rel))
 	if err != nil {
 		return http.StatusInternalServerError, []byte(err.Error())
 	}

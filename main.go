@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,7 +36,7 @@ Usage:
 	$ pxe-pilot validate [--config-dir DIR] [--release X.Y]
 	Check every file and every host's answer offline; exit 1 on any error.
 
-	$ pxe-pilot render [--config-dir DIR] (--mac MAC [--release X.Y] | --request FILE.json | -)
+	$ pxe-pilot render [--config-dir DIR] (--mac MAC [--serial S] [--uuid U] [--release X.Y] | --request FILE.json | -)
 	Print exactly the answer the server would send that machine.
 
 	$ pxe-pilot version
@@ -48,11 +49,14 @@ Examples:
 	$ curl --data @examples/requests/pve-9.2.json http://localhost:8080/answer
 	$ pxe-pilot validate --config-dir /etc/pxe-pilot
 	$ pxe-pilot render --config-dir /etc/pxe-pilot --mac aa:bb:cc:dd:ee:ff
+	$ pxe-pilot render --config-dir /etc/pxe-pilot --mac 02:00:00:00:00:01 --serial S424170X1A21345
 	$ proxmox-auto-install-assistant system-info | pxe-pilot render -
 
-The config dir holds defaults.toml (optional) and hosts/<mac>.toml, such as
-hosts/aa-bb-cc-dd-ee-ff.toml; hosts/default.toml, if present, answers every
-machine that has no file of its own. See README.md.
+The config dir holds defaults.toml (optional), profiles/<name>.toml that any
+file may list in profiles = [...], and the host files, looked up in this
+order: hosts/<mac>.toml for each NIC (hosts/aa-bb-cc-dd-ee-ff.toml),
+hosts/serial-<serial>.toml, hosts/uuid-<uuid>.toml, then hosts/default.toml,
+which answers every machine that has no file of its own. See README.md.
 
 Environment (flags win):
 
@@ -268,6 +272,8 @@ func releaseFlag(s string) (release, error) {
 func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs, dir := flagSet("render", stderr)
 	mac := fs.String("mac", "", "the machine's MAC")
+	serial := fs.String("serial", "", "the machine's serial number (dmi.system.serial), with --mac")
+	uuid := fs.String("uuid", "", "the machine's system UUID (dmi.system.uuid), with --mac")
 	reqFile := fs.String("request", "", "a request body saved from an installer (- for standard input)")
 	rel := fs.String("release", newest.String(), "the ISO release, with --mac")
 	if err := fs.Parse(args); err != nil {
@@ -281,6 +287,9 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var body []byte
 	switch {
 	case (*mac == "") == (*reqFile == ""):
+		if *serial != "" || *uuid != "" {
+			return errors.New("render: --serial and --uuid need --mac too, as the installer always sends its NICs; a MAC with no host file of its own will do")
+		}
 		return errors.New("render needs one of --mac MAC, --request FILE.json or - (a request on standard input)")
 	case *mac != "":
 		if _, ok := normalizeMAC(*mac); !ok {
@@ -290,7 +299,8 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		body = fmt.Appendf(nil, `{"product": {"product": "pve", "enable_btrfs": true}, "iso": {"release": %q}, "network_interfaces": [{"link": "nic0", "mac": %q}]}`, r, *mac)
+		q := func(s string) []byte { b, _ := json.Marshal(s); return b }
+		body = fmt.Appendf(nil, `{"product": {"product": "pve", "enable_btrfs": true}, "iso": {"release": %q}, "dmi": {"system": {"serial": %s, "uuid": %s}}, "network_interfaces": [{"link": "nic0", "mac": %q}]}`, r, q(*serial), q(*uuid), *mac)
 	case *reqFile == "-":
 		b, err := io.ReadAll(io.LimitReader(stdin, maxBody+1))
 		if err != nil {

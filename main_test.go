@@ -106,10 +106,10 @@ func TestValidateCommand(t *testing.T) {
 
 // render prints exactly what the server answers, for every golden case.
 func TestRenderMatchesServer(t *testing.T) {
-	requests, _ := filepath.Glob(filepath.Join("testdata", "*", "request.json"))
+	requests, _ := filepath.Glob(filepath.Join("testdata", "*", "*request.json"))
 	for _, reqFile := range requests {
 		dir := filepath.Dir(reqFile)
-		t.Run(filepath.Base(dir), func(t *testing.T) {
+		t.Run(filepath.Base(dir)+"/"+filepath.Base(reqFile), func(t *testing.T) {
 			config := filepath.Join(dir, "config")
 			code, _, want := post(t, config, mustRead(t, reqFile))
 			var out bytes.Buffer
@@ -130,7 +130,7 @@ func TestRenderMatchesServer(t *testing.T) {
 
 // validate accepts every answer the server rendered, for its release.
 func TestValidateAcceptsRenderedAnswers(t *testing.T) {
-	requests, _ := filepath.Glob(filepath.Join("testdata", "*", "request.json"))
+	requests, _ := filepath.Glob(filepath.Join("testdata", "*", "*request.json"))
 	checked := 0
 	for _, reqFile := range requests {
 		body := mustRead(t, reqFile)

@@ -19,8 +19,9 @@ import (
 // installer's own names (see translateLayer), so that a host file written
 // with friendly keys overrides defaults written with native ones key by key.
 type layer struct {
-	name string         // the file, relative to the config dir: "defaults.toml", "hosts/aa-bb-cc-dd-ee-ff.toml"
-	tree map[string]any // the file's tables, as go-toml decodes them
+	name     string         // the file, relative to the config dir: "defaults.toml", "hosts/aa-bb-cc-dd-ee-ff.toml"
+	tree     map[string]any // the file's tables, as go-toml decodes them
+	profiles []string       // the profiles it lists, merged below it
 }
 
 // configError is a problem with one config file, reported to the client
@@ -151,17 +152,134 @@ func readFile(path string, buf []byte) ([]byte, error) {
 	}
 }
 
-// parseLayer decodes one file's TOML and translates its keys.
+// parseLayer decodes one file's TOML, takes its profiles and translates
+// its keys.
 func parseLayer(name string, data []byte) (layer, error) {
 	var tree map[string]any
 	if err := toml.Unmarshal(data, &tree); err != nil {
 		return layer{}, tomlError(name, err)
 	}
-	tree, err := translateLayer(name, tree)
+	profiles, err := takeProfiles(name, tree)
 	if err != nil {
 		return layer{}, err
 	}
-	return layer{name: name, tree: tree}, nil
+	tree, err = translateLayer(name, tree)
+	if err != nil {
+		return layer{}, err
+	}
+	return layer{name: name, tree: tree, profiles: profiles}, nil
+}
+
+// takeProfiles removes a layer's top-level profiles key and returns the
+// names it lists, each checked to be a plain name: a profile name becomes
+// a path, profiles/<name>.toml, so it may not climb out of profiles/.
+func takeProfiles(name string, tree map[string]any) ([]string, error) {
+	v, ok := tree["profiles"]
+	if !ok {
+		return nil, nil
+	}
+	delete(tree, "profiles")
+	list, ok := v.([]any)
+	if !ok {
+		return nil, &configError{name, "profiles: want a list of profile names such as [\"zfs-mirror\", \"rack-a\"], got " + describe(v)}
+	}
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		p, ok := e.(string)
+		switch {
+		case !ok:
+			return nil, &configError{name, "profiles: want profile names, got " + describe(e)}
+		case strings.HasSuffix(p, ".toml") && plainName(strings.TrimSuffix(p, ".toml")):
+			return nil, &configError{name, fmt.Sprintf("profiles: %q: name the profile without .toml: %q", p, strings.TrimSuffix(p, ".toml"))}
+		case !plainName(p):
+			return nil, &configError{name, fmt.Sprintf("profiles: %q is not a profile name: a name is letters, digits, '-', '_' and '.', and names the file profiles/<name>.toml", p)}
+		case slices.Contains(out, p):
+			return nil, &configError{name, fmt.Sprintf("profiles: %q is listed twice", p)}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// plainName reports whether s may name a profile: letters, digits, '-',
+// '_' and '.', starting with a letter or digit, at most 64 long.
+func plainName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '-' && c != '_' && c != '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// profileFile is the file a profile name stands for.
+func profileFile(name string) string { return "profiles/" + name + ".toml" }
+
+// stacker puts layers in merge order, lowest first: each layer's profiles
+// just below it, in the order listed, each with its own profiles below it
+// in turn. A profile reached twice is merged once, where first reached.
+type stacker struct {
+	dir    string
+	layers []layer
+	seen   map[string]bool // profile files already stacked
+}
+
+// add stacks l, its profiles below it. chain is the way l was reached,
+// from defaults.toml or a host file, for the error of a missing profile or
+// a cycle.
+func (s *stacker) add(l layer, chain []string) error {
+	for _, p := range l.profiles {
+		file := profileFile(p)
+		path := strings.Join(append(chain, file), " -> ")
+		if slices.Contains(chain, file) {
+			return &configError{l.name, fmt.Sprintf("profiles: %q makes a cycle: %s", p, path)}
+		}
+		if s.seen[file] {
+			continue
+		}
+		pl, ok, err := readLayer(s.dir, file)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &configError{l.name, fmt.Sprintf("profiles: %q: %s does not exist (%s)", p, file, path)}
+		}
+		if s.seen == nil {
+			s.seen = map[string]bool{}
+		}
+		s.seen[file] = true
+		if err := s.add(pl, append(chain, file)); err != nil {
+			return err
+		}
+	}
+	s.layers = append(s.layers, l)
+	return nil
+}
+
+// stackLayers puts defaults.toml (if ok), the host file and the profiles
+// of both in merge order; the host file is always last.
+func stackLayers(dir string, def layer, hasDefaults bool, host layer) ([]layer, error) {
+	if !hasDefaults && len(host.profiles) == 0 {
+		return []layer{host}, nil
+	}
+	if len(def.profiles) == 0 && len(host.profiles) == 0 {
+		return []layer{def, host}, nil
+	}
+	s := stacker{dir: dir}
+	if hasDefaults {
+		if err := s.add(def, []string{def.name}); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.add(host, []string{host.name}); err != nil {
+		return nil, err
+	}
+	return s.layers, nil
 }
 
 // tomlError turns a go-toml error into "file:line:column: problem".
@@ -326,56 +444,104 @@ func lookup(t map[string]any, path ...string) any {
 // auto-installer wipes disks and a machine nobody named must not be
 // installed by accident.
 type noHostError struct {
-	macs []string // the MACs tried, as 12 hex digits
+	macs    []string // the MACs tried, as 12 hex digits
+	tried   []string // every host file looked for, in order
+	skipped []string // why the serial or UUID named no file
 }
 
 func (e *noHostError) Error() string {
-	if len(e.macs) == 0 {
-		return "no host file for this machine: it names no MAC, and there is no hosts/default.toml"
+	msg := "no host file for this machine: tried " + strings.Join(e.tried, ", ")
+	if len(e.tried) == 0 {
+		msg = "no host file for this machine: it names no MAC"
 	}
-	files := make([]string, len(e.macs))
-	for i, m := range e.macs {
-		files[i] = "hosts/" + hostFileName(m)
+	if len(e.skipped) > 0 {
+		msg += " (" + strings.Join(e.skipped, "; ") + ")"
 	}
-	return "no host file for this machine: tried " + strings.Join(files, ", ") +
-		"; create " + files[0] + " for it (or hosts/default.toml to answer every machine that has none)"
+	if len(e.tried) == 0 {
+		return msg + ", and there is no hosts/default.toml"
+	}
+	return msg + "; create " + e.tried[0] + " for it (or hosts/default.toml to answer every machine that has none)"
+}
+
+// A match is how a machine found its host file.
+type match struct {
+	by   string // "mac", "serial", "uuid" or "default"
+	key  string // the MAC as 12 hex digits, the serial or the UUID; empty for default
+	file string // the host file: "hosts/aa-bb-cc-dd-ee-ff.toml"
+}
+
+func (m match) String() string {
+	switch m.by {
+	case "mac":
+		return "mac " + colonMACs([]string{m.key})[0]
+	case "default":
+		return "default"
+	}
+	return m.by + " " + m.key
 }
 
 // loadHost reads the layers that compose one machine's answer, lowest
-// first: defaults.toml if it exists, then the host file of the first MAC
-// that has one, else hosts/default.toml. It also returns the MAC that
-// matched (empty for hosts/default.toml). A host file that exists but is
-// broken stops the search: falling through to a later NIC's file would
-// install a half-configured machine as another host.
-func loadHost(dir string, macs []string) (layers []layer, mac string, err error) {
+// first: the profiles of defaults.toml, defaults.toml if it exists, the
+// profiles of the host file, and the host file. The host file is the first
+// that exists of hosts/<mac>.toml for each NIC in request order,
+// hosts/serial-<serial>.toml, hosts/uuid-<uuid>.toml and
+// hosts/default.toml. A host file that exists but is broken stops the
+// search: falling through to a later one would install a half-configured
+// machine as another host.
+func loadHost(dir string, req request) (layers []layer, m match, err error) {
 	var host layer
 	found := false
-	for _, m := range macs {
-		name := "hosts/" + hostFileName(m)
+	// try reads one candidate host file; it stops the search on finding
+	// the file or an error.
+	try := func(by, key, name string) (stop bool) {
 		if host, found, err = readLayer(dir, name); err != nil {
-			return nil, "", &hostError{name, err}
+			err = &hostError{name, err}
 		}
-		if found {
-			mac = m
+		m = match{by, key, name}
+		return found || err != nil
+	}
+	for _, mac := range req.macs {
+		if try("mac", mac, "hosts/"+hostFileName(mac)) {
 			break
 		}
 	}
-	if !found {
-		if host, found, err = readLayer(dir, "hosts/default.toml"); err != nil {
-			return nil, "", &hostError{"hosts/default.toml", err}
+	var nf noHostError
+	if !found && err == nil {
+		nf.macs = req.macs
+		for _, mac := range req.macs {
+			nf.tried = append(nf.tried, "hosts/"+hostFileName(mac))
 		}
-		if !found {
-			return nil, "", &noHostError{macs}
+		for _, id := range req.ids() {
+			if id.key == "" {
+				if id.sent {
+					nf.skipped = append(nf.skipped, id.why)
+				}
+				continue
+			}
+			name := "hosts/" + id.by + "-" + id.key + ".toml"
+			nf.tried = append(nf.tried, name)
+			if try(id.by, id.key, name) {
+				break
+			}
 		}
 	}
-	def, ok, err := readLayer(dir, "defaults.toml")
+	if !found && err == nil {
+		try("default", "", "hosts/default.toml")
+	}
 	if err != nil {
-		return nil, "", &hostError{host.name, err}
+		return nil, match{}, err
 	}
-	if ok {
-		layers = append(layers, def)
+	if !found {
+		return nil, match{}, &nf
 	}
-	return append(layers, host), mac, nil
+	def, hasDefaults, err := readLayer(dir, "defaults.toml")
+	if err != nil {
+		return nil, match{}, &hostError{host.name, err}
+	}
+	if layers, err = stackLayers(dir, def, hasDefaults, host); err != nil {
+		return nil, match{}, &hostError{host.name, err}
+	}
+	return layers, m, nil
 }
 
 // hostError is a config error met while loading a machine's layers; it
@@ -426,9 +592,11 @@ type dirReport struct {
 var ruleChanges = []release{r82, r83, r84, r91, r92}
 
 // checkDir checks a whole config dir as the server would answer from it:
-// every file parses, every host file is named so that it can match, and
-// every host's answer validates for rel (with btrfs enabled, as no request
-// says otherwise).
+// every file parses, every host file and profile is named so that it can
+// be used, every profile a layer lists exists without a cycle, and every
+// host's answer validates for rel (with btrfs enabled, as no request says
+// otherwise). Facts no request gives here are sample values (see
+// sampleFacts), so placeholders are checked for their syntax and names.
 func checkDir(dir string, rel release) dirReport {
 	var r dirReport
 	errorf := func(format string, a ...any) {
@@ -439,8 +607,21 @@ func checkDir(dir string, rel release) dirReport {
 		r.lines = append(r.lines, "warning: "+fmt.Sprintf(format, a...))
 		r.warnings++
 	}
+	notef := func(format string, a ...any) {
+		r.lines = append(r.lines, "note: "+fmt.Sprintf(format, a...))
+	}
 
+	used := map[string]bool{} // profile files some layer lists
 	def, hasDefaults, defErr := readLayer(dir, "defaults.toml")
+	if defErr == nil && hasDefaults {
+		// The profiles of defaults.toml are every host's: check them once.
+		var layers []layer
+		if layers, defErr = stackLayers(dir, def, false, def); defErr == nil {
+			for _, l := range layers {
+				used[l.name] = true
+			}
+		}
+	}
 	if defErr != nil {
 		errorf("%v", defErr)
 	}
@@ -458,18 +639,13 @@ func checkDir(dir string, rel release) dirReport {
 			continue
 		}
 		file := "hosts/" + name
-		mac := ""
-		if name != "default.toml" {
-			m, ok := normalizeMAC(strings.TrimSuffix(name, ".toml"))
-			switch {
-			case !ok:
-				errorf("%s: never matches: a host file is named by a MAC in lowercase with hyphens (aa-bb-cc-dd-ee-ff.toml), or is default.toml", file)
-				continue
-			case hostFileName(m) != name:
-				errorf("%s: never matches: name it hosts/%s", file, hostFileName(m))
-				continue
-			}
-			mac = m
+		m, problem := hostMatch(strings.TrimSuffix(name, ".toml"))
+		if problem != "" {
+			errorf("%s: never matches: %s", file, problem)
+			continue
+		}
+		if m.by == "serial" || m.by == "uuid" {
+			notef("%s: answers the machine whose dmi.system.%s is %s (unless one of its MACs has a host file)", file, m.by, m.key)
 		}
 		r.hosts++
 		host, _, err := readLayer(dir, file)
@@ -480,11 +656,16 @@ func checkDir(dir string, rel release) dirReport {
 		if defErr != nil {
 			continue // every answer needs defaults.toml, whose error is said once above
 		}
-		layers := []layer{host}
-		if hasDefaults {
-			layers = []layer{def, host}
+		layers, err := stackLayers(dir, def, hasDefaults, host)
+		if err != nil {
+			errorf("%v", err)
+			continue
 		}
-		if _, err := compose(layers, facts{mac: mac, release: rel, btrfs: true}); err != nil {
+		for _, l := range layers {
+			used[l.name] = true
+		}
+		f := sampleFacts(m, rel)
+		if _, err := compose(layers, f); err != nil {
 			var ae *answerError
 			if !errors.As(err, &ae) {
 				errorf("%v", err)
@@ -501,7 +682,8 @@ func checkDir(dir string, rel release) dirReport {
 			if !old.before(rel) {
 				break
 			}
-			_, err := compose(layers, facts{mac: mac, release: old, btrfs: true})
+			f.release, f.iso = old, old.String()
+			_, err := compose(layers, f)
 			var ae *answerError
 			if !errors.As(err, &ae) {
 				continue
@@ -519,5 +701,81 @@ func checkDir(dir string, rel release) dirReport {
 	if r.hosts == 0 && dirErr == nil {
 		warnf("hosts/: no host files, so no machine gets an answer; create hosts/<mac>.toml")
 	}
+
+	// Profiles no layer reached: broken ones are errors all the same, as
+	// the next host to list one would fail.
+	profiles, err := os.ReadDir(filepath.Join(dir, "profiles"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errorf("profiles/: %v", unwrapPath(err))
+	}
+	for _, e := range profiles {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".toml") {
+			continue
+		}
+		file := "profiles/" + name
+		if !plainName(strings.TrimSuffix(name, ".toml")) {
+			errorf("%s: cannot be listed: a profile name is letters, digits, '-', '_' and '.'", file)
+			continue
+		}
+		if used[file] {
+			continue
+		}
+		if _, _, err := readLayer(dir, file); err != nil {
+			errorf("%v", err)
+			continue
+		}
+		warnf("%s: no host uses it: no layer lists it in profiles", file)
+	}
 	return r
+}
+
+// hostMatch reads a host file's name, without .toml: what it matches, or
+// why it never can.
+func hostMatch(name string) (match, string) {
+	file := "hosts/" + name + ".toml"
+	switch {
+	case name == "default":
+		return match{by: "default", file: file}, ""
+	case strings.HasPrefix(name, "serial-"):
+		s := strings.TrimPrefix(name, "serial-")
+		if k, why := serialKey(s); k != s {
+			return match{}, why + "; a machine is matched by a serial only where it names one"
+		}
+		return match{"serial", s, file}, ""
+	case strings.HasPrefix(name, "uuid-"):
+		u := strings.TrimPrefix(name, "uuid-")
+		switch k, why := uuidKey(u); {
+		case k == "":
+			return match{}, why + "; a machine is matched by a UUID only where it names one"
+		case k != u:
+			return match{}, "name it hosts/uuid-" + k + ".toml (UUIDs are matched in lowercase)"
+		}
+		return match{"uuid", u, file}, ""
+	}
+	m, ok := normalizeMAC(name)
+	switch {
+	case !ok:
+		return match{}, "a host file is named by a MAC in lowercase with hyphens (aa-bb-cc-dd-ee-ff.toml), serial-<serial>.toml, uuid-<uuid>.toml, or is default.toml"
+	case hostFileName(m) != name+".toml":
+		return match{}, "name it hosts/" + hostFileName(m)
+	}
+	return match{"mac", m, file}, ""
+}
+
+// sampleFacts stand in for a request's in `pxe-pilot validate`: what the
+// host file's name tells, and sample values for the rest.
+func sampleFacts(m match, rel release) facts {
+	req := request{product: "pve", iso: rel.String(), btrfs: true,
+		macs: []string{"020000000001"}, links: []string{"eno1"},
+		serial: "SAMPLE-SERIAL", uuid: "00000000-0000-4000-8000-000000000001"}
+	switch m.by {
+	case "mac":
+		req.macs[0] = m.key
+	case "serial":
+		req.serial = m.key
+	case "uuid":
+		req.uuid = m.key
+	}
+	return req.facts(m, rel)
 }

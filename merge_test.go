@@ -22,11 +22,11 @@ func stack(trees ...tree) []layer {
 	for i, t := range trees {
 		switch {
 		case i == len(trees)-1:
-			ls[i] = layer{hostFile, t}
+			ls[i] = layer{name: hostFile, tree: t}
 		case i == 0:
-			ls[i] = layer{"defaults.toml", t}
+			ls[i] = layer{name: "defaults.toml", tree: t}
 		default:
-			ls[i] = layer{fmt.Sprintf("middle%d.toml", i), t}
+			ls[i] = layer{name: fmt.Sprintf("middle%d.toml", i), tree: t}
 		}
 	}
 	return ls
@@ -356,7 +356,7 @@ func TestCheckExclusives(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkExclusives(layer{hostFile, tc.tree})
+			err := checkExclusives(layer{name: hostFile, tree: tc.tree})
 			if tc.wantErr == nil {
 				if err != nil {
 					t.Fatalf("checkExclusives(%v) = %v; want nil", tc.tree, err)
@@ -771,7 +771,8 @@ func TestLoadHost(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeTree(t, tc.files)
-			layers, mac, err := loadHost(dir, tc.macs)
+			layers, m, err := loadHost(dir, request{macs: tc.macs})
+			mac := m.key
 			if tc.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
 					t.Fatalf("loadHost(%q) = %v; want an error starting %q", tc.macs, err, tc.wantErr)
@@ -801,7 +802,7 @@ func TestLoadHost(t *testing.T) {
 func TestLoadHostWithoutAFileIsNoHostError(t *testing.T) {
 	dir := writeTree(t, map[string]string{"defaults.toml": "", "hosts/README": "not a host"})
 	macs := []string{macB, macA, macC}
-	_, _, err := loadHost(dir, macs)
+	_, _, err := loadHost(dir, request{macs: macs})
 	var nf *noHostError
 	if !errors.As(err, &nf) {
 		t.Fatalf("loadHost(%q) = %v (%T); want a *noHostError", macs, err, err)
@@ -825,7 +826,7 @@ func TestLoadHostWithoutAFileIsNoHostError(t *testing.T) {
 
 func TestNoHostErrorWithoutMACs(t *testing.T) {
 	dir := writeTree(t, map[string]string{})
-	_, _, err := loadHost(dir, nil)
+	_, _, err := loadHost(dir, request{})
 	if err == nil {
 		t.Fatal("loadHost(nil) = nil error; want a no-host error")
 	}

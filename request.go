@@ -10,12 +10,15 @@ import (
 )
 
 // request is what pxe-pilot reads of the installer's system info; the
-// rest ($schema, dmi, ...) is only checked to be JSON.
+// rest ($schema, the other dmi keys, ...) is only checked to be JSON.
 type request struct {
 	product string
 	iso     string   // iso.release as sent
 	btrfs   bool     // product.enable_btrfs; true when absent
 	macs    []string // usable MACs in request order, 12 lowercase hex digits, no repeats
+	links   []string // the link (eno1) of each of macs, as sent
+	serial  string   // dmi.system.serial as sent
+	uuid    string   // dmi.system.uuid as sent
 }
 
 // parseRequest reads the installer's JSON as json.Unmarshal would into
@@ -32,11 +35,18 @@ type request struct {
 //			Link string `json:"link"`
 //			MAC  string `json:"mac"`
 //		} `json:"network_interfaces"`
+//		DMI struct {
+//			System struct {
+//				Serial string `json:"serial"`
+//				UUID   string `json:"uuid"`
+//			} `json:"system"`
+//		} `json:"dmi"`
 //	}
 //
 // but in one pass and without reflection (request_test.go holds it to
-// exactly that). Nothing from it becomes a path but the MACs, and only
-// once normalizeMAC has vetted them.
+// exactly that). Nothing from it becomes a path but the MACs, the serial
+// and the UUID, and only once normalizeMAC, serialKey and uuidKey have
+// vetted them.
 func parseRequest(body []byte) (request, error) {
 	r := reader{buf: body}
 	if !r.read() {
@@ -48,7 +58,8 @@ func parseRequest(body []byte) (request, error) {
 		}
 		return request{}, fmt.Errorf("request body: %s: want %s, got %s", m.field, m.want, m.got)
 	}
-	req := request{product: string(r.product), iso: string(r.release), btrfs: !r.btrfsOff}
+	req := request{product: string(r.product), iso: string(r.release), btrfs: !r.btrfsOff,
+		serial: string(r.serial), uuid: string(r.uuid)}
 	if len(r.nics) > maxNICs {
 		return request{}, fmt.Errorf("request body: network_interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(r.nics), maxNICs)
 	}
@@ -62,8 +73,10 @@ func parseRequest(body []byte) (request, error) {
 		if !slices.Contains(req.macs, mac) {
 			if req.macs == nil {
 				req.macs = make([]string, 0, len(r.nics))
+				req.links = make([]string, 0, len(r.nics))
 			}
 			req.macs = append(req.macs, mac)
+			req.links = append(req.links, string(nic.link))
 		}
 	}
 	if len(req.macs) == 0 {
@@ -110,14 +123,16 @@ type reader struct {
 
 	product  []byte // product.product, unescaped
 	release  []byte // iso.release, unescaped
+	serial   []byte // dmi.system.serial, unescaped
+	uuid     []byte // dmi.system.uuid, unescaped
 	btrfsOff bool   // product.enable_btrfs is false
 	nics     []nic
 	mismatch struct{ field, want, got string } // the first value of the wrong type
 }
 
-// nic is a network_interfaces entry: its mac, unescaped.
+// nic is a network_interfaces entry: its mac and link, unescaped.
 type nic struct {
-	mac []byte
+	mac, link []byte
 }
 
 // read reads the whole body.
@@ -144,6 +159,25 @@ func (r *reader) top(key []byte) bool {
 		return r.structField("iso", r.isoMember)
 	case keyIs(key, "network_interfaces"):
 		return r.readNICs()
+	case keyIs(key, "dmi"):
+		return r.structField("dmi", r.dmiMember)
+	}
+	return r.skip()
+}
+
+func (r *reader) dmiMember(key []byte) bool {
+	if keyIs(key, "system") {
+		return r.structField("dmi.system", r.systemMember)
+	}
+	return r.skip()
+}
+
+func (r *reader) systemMember(key []byte) bool {
+	switch {
+	case keyIs(key, "serial"):
+		return r.stringField("dmi.system.serial", &r.serial)
+	case keyIs(key, "uuid"):
+		return r.stringField("dmi.system.uuid", &r.uuid)
 	}
 	return r.skip()
 }
@@ -195,7 +229,7 @@ func (r *reader) readNICs() bool {
 			case keyIs(key, "mac"):
 				return r.stringField("network_interfaces.mac", &n.mac)
 			case keyIs(key, "link"):
-				return r.stringField("network_interfaces.link", nil)
+				return r.stringField("network_interfaces.link", &n.link)
 			}
 			return r.skip()
 		})
@@ -617,4 +651,128 @@ func hostFileName(mac string) string {
 	}
 	b.WriteString(".toml")
 	return b.String()
+}
+
+// facts are what the answer of the machine that m matched depends on.
+func (req request) facts(m match, rel release) facts {
+	f := facts{release: rel, btrfs: req.btrfs, product: req.product, iso: req.iso}
+	ids := req.ids()
+	f.serial, f.uuid = ids[0], ids[1]
+	i := 0 // a host matched otherwise is known by its first NIC
+	if m.by == "mac" {
+		f.mac = m.key
+		i = slices.Index(req.macs, m.key)
+	}
+	if i >= 0 && i < len(req.macs) {
+		f.nic, f.link = req.macs[i], req.links[i]
+	}
+	return f
+}
+
+// An id is a way other than a MAC that a request names its machine.
+type id struct {
+	by   string // "serial" or "uuid"
+	key  string // as a host file is named by it; empty when it names nothing
+	why  string // why not, when key is empty
+	sent bool   // the request sent a value at all
+}
+
+// ids are the serial and the UUID, in the order host files are looked up.
+func (req request) ids() [2]id {
+	serial, whyS := serialKey(req.serial)
+	uuid, whyU := uuidKey(req.uuid)
+	return [2]id{
+		{"serial", serial, whyS, strings.TrimSpace(req.serial) != ""},
+		{"uuid", uuid, whyU, strings.TrimSpace(req.uuid) != ""},
+	}
+}
+
+// placeholderSerials are what firmware writes where nobody set a serial
+// (compared without case, spaces and dots); such a value names no machine.
+var placeholderSerials = []string{
+	"tobefilledbyoem", "defaultstring", "systemserialnumber",
+	"chassisserialnumber", "baseboardserialnumber", "type2boardserialnumber",
+	"serialnumber", "notspecified", "notapplicable", "notavailable", "none",
+	"n/a", "na", "oem", "unknown", "invalid", "empty", "null", "default", "serial",
+	"0123456789", "123456789", "1234567890", "01234567890",
+}
+
+// serialKey is the serial a host file may be named by (hosts/serial-S.toml),
+// or "" and why there is none: a serial that is empty, a firmware
+// placeholder, one character repeated, or has characters that cannot name
+// a file identifies nothing.
+func serialKey(s string) (key, why string) {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return "", "the request has no dmi.system.serial"
+	case len(s) > 64:
+		return "", fmt.Sprintf("dmi.system.serial %.20q... is too long to name a file", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			if placeholderSerial(s) {
+				break
+			}
+			return "", fmt.Sprintf("dmi.system.serial %q has characters that cannot name a file (letters, digits, '-', '_' and '.' can)", s)
+		}
+	}
+	if placeholderSerial(s) {
+		return "", fmt.Sprintf("dmi.system.serial %q is a firmware placeholder", s)
+	}
+	return s, ""
+}
+
+func placeholderSerial(s string) bool {
+	folded := strings.Map(func(r rune) rune {
+		switch {
+		case r == ' ' || r == '.' || r == '-' || r == '_':
+			return -1
+		case 'A' <= r && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
+	if folded == "" || strings.Count(folded, folded[:1]) == len(folded) {
+		return true // "", "00000000", "XXXXXXXX", "........"
+	}
+	return slices.Contains(placeholderSerials, folded)
+}
+
+// placeholderUUIDs are system UUIDs that firmware gives many machines.
+var placeholderUUIDs = []string{
+	"00000000-0000-0000-0000-000000000000",
+	"ffffffff-ffff-ffff-ffff-ffffffffffff",
+	"03000200-0400-0500-0006-000700080009", // AMI's default, on many boards at once
+	"12345678-1234-5678-90ab-cddeefaabbcc",
+}
+
+// uuidKey is the system UUID a host file may be named by
+// (hosts/uuid-U.toml), in lowercase, or "" and why there is none: only the
+// canonical 8-4-4-4-12 form names a machine, and not a placeholder.
+func uuidKey(s string) (key, why string) {
+	if strings.TrimSpace(s) == "" {
+		return "", "the request has no dmi.system.uuid"
+	}
+	if len(s) != 36 {
+		return "", fmt.Sprintf("dmi.system.uuid %.40q is not of the form 8-4-4-4-12 hex digits", s)
+	}
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return "", fmt.Sprintf("dmi.system.uuid %q is not of the form 8-4-4-4-12 hex digits", s)
+			}
+		case 'A' <= c && c <= 'F':
+			b[i] = c + 'a' - 'A'
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		default:
+			return "", fmt.Sprintf("dmi.system.uuid %q is not of the form 8-4-4-4-12 hex digits", s)
+		}
+	}
+	key = string(b)
+	if slices.Contains(placeholderUUIDs, key) {
+		return "", fmt.Sprintf("dmi.system.uuid %s is a firmware placeholder", s)
+	}
+	return key, ""
 }

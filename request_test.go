@@ -28,6 +28,12 @@ type installerRequest struct {
 		Link string `json:"link"`
 		MAC  string `json:"mac"`
 	} `json:"network_interfaces"`
+	DMI struct {
+		System struct {
+			Serial string `json:"serial"`
+			UUID   string `json:"uuid"`
+		} `json:"system"`
+	} `json:"dmi"`
 }
 
 func parseRequestReference(body []byte) (request, error) {
@@ -53,7 +59,8 @@ func parseRequestReference(body []byte) (request, error) {
 			return request{}, err
 		}
 	}
-	req := request{product: in.Product.Product, iso: in.ISO.Release, btrfs: in.Product.EnableBtrfs == nil || *in.Product.EnableBtrfs}
+	req := request{product: in.Product.Product, iso: in.ISO.Release, btrfs: in.Product.EnableBtrfs == nil || *in.Product.EnableBtrfs,
+		serial: in.DMI.System.Serial, uuid: in.DMI.System.UUID}
 	if len(in.NetworkInterfaces) > maxNICs {
 		return request{}, fmt.Errorf("request body: network_interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(in.NetworkInterfaces), maxNICs)
 	}
@@ -66,6 +73,7 @@ func parseRequestReference(body []byte) (request, error) {
 		}
 		if !slices.Contains(req.macs, mac) {
 			req.macs = append(req.macs, mac)
+			req.links = append(req.links, nic.Link)
 		}
 	}
 	if len(req.macs) == 0 {
@@ -223,6 +231,13 @@ var parseCases = []struct {
 	{name: "unknown_keys_at_every_level_are_skipped",
 		body: `{"$schema":{"version":"1.0"},"dmi":{"a":[1,-2.5e+3,true,false,null,{"b":[]}]},"product":{"x":{"product":5}},"iso":{"isorelease":"1"},"network_interfaces":[{"mac":"` + reqMAC1 + `","speed":1000,"link":"eno1"}]}`,
 		want: request{btrfs: true, macs: []string{"aabbccddee0a"}}},
+	{name: "dmi_serial_uuid_and_links",
+		body: `{"dmi":{"system":{"name":"X","serial":"S42","uuid":"4C4C4544-0042-3510-8057-B4C04F4E3532"},"chassis":{"serial":"C1"}},"network_interfaces":[{"link":"eno1","mac":"` + reqMAC1 + `"},{"mac":"` + reqMAC2 + `"},{"link":"eno3","mac":"` + reqMAC1 + `"}]}`,
+		want: request{btrfs: true, macs: []string{"aabbccddee0a", "aabbccddee0b"}, links: []string{"eno1", ""},
+			serial: "S42", uuid: "4C4C4544-0042-3510-8057-B4C04F4E3532"}},
+	{name: "dmi_keys_fold_case_and_null_is_nothing",
+		body: `{"DMI":{"System":{"Serial":"S42","uuid":null}},"dmi":null,"network_interfaces":[{"mac":"` + reqMAC1 + `"}]}`,
+		want: request{btrfs: true, macs: []string{"aabbccddee0a"}, serial: "S42"}},
 	{name: "numbers_of_every_form",
 		body: `{"n":[0,-0,1,-1,10,0.5,-0.5,1e5,1E5,1e+5,1e-5,1.5E-05,123456789012345678901234567890,1e999],"network_interfaces":[{"mac":"` + reqMAC1 + `"}]}`,
 		want: request{btrfs: true, macs: []string{"aabbccddee0a"}}},
@@ -267,6 +282,10 @@ var parseCases = []struct {
 		wantErr: "request body: network_interfaces.mac: want string, got number"},
 	{name: "link_bool_though_unused", body: `{"network_interfaces":[{"link":true,"mac":"` + reqMAC1 + `"}]}`,
 		wantErr: "request body: network_interfaces.link: want string, got bool"},
+	{name: "serial_number", body: `{"dmi":{"system":{"serial":12345}}}`,
+		wantErr: "request body: dmi.system.serial: want string, got number"},
+	{name: "dmi_system_array", body: `{"dmi":{"system":[]}}`,
+		wantErr: "request body: dmi.system: want object, got array"},
 	{name: "first_type_error_wins", body: `{"iso":{"release":1},"product":"x","network_interfaces":{}}`,
 		wantErr: "request body: iso.release: want string, got number"},
 	{name: "type_error_in_skipped_value_is_no_error", body: `{"dmi":{"iso":{"release":1}},"network_interfaces":[{"mac":"` + reqMAC1 + `"}]}`,
@@ -312,6 +331,16 @@ var parseCases = []struct {
 		wantErr: "request body is not JSON (offset 7: invalid character 'Â' after object key:value pair); POST the installer's system info"},
 }
 
+// withLinks is got without its links where want names none: most rows are
+// about MACs, and the comparison with json.Unmarshal below still holds
+// every row's links to it.
+func withLinks(got, want request) request {
+	if want.links == nil {
+		got.links = nil
+	}
+	return got
+}
+
 func TestParseRequestTricky(t *testing.T) {
 	for _, tc := range parseCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,8 +349,8 @@ func TestParseRequestTricky(t *testing.T) {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Errorf("parseRequest(%.80q) = %+v, %v; want error %q", tc.body, got, err, tc.wantErr)
 				}
-			} else if err != nil || !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("parseRequest(%.80q) = %+v, %v; want %+v", tc.body, got, err, tc.want)
+			} else if want := tc.want; err != nil || !reflect.DeepEqual(withLinks(got, want), want) {
+				t.Errorf("parseRequest(%.80q) = %+v, %v; want %+v", tc.body, got, err, want)
 			}
 			ref, refErr := parseRequestReference([]byte(tc.body))
 			if fmt.Sprint(refErr) != fmt.Sprint(err) || !reflect.DeepEqual(ref, got) {
@@ -371,6 +400,7 @@ func FuzzParseRequestDifferential(f *testing.F) {
 		`{"Network_Interfaces":[{"Mac":"aabbccddeeff"}],"NETWORK_INTERFACES":[{}, {"MAC":"aabbccddee00"}]}`,
 		`{"network_interfaces":[{"mac":"aabbccddee01"},{"mac":"aabbccddee02"},{"mac":"aabbccddee03"},{"mac":"aabbccddee04"},{"mac":"aabbccddee05"}],"network_interfaces":[{}],"network_interfaces":[null,null,null,null,null,null,null,null,{}]}`,
 		`{"product":{"enable_btrfs":true,"enable_btrfs":null,"enable_btrfs":false},"network_interfaces":[{"mac":"aabbccddeeff"}]}`,
+		`{"dmi":{"system":{"serial":"S1","uuid":"u"},"system":{"serial":null}},"network_interfaces":[{"link":"a","mac":"aabbccddeeff","link":"b"}]}`,
 		`{"iso":{"release":"\ud800\udbff\udfff\u00e9\u0000"},"network_interfaces":[{"mac":"aabbccddeeff"}]}`,
 		"{\"iso\":{\"release\":\"\xed\xa0\x80\xf4\x90\x80\x80\xc0\xaf\"},\"network_interfaces\":[{\"mac\":\"aabbccddeeff\"}]}",
 		`{"n":[-0.0e-0,0E+0,1.0,-12.34e56,9007199254740993,1e-400]}`,
