@@ -1225,7 +1225,7 @@ func expand(ans map[string]any, f *facts) []problem {
 	} else if v, ok := g["fqdn"].(string); ok {
 		e.host, _, _ = strings.Cut(v, ".")
 	} else if _, ok := g["fqdn"].(map[string]any); ok {
-		e.hostWhy = "the host's name comes from DHCP at install time (global.fqdn.source), so there is none to fill in"
+		e.hostWhy = "the host's name comes from DHCP at install time (global.fqdn.source = \"from-dhcp\")"
 	}
 	if len(e.problems) == 0 {
 		for k, v := range ans {
@@ -1383,11 +1383,11 @@ func (e *expander) fact(name string) (string, string) {
 	for i, p := range placeholders {
 		known[i] = "{{." + p + "}}"
 	}
-	hint := ""
+	msg := "no such placeholder"
 	if s := suggest(strings.TrimPrefix(name, "."), placeholders); s != "" {
-		hint = "did you mean {{." + s + "}}? "
+		msg += " (did you mean {{." + s + "}}?)"
 	}
-	return "", "no such placeholder; " + hint + "the placeholders are " + strings.Join(known, ", ")
+	return "", msg + "; the placeholders are " + strings.Join(known, ", ")
 }
 
 // clip shortens a quoted excerpt of a long value.
