@@ -182,7 +182,7 @@ func FuzzCompose(f *testing.F) {
 			}
 			return
 		}
-		again, err := parseLayer("hosts/aa-bb-cc-dd-ee-ff.toml", out)
+		again, err := parseLayer("hosts/aa-bb-cc-dd-ee-ff.toml", asConfig(t, out))
 		if err != nil {
 			t.Fatalf("rendered answer does not parse back: %v\n%s", err, out)
 		}

@@ -140,7 +140,7 @@ func TestValidateAcceptsRenderedAnswers(t *testing.T) {
 		}
 		req, _ := parseRequest(body)
 		rel, _, _ := req.release()
-		dir := writeTree(t, map[string]string{"hosts/" + hostFileName(req.macs[0]): string(answer)})
+		dir := writeTree(t, map[string]string{"hosts/" + hostFileName(req.macs[0]): string(asConfig(t, answer))})
 		if r := checkDir(dir, rel); r.errors != 0 || r.hosts != 1 {
 			t.Errorf("validate --release %s of the answer to %s: %d errors:\n%s", rel, reqFile, r.errors, strings.Join(r.lines, "\n"))
 		}
