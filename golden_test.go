@@ -132,3 +132,38 @@ func asConfig(tb testing.TB, answer []byte) []byte {
 	}
 	return out
 }
+
+// The worked example in README.md is the golden case composing_example:
+// every config file it shows is that case's file, byte for byte, and the
+// answer it shows is the one served.
+func TestReadmeExampleIsGolden(t *testing.T) {
+	readme := string(mustRead(t, "README.md"))
+	_, section, ok := strings.Cut(readme, "### A worked example\n")
+	if !ok {
+		t.Fatal(`README.md has no "### A worked example" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	const dir = "testdata/composing_example"
+	files, answers := 0, 0
+	for _, block := range strings.Split(section, "```toml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		first, _, _ := strings.Cut(block, "\n")
+		if name, ok := strings.CutPrefix(first, "# config/"); ok {
+			name, _, _ = strings.Cut(name, ":")
+			if want := string(mustRead(t, filepath.Join(dir, "config", name))); block != want {
+				t.Errorf("README.md shows config/%s as:\n%s\nwant %s/config/%s:\n%s", name, block, dir, name, want)
+			}
+			files++
+			continue
+		}
+		_, want, _ := strings.Cut(string(mustRead(t, filepath.Join(dir, "pve-a1.response"))), "\n\n")
+		if block != want {
+			t.Errorf("README.md shows the answer as:\n%s\nwant %s/pve-a1.response:\n%s", block, dir, want)
+		}
+		answers++
+	}
+	entries, _ := filepath.Glob(filepath.Join(dir, "config", "*", "*.toml"))
+	if want := len(entries) + 1; files != want || answers != 1 {
+		t.Errorf("README.md's worked example shows %d config files and %d answers; want %d and 1", files, answers, want)
+	}
+}

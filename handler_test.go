@@ -623,6 +623,17 @@ func TestRequestLog(t *testing.T) {
 		{"broken_host_logs_the_file", map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost},
 			"POST", "/answer", installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"),
 			[]string{"level=ERROR", "status=500", hostFile + ":2:6"}, 1},
+		{"answer_logs_match_and_layers_in_order", map[string]string{
+			"defaults.toml": "profiles = [\"site\"]\n" + goodDefaults, "profiles/site.toml": "", "profiles/role.toml": "",
+			"hosts/serial-S42.toml": "profiles = [\"role\"]\n" + goodHost,
+		}, "POST", "/answer", `{"iso":{"release":"9.2"},"dmi":{"system":{"serial":"S42"}},"network_interfaces":[{"link":"eno1","mac":"11:22:33:44:55:66"}]}`,
+			[]string{"status=200", "host=hosts/serial-S42.toml", `match="serial S42"`,
+				"layers=profiles/site.toml,defaults.toml,profiles/role.toml,hosts/serial-S42.toml"}, 1},
+		{"answer_by_mac_logs_the_mac", nil, "POST", "/answer", installerBody("pve", "9.2", "11:22:33:44:55:66", "AA:BB:CC:DD:EE:FF"),
+			[]string{"status=200", `match="mac aa:bb:cc:dd:ee:ff"`, "layers=defaults.toml," + hostFile}, 1},
+		{"unknown_host_logs_tried_serial_and_uuid", nil, "POST", "/answer",
+			`{"iso":{"release":"9.2"},"dmi":{"system":{"serial":"S42","uuid":"4C4C4544-0042-3510-8057-B4C04F4E3532"}},"network_interfaces":[{"mac":"11:22:33:44:55:66"}]}`,
+			[]string{"status=404", "tried=11:22:33:44:55:66,serial:S42,uuid:4c4c4544-0042-3510-8057-b4c04f4e3532"}, 1},
 		{"bad_request_logs_400", nil, "POST", "/answer", "[]",
 			[]string{"level=WARN", "status=400", "not a JSON object"}, 1},
 		{"newer_release_logs_a_note_and_the_request", nil, "POST", "/answer", installerBody("pve", "10.0", "aa:bb:cc:dd:ee:ff"),
@@ -651,6 +662,29 @@ func TestRequestLog(t *testing.T) {
 				t.Errorf("%s logged %d lines; want %d:\n%s", what, n, tc.wantLines, log)
 			}
 		})
+	}
+}
+
+// The host file that answered is in a header, for the operator's curl and
+// for the request's console; a machine nobody named gets none.
+func TestHostHeader(t *testing.T) {
+	files := goodConfig()
+	files["hosts/uuid-4c4c4544-0042-3510-8057-b4c04f4e3532.toml"] = brokenHost
+	s, _ := testServer(t, files)
+	for _, tc := range []struct {
+		body       string
+		code       int
+		wantHeader string
+	}{
+		{installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"), 200, hostFile},
+		{`{"dmi":{"system":{"uuid":"4C4C4544-0042-3510-8057-B4C04F4E3532"}},"network_interfaces":[{"mac":"11:22:33:44:55:66"}]}`, 500,
+			"hosts/uuid-4c4c4544-0042-3510-8057-b4c04f4e3532.toml"},
+		{installerBody("pve", "9.2", "11:22:33:44:55:66"), 404, ""},
+	} {
+		rec := send(s, "POST", "/answer", strings.NewReader(tc.body))
+		if rec.Code != tc.code || rec.Header().Get("X-PXE-Pilot-Host") != tc.wantHeader {
+			t.Errorf("POST /answer %.60s = %d, X-PXE-Pilot-Host %q; want %d, %q", tc.body, rec.Code, rec.Header().Get("X-PXE-Pilot-Host"), tc.code, tc.wantHeader)
+		}
 	}
 }
 

@@ -870,3 +870,195 @@ func TestOrigin(t *testing.T) {
 		t.Errorf("origin(no layers, global) = %q; want \"\"", got)
 	}
 }
+
+func TestTakeProfiles(t *testing.T) {
+	tests := []struct {
+		name    string
+		value   any // the profiles key; nil for none
+		want    []string
+		wantErr string
+	}{
+		{"none", nil, nil, ""},
+		{"names_in_order", []any{"zfs-mirror", "rack_a", "site.eu", "R2"}, []string{"zfs-mirror", "rack_a", "site.eu", "R2"}, ""},
+		{"empty_list", []any{}, []string{}, ""},
+		{"a_string_is_not_a_list", "zfs-mirror", nil, `profiles: want a list of profile names such as ["zfs-mirror", "rack-a"], got the string "zfs-mirror"`},
+		{"a_number_is_not_a_name", []any{int64(1)}, nil, "profiles: want profile names, got the integer 1"},
+		{"a_path_is_not_a_name", []any{"../hosts/x"}, nil, `profiles: "../hosts/x" is not a profile name`},
+		{"a_subdirectory_is_not_a_name", []any{"racks/a"}, nil, `profiles: "racks/a" is not a profile name`},
+		{"hidden_file_is_not_a_name", []any{".a"}, nil, `profiles: ".a" is not a profile name`},
+		{"empty_name", []any{""}, nil, `profiles: "" is not a profile name`},
+		{"spaces", []any{"rack a"}, nil, `profiles: "rack a" is not a profile name`},
+		{"with_toml_suffix_says_drop_it", []any{"zfs.toml"}, nil, `profiles: "zfs.toml": name the profile without .toml: "zfs"`},
+		{"listed_twice", []any{"a", "b", "a"}, nil, `profiles: "a" is listed twice`},
+		{"too_long", []any{strings.Repeat("a", 65)}, nil, "is not a profile name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := tree{"global": tree{"keyboard": "de"}}
+			if tc.value != nil {
+				tr["profiles"] = tc.value
+			}
+			got, err := takeProfiles(hostFile, tr)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), hostFile+": ") {
+					t.Fatalf("takeProfiles(%v) = %q, %v; want an error naming %s with %q", tc.value, got, err, hostFile, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("takeProfiles(%v) = %q, %v; want %q", tc.value, got, err, tc.want)
+			}
+			if _, ok := tr["profiles"]; ok {
+				t.Errorf("takeProfiles(%v) left the profiles key in the tree, where validate would refuse it", tc.value)
+			}
+		})
+	}
+}
+
+// profilesOf writes a layer that lists profiles, and sets global.mailto to
+// its own name, so that the merged result shows which layer came last.
+func profilesOf(name string, profiles ...string) string {
+	var b strings.Builder
+	if len(profiles) > 0 {
+		fmt.Fprintf(&b, "profiles = [%q", profiles[0])
+		for _, p := range profiles[1:] {
+			fmt.Fprintf(&b, ", %q", p)
+		}
+		b.WriteString("]\n")
+	}
+	fmt.Fprintf(&b, "[global]\nmailto = %q\n", name)
+	return b.String()
+}
+
+func TestLoadHostStacksProfiles(t *testing.T) {
+	tests := []struct {
+		name       string
+		files      map[string]string
+		wantLayers []string // lowest first
+		wantErr    string
+	}{
+		{"host_profiles_below_the_host_above_defaults",
+			map[string]string{"defaults.toml": profilesOf("d"), hostA: profilesOf("h", "a", "b"),
+				"profiles/a.toml": profilesOf("a"), "profiles/b.toml": profilesOf("b")},
+			[]string{"defaults.toml", "profiles/a.toml", "profiles/b.toml", hostA}, ""},
+		{"defaults_profiles_below_the_defaults",
+			map[string]string{"defaults.toml": profilesOf("d", "site"), hostA: profilesOf("h", "role"),
+				"profiles/site.toml": profilesOf("site"), "profiles/role.toml": profilesOf("role")},
+			[]string{"profiles/site.toml", "defaults.toml", "profiles/role.toml", hostA}, ""},
+		{"nested_each_below_the_one_that_lists_it",
+			map[string]string{hostA: profilesOf("h", "a", "d"),
+				"profiles/a.toml": profilesOf("a", "b"), "profiles/b.toml": profilesOf("b", "c"),
+				"profiles/c.toml": profilesOf("c"), "profiles/d.toml": profilesOf("d")},
+			[]string{"profiles/c.toml", "profiles/b.toml", "profiles/a.toml", "profiles/d.toml", hostA}, ""},
+		{"diamond_merged_once_where_first_reached",
+			map[string]string{"defaults.toml": profilesOf("d", "base"), hostA: profilesOf("h", "x", "y"),
+				"profiles/x.toml": profilesOf("x", "base"), "profiles/y.toml": profilesOf("y", "base"),
+				"profiles/base.toml": profilesOf("base")},
+			[]string{"profiles/base.toml", "defaults.toml", "profiles/x.toml", "profiles/y.toml", hostA}, ""},
+		{"without_defaults",
+			map[string]string{hostA: profilesOf("h", "a"), "profiles/a.toml": profilesOf("a")},
+			[]string{"profiles/a.toml", hostA}, ""},
+		{"missing_profile_names_the_asker_and_the_chain",
+			map[string]string{hostA: profilesOf("h", "a"), "profiles/a.toml": profilesOf("a", "gone")},
+			nil, `profiles/a.toml: profiles: "gone": profiles/gone.toml does not exist (` + hostA + ` -> profiles/a.toml -> profiles/gone.toml)`},
+		{"cycle_names_the_chain",
+			map[string]string{hostA: profilesOf("h", "a"), "profiles/a.toml": profilesOf("a", "b"), "profiles/b.toml": profilesOf("b", "a")},
+			nil, `profiles/b.toml: profiles: "a" makes a cycle: ` + hostA + ` -> profiles/a.toml -> profiles/b.toml -> profiles/a.toml`},
+		{"profile_listing_itself_is_a_cycle",
+			map[string]string{hostA: profilesOf("h", "a"), "profiles/a.toml": profilesOf("a", "a")},
+			nil, `profiles/a.toml: profiles: "a" makes a cycle: ` + hostA + ` -> profiles/a.toml -> profiles/a.toml`},
+		{"broken_profile_names_its_line",
+			map[string]string{hostA: profilesOf("h", "a"), "profiles/a.toml": "[global\n"},
+			nil, "profiles/a.toml:1:"},
+		{"a_profile_dir_is_not_a_profile",
+			map[string]string{hostA: profilesOf("h", "a"), "profiles/a.toml": asDir},
+			nil, "profiles/a.toml: cannot read"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeTree(t, tc.files)
+			layers, _, err := loadHost(dir, request{macs: []string{macA}})
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr && !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("loadHost = %v; want error %q", err, tc.wantErr)
+				}
+				var he *hostError
+				if !errors.As(err, &he) || he.host != hostA {
+					t.Errorf("loadHost = %v; want it to remember the host file %s for the log", err, hostA)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadHost = %v", err)
+			}
+			var names []string
+			for _, l := range layers {
+				names = append(names, l.name)
+			}
+			if !reflect.DeepEqual(names, tc.wantLayers) {
+				t.Fatalf("loadHost layers = %q; want %q", names, tc.wantLayers)
+			}
+			if got := lookup(mergeLayers(layers), "global", "mailto"); got != "h" {
+				t.Errorf("merged global.mailto = %v; want the host file's", got)
+			}
+		})
+	}
+}
+
+func TestLoadHostMatchOrder(t *testing.T) {
+	const (
+		good   = "hostname = \"pve1\"\n"
+		serial = "hosts/serial-S42.toml"
+		uuid   = "hosts/uuid-4c4c4544-0042-3510-8057-b4c04f4e3532.toml"
+		dflt   = "hosts/default.toml"
+		upper  = "4C4C4544-0042-3510-8057-B4C04F4E3532"
+	)
+	tests := []struct {
+		name     string
+		files    []string // host files, each good unless listed in broken
+		broken   string
+		serial   string
+		uuid     string
+		wantFile string
+		wantBy   string
+		wantErr  string
+	}{
+		{"mac_before_serial", []string{hostB, serial, uuid, dflt}, "", "S42", upper, hostB, "mac", ""},
+		{"serial_before_uuid", []string{serial, uuid, dflt}, "", "S42", upper, serial, "serial", ""},
+		{"uuid_before_default", []string{uuid, dflt}, "", "S42", upper, uuid, "uuid", ""},
+		{"uuid_in_lowercase_matches", []string{uuid}, "", "", "4c4c4544-0042-3510-8057-b4c04f4e3532", uuid, "uuid", ""},
+		{"default_last", []string{dflt}, "", "S42", upper, dflt, "default", ""},
+		{"serial_matched_as_given", []string{serial}, "", "s42", "", "", "", "no host file for this machine: tried hosts/aa-bb-cc-dd-ee-01.toml, hosts/aa-bb-cc-dd-ee-02.toml, hosts/serial-s42.toml;"},
+		{"serial_with_spaces_is_skipped", []string{"hosts/serial-S 42.toml", dflt}, "", "S 42", "", dflt, "default", ""},
+		{"placeholder_serial_is_skipped", []string{"hosts/serial-Default.toml", dflt}, "", "Default", "", dflt, "default", ""},
+		{"zero_uuid_is_skipped", []string{"hosts/uuid-00000000-0000-0000-0000-000000000000.toml", dflt}, "", "", "00000000-0000-0000-0000-000000000000", dflt, "default", ""},
+		{"broken_serial_file_stops_the_search", []string{serial, uuid, dflt}, serial, "S42", upper, "", "", serial + ":1:"},
+		{"broken_uuid_file_stops_the_search", []string{uuid, dflt}, uuid, "S42", upper, "", "", uuid + ":1:"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{}
+			for _, f := range tc.files {
+				files[f] = good
+			}
+			if tc.broken != "" {
+				files[tc.broken] = "[x\n"
+			}
+			dir := writeTree(t, files)
+			req := request{macs: []string{macA, macB}, serial: tc.serial, uuid: tc.uuid}
+			layers, m, err := loadHost(dir, req)
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("loadHost(%+v) = %v; want an error starting %q", req, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadHost(%+v) = %v", req, err)
+			}
+			if got := layers[len(layers)-1].name; got != tc.wantFile || m.file != tc.wantFile || m.by != tc.wantBy {
+				t.Errorf("loadHost(%+v) = %s, matched %+v; want %s by %s", req, got, m, tc.wantFile, tc.wantBy)
+			}
+		})
+	}
+}
