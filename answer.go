@@ -1266,25 +1266,27 @@ func (e *expander) table(t map[string]any) {
 // value fills the placeholders in v. A table the merge made (owned) is
 // changed in place; a changed array, or table in an array, is a copy.
 func (e *expander) value(v any, owned bool) (any, bool) {
-	switch v := v.(type) {
+	// Each case returns v itself where nothing changed: a string put back
+	// into an interface would cost an allocation, for every value.
+	switch x := v.(type) {
 	case string:
-		if !strings.Contains(v, "{{") {
+		if !strings.Contains(x, "{{") {
 			return v, false
 		}
-		return e.fill(v), true
+		return e.fill(x), true
 	case map[string]any:
 		if owned {
-			e.table(v)
+			e.table(x)
 			return v, false
 		}
 		var out map[string]any
-		for k, x := range v {
+		for k, el := range x {
 			e.path = append(e.path, k)
-			if nx, changed := e.value(x, false); changed {
+			if nel, changed := e.value(el, false); changed {
 				if out == nil {
-					out = maps.Clone(v)
+					out = maps.Clone(x)
 				}
-				out[k] = nx
+				out[k] = nel
 			}
 			e.path = e.path[:len(e.path)-1]
 		}
@@ -1294,12 +1296,12 @@ func (e *expander) value(v any, owned bool) (any, bool) {
 		return out, true
 	case []any:
 		var out []any
-		for i, x := range v {
-			if nx, changed := e.value(x, false); changed {
+		for i, el := range x {
+			if nel, changed := e.value(el, false); changed {
 				if out == nil {
-					out = slices.Clone(v)
+					out = slices.Clone(x)
 				}
-				out[i] = nx
+				out[i] = nel
 			}
 		}
 		if out == nil {

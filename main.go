@@ -286,11 +286,12 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	var body []byte
 	switch {
+	case *mac == "" && *reqFile == "" && (*serial != "" || *uuid != ""):
+		return errors.New("render: --serial and --uuid need --mac too, as the installer always sends its NICs; a MAC with no host file of its own will do")
 	case (*mac == "") == (*reqFile == ""):
-		if *serial != "" || *uuid != "" {
-			return errors.New("render: --serial and --uuid need --mac too, as the installer always sends its NICs; a MAC with no host file of its own will do")
-		}
 		return errors.New("render needs one of --mac MAC, --request FILE.json or - (a request on standard input)")
+	case *reqFile != "" && (*serial != "" || *uuid != ""):
+		return errors.New("render: --serial and --uuid go with --mac; a request names its own serial and UUID (dmi.system)")
 	case *mac != "":
 		if _, ok := normalizeMAC(*mac); !ok {
 			return fmt.Errorf("--mac %q: want a MAC such as aa:bb:cc:dd:ee:ff", *mac)

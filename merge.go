@@ -611,16 +611,13 @@ func checkDir(dir string, rel release) dirReport {
 		r.lines = append(r.lines, "note: "+fmt.Sprintf(format, a...))
 	}
 
-	used := map[string]bool{} // profile files some layer lists
+	used := map[string]bool{}   // profile files some layer lists
+	warned := map[string]bool{} // "file: key" already warned of
 	def, hasDefaults, defErr := readLayer(dir, "defaults.toml")
 	if defErr == nil && hasDefaults {
 		// The profiles of defaults.toml are every host's: check them once.
-		var layers []layer
-		if layers, defErr = stackLayers(dir, def, false, def); defErr == nil {
-			for _, l := range layers {
-				used[l.name] = true
-			}
-		}
+		_, defErr = stackLayers(dir, def, false, def)
+		markUsed(dir, def, used)
 	}
 	if defErr != nil {
 		errorf("%v", defErr)
@@ -653,6 +650,7 @@ func checkDir(dir string, rel release) dirReport {
 			errorf("%v", err)
 			continue
 		}
+		markUsed(dir, host, used)
 		if defErr != nil {
 			continue // every answer needs defaults.toml, whose error is said once above
 		}
@@ -660,9 +658,6 @@ func checkDir(dir string, rel release) dirReport {
 		if err != nil {
 			errorf("%v", err)
 			continue
-		}
-		for _, l := range layers {
-			used[l.name] = true
 		}
 		f := sampleFacts(m, rel)
 		if _, err := compose(layers, f); err != nil {
@@ -676,8 +671,9 @@ func checkDir(dir string, rel release) dirReport {
 			}
 		}
 		// Keys that older ISOs lack: worth a warning, since the operator
-		// may boot one of them.
-		since := map[string]release{}
+		// may boot one of them. It names the file that set the key, once
+		// for all the hosts that share it.
+		since := map[string]release{} // by "file: key"
 		for _, old := range ruleChanges {
 			if !old.before(rel) {
 				break
@@ -689,13 +685,23 @@ func checkDir(dir string, rel release) dirReport {
 				continue
 			}
 			for _, p := range ae.problems {
-				if _, seen := since[p.key()]; p.since != (release{}) && !seen {
-					since[p.key()] = p.since
+				if p.since == (release{}) {
+					continue
+				}
+				setIn := origin(layers, p.path...)
+				if setIn == "" {
+					setIn = file
+				}
+				if k := setIn + ": " + p.key(); !warned[k] {
+					if _, seen := since[k]; !seen {
+						since[k] = p.since
+					}
 				}
 			}
 		}
 		for _, k := range sortedKeys(since) {
-			warnf("%s: %s: needs an ISO of release %s or later; older ISOs reject the whole answer", file, k, since[k])
+			warned[k] = true
+			warnf("%s: needs an ISO of release %s or later; older ISOs reject the whole answer", k, since[k])
 		}
 	}
 	if r.hosts == 0 && dirErr == nil {
@@ -730,6 +736,21 @@ func checkDir(dir string, rel release) dirReport {
 	return r
 }
 
+// markUsed marks the profiles l lists as used, and theirs in turn, also
+// where a chain is broken: its error is said, and its profiles are used.
+func markUsed(dir string, l layer, used map[string]bool) {
+	for _, p := range l.profiles {
+		file := profileFile(p)
+		if used[file] {
+			continue
+		}
+		used[file] = true
+		if pl, ok, err := readLayer(dir, file); ok && err == nil {
+			markUsed(dir, pl, used)
+		}
+	}
+}
+
 // hostMatch reads a host file's name, without .toml: what it matches, or
 // why it never can.
 func hostMatch(name string) (match, string) {
@@ -739,6 +760,9 @@ func hostMatch(name string) (match, string) {
 		return match{by: "default", file: file}, ""
 	case strings.HasPrefix(name, "serial-"):
 		s := strings.TrimPrefix(name, "serial-")
+		if s == "" {
+			return match{}, "it names no serial: name it hosts/serial-<dmi.system.serial>.toml"
+		}
 		if k, why := serialKey(s); k != s {
 			return match{}, why + "; a machine is matched by a serial only where it names one"
 		}
@@ -746,6 +770,8 @@ func hostMatch(name string) (match, string) {
 	case strings.HasPrefix(name, "uuid-"):
 		u := strings.TrimPrefix(name, "uuid-")
 		switch k, why := uuidKey(u); {
+		case u == "":
+			return match{}, "it names no UUID: name it hosts/uuid-<dmi.system.uuid in lowercase>.toml"
 		case k == "":
 			return match{}, why + "; a machine is matched by a UUID only where it names one"
 		case k != u:

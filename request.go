@@ -770,7 +770,10 @@ func uuidKey(s string) (key, why string) {
 			return "", fmt.Sprintf("dmi.system.uuid %q is not of the form 8-4-4-4-12 hex digits", s)
 		}
 	}
-	key = string(b)
+	key = s
+	if string(b) != s { // compared without a copy
+		key = string(b)
+	}
 	if slices.Contains(placeholderUUIDs, key) {
 		return "", fmt.Sprintf("dmi.system.uuid %s is a firmware placeholder", s)
 	}

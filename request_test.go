@@ -476,3 +476,190 @@ func BenchmarkParseRequest(b *testing.B) {
 		}
 	}
 }
+
+func TestSerialKey(t *testing.T) {
+	long65 := strings.Repeat("A", 32) + "-" + strings.Repeat("1", 32)
+	tests := []struct {
+		name    string
+		in      string
+		want    string // the key; "" for none
+		wantWhy string // part of why, when want is ""
+	}{
+		{name: "dell_service_tag_kept", in: "7XYZ123", want: "7XYZ123"},
+		{name: "long_serial_kept", in: "S424170X1A21345", want: "S424170X1A21345"},
+		{name: "case_kept_as_given", in: "abcDEF42", want: "abcDEF42"},
+		{name: "hyphen_underscore_and_dot_kept", in: "CZ-2041_07.a", want: "CZ-2041_07.a"},
+		{name: "64_characters_kept", in: strings.Repeat("Ab", 32), want: strings.Repeat("Ab", 32)},
+
+		{name: "empty", in: "", wantWhy: "the request has no dmi.system.serial"},
+		{name: "spaces_only", in: "   ", wantWhy: "the request has no dmi.system.serial"},
+		{name: "tabs_and_newlines_only", in: "\t\n", wantWhy: "the request has no dmi.system.serial"},
+
+		{name: "to_be_filled_by_oem", in: "To be filled by O.E.M.", wantWhy: `dmi.system.serial "To be filled by O.E.M." is a firmware placeholder`},
+		{name: "to_be_filled_by_oem_in_capitals", in: "TO BE FILLED BY O.E.M.", wantWhy: `"TO BE FILLED BY O.E.M." is a firmware placeholder`},
+		{name: "default_string", in: "Default string", wantWhy: `"Default string" is a firmware placeholder`},
+		{name: "system_serial_number", in: "System Serial Number", wantWhy: `"System Serial Number" is a firmware placeholder`},
+		{name: "not_specified", in: "Not Specified", wantWhy: `"Not Specified" is a firmware placeholder`},
+		{name: "oem_with_dots", in: "O.E.M.", wantWhy: `"O.E.M." is a firmware placeholder`},
+		{name: "counting_digits", in: "0123456789", wantWhy: `"0123456789" is a firmware placeholder`},
+		{name: "zeros", in: "00000000", wantWhy: `"00000000" is a firmware placeholder`},
+		{name: "one_letter_repeated", in: "XXXXXXXXXX", wantWhy: `"XXXXXXXXXX" is a firmware placeholder`},
+		{name: "dots_only", in: "..", wantWhy: `".." is a firmware placeholder`},
+		{name: "n_slash_a_is_a_placeholder_not_a_bad_character", in: "N/A", wantWhy: `dmi.system.serial "N/A" is a firmware placeholder`},
+
+		{name: "path_climbing_out", in: "../x", wantWhy: `dmi.system.serial "../x" has characters that cannot name a file`},
+		{name: "slash", in: "rack1/node2", wantWhy: `"rack1/node2" has characters that cannot name a file`},
+		{name: "space_inside", in: "a b", wantWhy: `"a b" has characters that cannot name a file`},
+		{name: "spaces_around_are_not_trimmed", in: " S42 ", wantWhy: `" S42 " has characters that cannot name a file`},
+		{name: "template_left_in_by_the_vendor", in: "<serial_number_chassis>", wantWhy: `"<serial_number_chassis>" has characters that cannot name a file`},
+		{name: "non_ascii", in: "S\u00e9rie42", wantWhy: `"Série42" has characters that cannot name a file`},
+		{name: "nul_byte", in: "S42\x00", wantWhy: `"S42\x00" has characters that cannot name a file`},
+
+		{name: "65_characters_too_long", in: long65, wantWhy: `dmi.system.serial "` + long65[:20] + `"... is too long to name a file`},
+		{name: "too_long_is_said_before_bad_characters", in: strings.Repeat("a b/", 20), wantWhy: `"a b/a b/a b/a b/a b/"... is too long to name a file`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key, why := serialKey(tt.in)
+			if key != tt.want {
+				t.Errorf("serialKey(%q) = %q, %q; want %q", tt.in, key, why, tt.want)
+			}
+			switch {
+			case tt.want != "" && why != "":
+				t.Errorf("serialKey(%q) = %q, %q; want no why with a key", tt.in, key, why)
+			case tt.want == "" && !strings.Contains(why, tt.wantWhy):
+				t.Errorf("serialKey(%q) why = %q; want it to say %q", tt.in, why, tt.wantWhy)
+			}
+		})
+	}
+}
+
+func TestUUIDKey(t *testing.T) {
+	const (
+		lower = "4c4c4544-0042-3510-8057-b4c04f4e3532"
+		upper = "4C4C4544-0042-3510-8057-B4C04F4E3532"
+	)
+	const notUUID = "is not of the form 8-4-4-4-12 hex digits"
+	tests := []struct {
+		name    string
+		in      string
+		want    string // the key; "" for none
+		wantWhy string // part of why, when want is ""
+	}{
+		{name: "lowercase_kept", in: lower, want: lower},
+		{name: "uppercase_made_lowercase", in: upper, want: lower},
+		{name: "mixed_case_made_lowercase", in: "4c4C4544-0042-3510-8057-b4C04f4E3532", want: lower},
+		{name: "random_v4", in: "7d3f0a52-1c4e-4b8a-9f60-2e5d8c1b4a77", want: "7d3f0a52-1c4e-4b8a-9f60-2e5d8c1b4a77"},
+
+		{name: "empty", in: "", wantWhy: "the request has no dmi.system.uuid"},
+		{name: "spaces_only", in: "  ", wantWhy: "the request has no dmi.system.uuid"},
+
+		{name: "all_zero", in: "00000000-0000-0000-0000-000000000000", wantWhy: "dmi.system.uuid 00000000-0000-0000-0000-000000000000 is a firmware placeholder"},
+		{name: "all_f_uppercase", in: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", wantWhy: "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF is a firmware placeholder"},
+		{name: "all_f_lowercase", in: "ffffffff-ffff-ffff-ffff-ffffffffffff", wantWhy: "ffffffff-ffff-ffff-ffff-ffffffffffff is a firmware placeholder"},
+		{name: "ami_default", in: "03000200-0400-0500-0006-000700080009", wantWhy: "03000200-0400-0500-0006-000700080009 is a firmware placeholder"},
+		{name: "counting_placeholder_in_uppercase", in: "12345678-1234-5678-90AB-CDDEEFAABBCC", wantWhy: "is a firmware placeholder"},
+
+		{name: "one_digit_short", in: lower[:35], wantWhy: notUUID},
+		{name: "one_digit_long", in: lower + "0", wantWhy: notUUID},
+		{name: "no_hyphens", in: strings.ReplaceAll(lower, "-", ""), wantWhy: notUUID},
+		{name: "hyphen_one_place_early", in: "4c4c454-40042-3510-8057-b4c04f4e3532", wantWhy: notUUID},
+		{name: "hyphen_where_a_digit_goes", in: "4c4c4544-0042-3510-8057-b4c04f4e353-", wantWhy: notUUID},
+		{name: "non_hex_letter", in: "4c4c4544-0042-3510-8057-b4c04f4e353g", wantWhy: notUUID},
+		{name: "non_ascii_of_36_bytes", in: "4c4c4544-0042-3510-8057-b4c04f4e35\u00e9", wantWhy: notUUID},
+		{name: "path_of_36_bytes", in: "../../../../../../../../../../../../", wantWhy: notUUID},
+		{name: "braces", in: "{" + lower + "}", wantWhy: notUUID},
+		{name: "urn", in: "urn:uuid:" + lower, wantWhy: notUUID},
+		{name: "spaces_around", in: " " + lower + " ", wantWhy: notUUID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key, why := uuidKey(tt.in)
+			if key != tt.want {
+				t.Errorf("uuidKey(%q) = %q, %q; want %q", tt.in, key, why, tt.want)
+			}
+			switch {
+			case tt.want != "" && why != "":
+				t.Errorf("uuidKey(%q) = %q, %q; want no why with a key", tt.in, key, why)
+			case tt.want == "" && !strings.Contains(why, tt.wantWhy):
+				t.Errorf("uuidKey(%q) why = %q; want it to say %q", tt.in, why, tt.wantWhy)
+			}
+		})
+	}
+}
+
+func TestRequestFacts(t *testing.T) {
+	const (
+		mac1  = "aabbccddee0a"
+		mac2  = "aabbccddee0b"
+		uuidU = "4C4C4544-0042-3510-8057-B4C04F4E3532"
+		uuidL = "4c4c4544-0042-3510-8057-b4c04f4e3532"
+	)
+	twoNICs := request{product: "pve", iso: "9.2", btrfs: true,
+		macs: []string{mac1, mac2}, links: []string{"eno1", "enp1s0f1"},
+		serial: "S42", uuid: uuidU}
+	noLink := twoNICs
+	noLink.links = []string{"eno1", ""}
+	fakeIDs := twoNICs
+	fakeIDs.serial, fakeIDs.uuid = "Default string", "00000000-0000-0000-0000-000000000000"
+	none := twoNICs
+	none.serial, none.uuid = "", ""
+	pbs := twoNICs
+	pbs.product, pbs.iso, pbs.btrfs = "pbs", "3.3", false
+
+	// want is what a test can state of facts; why only as whether it is
+	// said, since TestSerialKey and TestUUIDKey pin its words.
+	type want struct {
+		mac, nic, link       string
+		serial, uuid         string
+		serialSent, uuidSent bool
+		product, iso         string
+		btrfs                bool
+	}
+	tests := []struct {
+		name string
+		req  request
+		m    match
+		want want
+	}{
+		{"mac_of_the_first_nic", twoNICs, match{"mac", mac1, "hosts/aa-bb-cc-dd-ee-0a.toml"},
+			want{mac1, mac1, "eno1", "S42", uuidL, true, true, "pve", "9.2", true}},
+		{"mac_of_the_second_nic_gives_its_own_link", twoNICs, match{"mac", mac2, "hosts/aa-bb-cc-dd-ee-0b.toml"},
+			want{mac2, mac2, "enp1s0f1", "S42", uuidL, true, true, "pve", "9.2", true}},
+		{"second_nic_without_a_link_does_not_borrow_the_first", noLink, match{"mac", mac2, "hosts/aa-bb-cc-dd-ee-0b.toml"},
+			want{mac2, mac2, "", "S42", uuidL, true, true, "pve", "9.2", true}},
+		{"serial_match_has_no_mac_and_the_first_nic", twoNICs, match{"serial", "S42", "hosts/serial-S42.toml"},
+			want{"", mac1, "eno1", "S42", uuidL, true, true, "pve", "9.2", true}},
+		{"uuid_match_has_no_mac_and_the_first_nic", twoNICs, match{"uuid", uuidL, "hosts/uuid-" + uuidL + ".toml"},
+			want{"", mac1, "eno1", "S42", uuidL, true, true, "pve", "9.2", true}},
+		{"default_match_has_no_mac_and_the_first_nic", twoNICs, match{"default", "", "hosts/default.toml"},
+			want{"", mac1, "eno1", "S42", uuidL, true, true, "pve", "9.2", true}},
+		{"placeholder_ids_are_sent_but_name_nothing", fakeIDs, match{"default", "", "hosts/default.toml"},
+			want{"", mac1, "eno1", "", "", true, true, "pve", "9.2", true}},
+		{"absent_ids_are_not_sent", none, match{"mac", mac1, "hosts/aa-bb-cc-dd-ee-0a.toml"},
+			want{mac1, mac1, "eno1", "", "", false, false, "pve", "9.2", true}},
+		{"product_iso_and_btrfs_as_sent", pbs, match{"mac", mac1, "hosts/aa-bb-cc-dd-ee-0a.toml"},
+			want{mac1, mac1, "eno1", "S42", uuidL, true, true, "pbs", "3.3", false}},
+	}
+	rel := release{8, 3}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.req.facts(tt.m, rel)
+			got := want{f.mac, f.nic, f.link, f.serial.key, f.uuid.key, f.serial.sent, f.uuid.sent, f.product, f.iso, f.btrfs}
+			if got != tt.want {
+				t.Errorf("facts(%v) = %+v; want %+v", tt.m, got, tt.want)
+			}
+			if f.release != rel {
+				t.Errorf("facts(%v).release = %v; want %v", tt.m, f.release, rel)
+			}
+			for _, id := range []id{f.serial, f.uuid} {
+				if (id.key == "") != (id.why != "") {
+					t.Errorf("facts(%v).%s = key %q, why %q; want a why exactly when there is no key", tt.m, id.by, id.key, id.why)
+				}
+			}
+			if f.serial.by != "serial" || f.uuid.by != "uuid" {
+				t.Errorf("facts(%v) ids by %q, %q; want serial, uuid", tt.m, f.serial.by, f.uuid.by)
+			}
+		})
+	}
+}
