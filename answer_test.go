@@ -158,9 +158,10 @@ func FuzzCompose(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, defaults, host []byte, pick uint8) {
 		rel := ruleChanges[int(pick)%len(ruleChanges)]
-		fs := facts{release: rel, btrfs: pick&0x80 == 0}
-		if pick&0x40 == 0 {
-			fs.mac = "aabbccddeeff"
+		fs := factsFor // so that placeholders are filled
+		fs.release, fs.btrfs = rel, pick&0x80 == 0
+		if pick&0x40 != 0 {
+			fs.mac = "" // as if matched by serial
 		}
 		var layers []layer
 		for _, file := range []struct {

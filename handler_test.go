@@ -571,6 +571,11 @@ func TestHealth(t *testing.T) {
 		{"broken_defaults_is_503_naming_it", map[string]string{"defaults.toml": "[global]\nkeyboard = de\n"}, "", "GET", 503, "pxe-pilot: defaults.toml:2:12: "},
 		{"invalid_defaults_is_503_naming_it", map[string]string{"defaults.toml": "[disk]\ntarget = 1\n"}, "", "GET", 503, "pxe-pilot: defaults.toml: disk.target"},
 		{"unreadable_defaults_is_503_naming_it", map[string]string{"defaults.toml": asDir}, "", "GET", 503, "pxe-pilot: defaults.toml: cannot read"},
+		{"missing_profile_of_defaults_is_503", map[string]string{"defaults.toml": "profiles = [\"site\"]\n"}, "", "GET", 503,
+			`pxe-pilot: defaults.toml: profiles: "site": profiles/site.toml does not exist`},
+		{"broken_profile_of_defaults_is_503", map[string]string{"defaults.toml": "profiles = [\"site\"]\n", "profiles/site.toml": "[x\n"}, "", "GET", 503,
+			"pxe-pilot: profiles/site.toml:1:"},
+		{"profiles_of_defaults_are_200", map[string]string{"defaults.toml": "profiles = [\"site\"]\n", "profiles/site.toml": goodDefaults}, "", "GET", 200, `{"status":"ok"}` + "\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

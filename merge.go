@@ -555,7 +555,7 @@ func (e *hostError) Error() string { return e.err.Error() }
 func (e *hostError) Unwrap() error { return e.err }
 
 // checkConfigDir reports whether answers can be composed at all: the dir
-// can be listed and defaults.toml, if present, is sound.
+// can be listed and defaults.toml, if present, is sound, profiles and all.
 func checkConfigDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -565,7 +565,10 @@ func checkConfigDir(dir string) error {
 	if _, err := f.Readdirnames(1); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config dir %s: %w", dir, unwrapPath(err))
 	}
-	_, _, err = readLayer(dir, "defaults.toml")
+	def, ok, err := readLayer(dir, "defaults.toml")
+	if err == nil && ok {
+		_, err = stackLayers(dir, def, false, def)
+	}
 	return err
 }
 
