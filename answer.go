@@ -305,8 +305,13 @@ func bareKey(k string) bool {
 // key where another layer did.
 func compose(layers []layer, f facts) ([]byte, error) {
 	ans := mergeLayers(layers)
-	if ps := expand(ans, &f); len(ps) > 0 {
-		return nil, &answerError{layers, ps}
+	for _, l := range layers {
+		if l.fills {
+			if ps := expand(ans, f); len(ps) > 0 {
+				return nil, &answerError{layers, ps}
+			}
+			break
+		}
 	}
 	host := layers[len(layers)-1].name
 	problems := complete(ans, f, host, layers)
@@ -1210,7 +1215,7 @@ var placeholders = []string{"Hostname", "MAC", "MACHex", "Link", "Serial", "UUID
 // no filled-in text is read again, so a fact cannot inject a placeholder.
 // Tables inside arrays and arrays are shared with the cached layers, so a
 // changed one is copied.
-func expand(ans map[string]any, f *facts) []problem {
+func expand(ans map[string]any, f facts) []problem {
 	e := expander{f: f, path: make([]string, 0, 8), self: true}
 	g, _ := ans["global"].(map[string]any)
 	for _, k := range []string{"hostname", "fqdn"} {
@@ -1240,7 +1245,7 @@ func expand(ans map[string]any, f *facts) []problem {
 }
 
 type expander struct {
-	f        *facts
+	f        facts
 	path     []string // the key being filled
 	self     bool     // filling the host's name itself, which {{.Hostname}} is made from
 	host     string   // the host label, for {{.Hostname}}; empty when there is none
@@ -1347,7 +1352,7 @@ func (e *expander) problem(msg string) {
 
 // fact is the value of a placeholder, or why there is none.
 func (e *expander) fact(name string) (string, string) {
-	f := e.f
+	f := &e.f
 	lacks := func(v, why string) (string, string) {
 		if v == "" {
 			return "", "nothing to fill in: " + why

@@ -369,7 +369,7 @@ func TestExpand(t *testing.T) {
 			before := deepCopy(layerTree)
 			ans := mergeLayers([]layer{{name: hostFile, tree: layerTree}})
 			f := tc.f
-			ps := expand(ans, &f)
+			ps := expand(ans, f)
 			if !reflect.DeepEqual(layerTree, before) {
 				t.Errorf("expand changed the layer it merged from: %v; want %v", layerTree, before)
 			}
@@ -395,7 +395,7 @@ func TestExpandDoesNotReadFactsAgain(t *testing.T) {
 	f := factsFor
 	f.link = "{{.Serial}}"
 	ans := map[string]any{"global": map[string]any{"hostname": "pve1", "mailto": "{{.Link}}"}, "network": map[string]any{"x": "{{.Link}}"}}
-	if ps := expand(ans, &f); len(ps) != 0 {
+	if ps := expand(ans, f); len(ps) != 0 {
 		t.Fatalf("expand = %v", ps)
 	}
 	for _, path := range [][]string{{"global", "mailto"}, {"network", "x"}} {

@@ -22,6 +22,7 @@ type layer struct {
 	name     string         // the file, relative to the config dir: "defaults.toml", "hosts/aa-bb-cc-dd-ee-ff.toml"
 	tree     map[string]any // the file's tables, as go-toml decodes them
 	profiles []string       // the profiles it lists, merged below it
+	fills    bool           // some string value holds "{{": a placeholder, for expand
 }
 
 // configError is a problem with one config file, reported to the client
@@ -167,7 +168,26 @@ func parseLayer(name string, data []byte) (layer, error) {
 	if err != nil {
 		return layer{}, err
 	}
-	return layer{name: name, tree: tree, profiles: profiles}, nil
+	return layer{name: name, tree: tree, profiles: profiles, fills: hasBraces(tree)}, nil
+}
+
+// hasBraces reports whether any string in v holds "{{". Layers are parsed
+// once and cached, so this spares composing an answer a walk of the whole
+// merged tree when, as usually, no layer has a placeholder.
+func hasBraces(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.Contains(v, "{{")
+	case []any:
+		return slices.ContainsFunc(v, hasBraces)
+	case map[string]any:
+		for _, x := range v {
+			if hasBraces(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // takeProfiles removes a layer's top-level profiles key and returns the

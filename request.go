@@ -723,19 +723,26 @@ func serialKey(s string) (key, why string) {
 }
 
 func placeholderSerial(s string) bool {
-	folded := strings.Map(func(r rune) rune {
-		switch {
-		case r == ' ' || r == '.' || r == '-' || r == '_':
-			return -1
-		case 'A' <= r && r <= 'Z':
-			return r + 'a' - 'A'
+	var buf [64]byte // serialKey has refused longer ones
+	folded := buf[:0]
+	for i := 0; i < len(s) && len(folded) < len(buf); i++ {
+		switch c := s[i]; {
+		case c == ' ' || c == '.' || c == '-' || c == '_':
+		case 'A' <= c && c <= 'Z':
+			folded = append(folded, c+'a'-'A')
+		default:
+			folded = append(folded, c)
 		}
-		return r
-	}, s)
-	if folded == "" || strings.Count(folded, folded[:1]) == len(folded) {
+	}
+	if len(folded) == 0 || bytes.Count(folded, folded[:1]) == len(folded) {
 		return true // "", "00000000", "XXXXXXXX", "........"
 	}
-	return slices.Contains(placeholderSerials, folded)
+	for _, p := range placeholderSerials {
+		if string(folded) == p {
+			return true
+		}
+	}
+	return false
 }
 
 // placeholderUUIDs are system UUIDs that firmware gives many machines.
@@ -756,7 +763,8 @@ func uuidKey(s string) (key, why string) {
 	if len(s) != 36 {
 		return "", fmt.Sprintf("dmi.system.uuid %.40q is not of the form 8-4-4-4-12 hex digits", s)
 	}
-	b := []byte(s)
+	var b [36]byte
+	copy(b[:], s)
 	for i, c := range b {
 		switch {
 		case i == 8 || i == 13 || i == 18 || i == 23:
@@ -771,8 +779,8 @@ func uuidKey(s string) (key, why string) {
 		}
 	}
 	key = s
-	if string(b) != s { // compared without a copy
-		key = string(b)
+	if string(b[:]) != s { // compared without a copy
+		key = string(b[:])
 	}
 	if slices.Contains(placeholderUUIDs, key) {
 		return "", fmt.Sprintf("dmi.system.uuid %s is a firmware placeholder", s)
