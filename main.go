@@ -92,7 +92,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return serve(ctx, args[1:], stderr)
 	case "validate":
 		return validateCmd(args[1:], stdout, stderr)
 	case "render":
@@ -191,7 +193,9 @@ func envOr(key, def string) string {
 	return def
 }
 
-func serve(args []string, stderr io.Writer) error {
+// serve answers until ctx is done (SIGINT or SIGTERM), then shuts down
+// gracefully.
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, err := parseServe(args, stderr)
 	if err != nil {
 		return err
@@ -230,8 +234,6 @@ func serve(args []string, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	logger.Info("serving", "addr", ln.Addr().String(), "config_dir", cfg.dir, "version", versionString())
