@@ -1,12 +1,15 @@
 package main
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -18,15 +21,32 @@ const (
 )
 
 // server answers the installer. It holds no config: every request reads
-// the config dir afresh, so an edit applies to the next request.
+// the config dir (and the token file) afresh, so an edit applies to the
+// next request.
 type server struct {
 	dir string
 	log *slog.Logger
+
+	// Who may ask; the zero values let everyone in, as tests want.
+	tokenFile string         // --token-file: "" needs no token
+	allow     []netip.Prefix // --allow: nil is every address
+	slots     chan struct{}  // --max-inflight: a slot per request being answered; nil is no cap
+	waiting   chan struct{}  // refused tokens waiting out authDelay; nil is no delay
 }
+
+// authDelay slows down guessing tokens. The wait holds no slot, so a flood
+// of wrong tokens cannot crowd out a real install; and at most cap(waiting)
+// wait at once, past which a refusal is sent at once, so a flood cannot
+// pile up connections either.
+const (
+	authDelay  = time.Second
+	maxWaiting = 64
+)
 
 // outcome is what one request's log line says beyond method and path.
 type outcome struct {
 	status  int
+	token   string // the name of the token the request showed, never its secret
 	host    string // the host file that matched
 	match   string // what matched it: "mac aa:bb:cc:dd:ee:ff", "serial S1", "uuid ...", "default"
 	layers  string // the layers merged, lowest first
@@ -51,6 +71,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", o.status),
+		}
+		if o.token != "" {
+			attrs = append(attrs, slog.String("token_name", o.token))
 		}
 		if o.host != "" {
 			attrs = append(attrs, slog.String("host", o.host))
@@ -77,6 +100,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.LogAttrs(r.Context(), level, "request", attrs...)
 	}()
 
+	if r.URL.Path != "/health" && !s.allowed(r.RemoteAddr) {
+		o.status = s.fail(w, http.StatusForbidden, &o, "this address may not ask pxe-pilot: "+r.RemoteAddr+" is not in --allow")
+		return
+	}
 	switch r.URL.Path {
 	case "/answer":
 		if r.Method != http.MethodPost {
@@ -84,6 +111,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			o.status = s.fail(w, http.StatusMethodNotAllowed, &o, "/answer takes POST (the installer's system info as JSON), not "+r.Method)
 			return
 		}
+		if o.status = s.authorize(w, r, &o); o.status != 0 {
+			return
+		}
+		if !s.acquire() {
+			w.Header().Set("Retry-After", "1")
+			o.status = s.fail(w, http.StatusServiceUnavailable, &o, fmt.Sprintf("too busy: %d requests are being answered, the most --max-inflight allows; try again", cap(s.slots)))
+			return
+		}
+		defer s.release()
 		o.status = s.answer(w, r, &o)
 	case "/health":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -94,6 +130,83 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.status = s.health(w)
 	default:
 		o.status = s.fail(w, http.StatusNotFound, &o, fmt.Sprintf("%q: no such path; the installer posts to /answer", r.URL.Path))
+	}
+}
+
+// allowed reports whether --allow lets the address ask.
+func (s *server) allowed(remote string) bool {
+	if s.allow == nil {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range s.allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// acquire takes a slot for a request, if one is free; release gives it back.
+func (s *server) acquire() bool {
+	if s.slots == nil {
+		return true
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *server) release() {
+	if s.slots != nil {
+		<-s.slots
+	}
+}
+
+// authorize checks the request's bearer token against the token file, if
+// there is one: 0 lets the request through, else the status sent.
+func (s *server) authorize(w http.ResponseWriter, r *http.Request, o *outcome) int {
+	if s.tokenFile == "" {
+		return 0
+	}
+	tokens, err := readTokens(s.tokenFile)
+	if err != nil {
+		// Fail closed: no token file, no answers.
+		return s.fail(w, http.StatusInternalServerError, o, err.Error())
+	}
+	got, sent := bearer(r.Header.Get("Authorization"))
+	if name, ok := tokens.match(got); sent && ok {
+		o.token = name
+		return 0
+	}
+	s.wait(r)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="pxe-pilot"`)
+	if !sent {
+		return s.fail(w, http.StatusUnauthorized, o, "this ISO sent no token, and pxe-pilot requires one: prepare the ISO (9.2 or later) with --answer-auth-token NAME:SECRET from the token file")
+	}
+	return s.fail(w, http.StatusUnauthorized, o, "the token this ISO sent is not in the token file; prepare the ISO with --answer-auth-token NAME:SECRET from it")
+}
+
+// wait holds a refused request for authDelay, unless maxWaiting already
+// wait or the client goes away.
+func (s *server) wait(r *http.Request) {
+	select {
+	case s.waiting <- struct{}{}:
+		t := time.NewTimer(authDelay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+		<-s.waiting
+	default:
 	}
 }
 
@@ -200,4 +313,69 @@ func (s *server) health(w http.ResponseWriter) int {
 	w.WriteHeader(status)
 	io.WriteString(w, body+"\n")
 	return status
+}
+
+// A tokenSet is the tokens of a token file: one per line, as prepare-iso
+// --answer-auth-token NAME:SECRET takes it and as the installer sends it
+// (Authorization: Bearer NAME:SECRET); blank lines and # comments are
+// skipped. Only SHA-256 sums are kept, so that comparing takes the same
+// time whatever the lengths.
+type tokenSet struct {
+	names []string // NAME of each, for the log
+	sums  [][sha256.Size]byte
+}
+
+// readTokens reads a token file. No token in it is an error: a file that
+// was meant to lock the door must not leave it open by being empty.
+func readTokens(path string) (tokenSet, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	data, err := readFile(path, (*bp)[:0])
+	*bp = data[:0]
+	if err != nil {
+		return tokenSet{}, fmt.Errorf("token file: %w", err)
+	}
+	var ts tokenSet
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, _, ok := strings.Cut(line, ":")
+		if !ok {
+			name = fmt.Sprintf("line %d", len(ts.names)+1)
+		}
+		ts.names = append(ts.names, name)
+		ts.sums = append(ts.sums, sha256.Sum256([]byte(line)))
+	}
+	if len(ts.names) == 0 {
+		return tokenSet{}, fmt.Errorf("token file %s has no token in it; add one per line, NAME:SECRET, as prepare-iso --answer-auth-token takes it", path)
+	}
+	return ts, nil
+}
+
+// match finds got among the tokens, comparing with every one of them in
+// constant time, and returns the name of the token it is.
+func (ts tokenSet) match(got string) (name string, ok bool) {
+	sum := sha256.Sum256([]byte(got))
+	found := -1
+	for i := range ts.sums {
+		if subtle.ConstantTimeCompare(sum[:], ts.sums[i][:]) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return "", false
+	}
+	return ts.names[found], true
+}
+
+// bearer is the token of an Authorization: Bearer header.
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"reflect"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -891,6 +893,32 @@ func TestParseServe(t *testing.T) {
 			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text"}},
 		{name: "port_zero", args: []string{"--port", "0"},
 			want: serveConfig{dir: "./config", addr: ":0", logFormat: "text"}},
+		{name: "tls_listens_on_8443", args: []string{"--tls-cert", "c.pem", "--tls-key", "k.pem"},
+			want: serveConfig{dir: "./config", addr: ":8443", logFormat: "text", tlsCert: "c.pem", tlsKey: "k.pem"}},
+		{name: "tls_from_env", env: map[string]string{"PXE_PILOT_TLS_CERT": "c.pem", "PXE_PILOT_TLS_KEY": "k.pem"},
+			want: serveConfig{dir: "./config", addr: ":8443", logFormat: "text", tlsCert: "c.pem", tlsKey: "k.pem"}},
+		{name: "tls_with_a_port", args: []string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--port", "443"},
+			want: serveConfig{dir: "./config", addr: ":443", logFormat: "text", tlsCert: "c.pem", tlsKey: "k.pem"}},
+		{name: "tls_cert_without_key_is_error", args: []string{"--tls-cert", "c.pem"}, wantErr: "--tls-cert and --tls-key go together"},
+		{name: "tls_key_from_env_without_cert_is_error", env: map[string]string{"PXE_PILOT_TLS_KEY": "k.pem"}, wantErr: "--tls-cert and --tls-key go together"},
+		{name: "token_file", args: []string{"--token-file", "/run/credentials/tokens"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", tokenFile: "/run/credentials/tokens"}},
+		{name: "token_file_from_env", env: map[string]string{"PXE_PILOT_TOKEN_FILE": "/etc/pxe-pilot/tokens"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", tokenFile: "/etc/pxe-pilot/tokens"}},
+		{name: "allow_cidrs_and_addresses", args: []string{"--allow", "10.0.0.0/24, 192.168.1.7,fd00::/8,10.1.2.3/16"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", allow: []netip.Prefix{
+				netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("192.168.1.7/32"),
+				netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("10.1.0.0/16")}}},
+		{name: "allow_from_env", env: map[string]string{"PXE_PILOT_ALLOW": "10.0.0.0/24"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}}},
+		{name: "allow_garbage_is_error", args: []string{"--allow", "10.0.0.0/24,lan"}, wantErr: `--allow "lan": want a CIDR`},
+		{name: "allow_bad_prefix_is_error", args: []string{"--allow", "10.0.0.0/33"}, wantErr: `--allow "10.0.0.0/33"`},
+		{name: "max_inflight", args: []string{"--max-inflight", "64"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", maxInflight: 64}},
+		{name: "max_inflight_from_env", env: map[string]string{"PXE_PILOT_MAX_INFLIGHT": "5000"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", maxInflight: 5000}},
+		{name: "max_inflight_zero_is_error", args: []string{"--max-inflight", "0"}, wantErr: `--max-inflight "0": want a number of requests, 1 or more`},
+		{name: "max_inflight_word_is_error", env: map[string]string{"PXE_PILOT_MAX_INFLIGHT": "lots"}, wantErr: `--max-inflight "lots"`},
 		{name: "flag_listen_and_port_is_error", args: []string{"--listen", ":8080", "--port", "8080"}, wantErr: "--listen and --port"},
 		{name: "env_listen_and_port_is_error", env: map[string]string{"LISTEN": ":8080", "PORT": "8080"}, wantErr: "LISTEN and PORT"},
 		{name: "flag_port_not_a_number_is_error", args: []string{"--port", "http"}, wantErr: `--port "http"`},
@@ -907,7 +935,8 @@ func TestParseServe(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT"} {
+			for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
+				"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT"} {
 				t.Setenv(k, tc.env[k])
 			}
 			got, err := parseServe(tc.args, io.Discard)
@@ -917,8 +946,12 @@ func TestParseServe(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tc.want {
-				t.Errorf("parseServe(%q) with env %v = %+v, %v; want %+v", tc.args, tc.env, got, err, tc.want)
+			want := tc.want
+			if want.maxInflight == 0 {
+				want.maxInflight = defaultMaxInflight
+			}
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("parseServe(%q) with env %v = %+v, %v; want %+v", tc.args, tc.env, got, err, want)
 			}
 		})
 	}

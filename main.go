@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,10 +19,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -30,14 +33,26 @@ const usage = `pxe-pilot answers the Proxmox VE automated installer.
 
 Usage:
 
-	$ pxe-pilot serve [--config-dir DIR] [--listen ADDR | --port N]
-	Serve answers: the installer POSTs to http://HOST:PORT/answer.
+	$ pxe-pilot serve [--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
+	                  [--tls-cert FILE --tls-key FILE] [--token-file FILE]
+	                  [--allow CIDR,...] [--max-inflight N]
+	Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
 
 	$ pxe-pilot validate [--config-dir DIR] [--release X.Y]
 	Check every file and every host's answer offline; exit 1 on any error.
 
 	$ pxe-pilot render [--config-dir DIR] (--mac MAC [--serial S] [--uuid U] [--release X.Y] | --request FILE.json | -)
 	Print exactly the answer the server would send that machine.
+
+	$ pxe-pilot cert [--out DIR] [--host NAME,IP,...] [--force]
+	Create a self-signed certificate and key for HTTPS, and print its
+	fingerprint and the prepare-iso command line that pins it.
+
+	$ pxe-pilot fingerprint FILE
+	Print a certificate's SHA-256 fingerprint, as prepare-iso takes it.
+
+	$ pxe-pilot healthcheck [--url URL]
+	Exit 0 if the server answers /health with 200 (for container HEALTHCHECKs).
 
 	$ pxe-pilot version
 	Print the version.
@@ -46,6 +61,9 @@ Examples:
 
 	$ pxe-pilot serve --config-dir examples/config
 	$ pxe-pilot serve --config-dir /etc/pxe-pilot --listen 10.0.0.2:8080
+	$ pxe-pilot cert --out /etc/pxe-pilot --host pxe.lab.example.com,10.0.0.2
+	$ pxe-pilot serve --tls-cert /etc/pxe-pilot/pxe-pilot.crt --tls-key /etc/pxe-pilot/pxe-pilot.key \
+	      --token-file /etc/pxe-pilot/tokens --allow 10.0.0.0/24
 	$ curl --data @examples/requests/pve-9.2.json http://localhost:8080/answer
 	$ pxe-pilot validate --config-dir /etc/pxe-pilot
 	$ pxe-pilot render --config-dir /etc/pxe-pilot --mac aa:bb:cc:dd:ee:ff
@@ -60,10 +78,17 @@ which answers every machine that has no file of its own. See README.md.
 
 Environment (flags win):
 
-	CONFIG_DIR            --config-dir (default ./config)
-	LISTEN                --listen (default :8080)
-	PORT                  --port
-	PXE_PILOT_LOG_FORMAT  --log-format: text (default) or json
+	CONFIG_DIR              --config-dir (default ./config)
+	LISTEN                  --listen (default :8080, or :8443 with TLS)
+	PORT                    --port
+	PXE_PILOT_LOG_FORMAT    --log-format: text (default) or json
+	PXE_PILOT_TLS_CERT      --tls-cert: serve HTTPS with this certificate
+	PXE_PILOT_TLS_KEY       --tls-key: and this key
+	PXE_PILOT_TOKEN_FILE    --token-file: one NAME:SECRET per line, as prepare-iso
+	                        --answer-auth-token takes it; POST /answer then needs
+	                        Authorization: Bearer NAME:SECRET
+	PXE_PILOT_ALLOW         --allow: the source addresses that may ask (/health is open)
+	PXE_PILOT_MAX_INFLIGHT  --max-inflight: requests answered at once (default 1024)
 `
 
 // version is set at link time (-ldflags "-X main.version=v1.2.3"); else
@@ -99,6 +124,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return validateCmd(args[1:], stdout, stderr)
 	case "render":
 		return renderCmd(args[1:], os.Stdin, stdout, stderr)
+	case "cert":
+		return certCmd(args[1:], stdout, stderr)
+	case "fingerprint":
+		return fingerprintCmd(args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheckCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "pxe-pilot", versionString())
 		return nil
@@ -122,19 +153,29 @@ func versionString() string {
 
 // serveConfig is what the serve command's flags and environment decide.
 type serveConfig struct {
-	dir       string
-	addr      string
-	logFormat string
+	dir             string
+	addr            string
+	logFormat       string
+	tlsCert, tlsKey string         // both or neither
+	tokenFile       string         // "": no token needed
+	allow           []netip.Prefix // nil: any address
+	maxInflight     int
 }
 
+// defaultMaxInflight is far above any real burst of installers, which never
+// retry: the cap is for a flood, not for a rack booting at once.
+const defaultMaxInflight = 1024
+
 func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	dir := fs.String("config-dir", envOr("CONFIG_DIR", "./config"), "the config dir")
+	fs, dir := flagSet("serve", stderr)
 	listen := fs.String("listen", "", "the address to listen on, such as :8080 or 10.0.0.2:8080")
 	port := fs.String("port", "", "the port to listen on, on all addresses")
 	logFormat := fs.String("log-format", envOr("PXE_PILOT_LOG_FORMAT", "text"), "text or json")
+	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "serve HTTPS with this PEM certificate")
+	tlsKey := fs.String("tls-key", os.Getenv("PXE_PILOT_TLS_KEY"), "the certificate's PEM key")
+	tokenFile := fs.String("token-file", os.Getenv("PXE_PILOT_TOKEN_FILE"), "require a bearer token from this file, one per line")
+	allow := fs.String("allow", os.Getenv("PXE_PILOT_ALLOW"), "answer only these source addresses: CIDR[,CIDR...]")
+	maxInflight := fs.String("max-inflight", envOr("PXE_PILOT_MAX_INFLIGHT", strconv.Itoa(defaultMaxInflight)), "requests answered at once; past it 503")
 	if err := fs.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
@@ -156,18 +197,11 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 			return serveConfig{}, err
 		}
 		addr = ":" + p
-	case os.Getenv("LISTEN") != "" && os.Getenv("PORT") != "":
-		return serveConfig{}, errors.New("LISTEN and PORT are both set in the environment; unset one (LISTEN=HOST:PORT says both)")
-	case os.Getenv("LISTEN") != "":
-		addr = os.Getenv("LISTEN")
-	case os.Getenv("PORT") != "":
-		p, err := portOf(os.Getenv("PORT"), "PORT")
-		if err != nil {
+	default:
+		var err error
+		if addr, err = envAddr(*tlsCert != "" || *tlsKey != ""); err != nil {
 			return serveConfig{}, err
 		}
-		addr = ":" + p
-	default:
-		addr = ":8080"
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return serveConfig{}, fmt.Errorf("listen address %q: want HOST:PORT or :PORT, such as :8080", addr)
@@ -175,7 +209,63 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	if *logFormat != "text" && *logFormat != "json" {
 		return serveConfig{}, fmt.Errorf("--log-format %q: want text or json", *logFormat)
 	}
-	return serveConfig{dir: *dir, addr: addr, logFormat: *logFormat}, nil
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return serveConfig{}, errors.New("--tls-cert and --tls-key go together (PXE_PILOT_TLS_CERT and PXE_PILOT_TLS_KEY); 'pxe-pilot cert' makes both")
+	}
+	prefixes, err := parseAllow(*allow)
+	if err != nil {
+		return serveConfig{}, err
+	}
+	n, err := strconv.Atoi(*maxInflight)
+	if err != nil || n < 1 {
+		return serveConfig{}, fmt.Errorf("--max-inflight %q: want a number of requests, 1 or more (default %d)", *maxInflight, defaultMaxInflight)
+	}
+	return serveConfig{dir: *dir, addr: addr, logFormat: *logFormat, tlsCert: *tlsCert, tlsKey: *tlsKey,
+		tokenFile: *tokenFile, allow: prefixes, maxInflight: n}, nil
+}
+
+// parseAllow reads --allow: CIDRs or single addresses, comma-separated.
+func parseAllow(list string) ([]netip.Prefix, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("--allow %q: want a CIDR such as 10.0.0.0/24 or an address such as 10.0.0.7", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// envAddr is the address LISTEN or PORT says, else the default: :8080, or
+// :8443 for HTTPS.
+func envAddr(https bool) (string, error) {
+	switch listen, port := os.Getenv("LISTEN"), os.Getenv("PORT"); {
+	case listen != "" && port != "":
+		return "", errors.New("LISTEN and PORT are both set in the environment; unset one (LISTEN=HOST:PORT says both)")
+	case listen != "":
+		return listen, nil
+	case port != "":
+		p, err := portOf(port, "PORT")
+		if err != nil {
+			return "", err
+		}
+		return ":" + p, nil
+	case https:
+		return ":8443", nil
+	}
+	return ":8080", nil
 }
 
 func portOf(s, what string) (string, error) {
@@ -220,12 +310,28 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		logger.Warn("config has a problem; answers will fail until it is fixed", "error", err.Error())
 	}
 
+	h := &server{dir: cfg.dir, log: logger, tokenFile: cfg.tokenFile, allow: cfg.allow,
+		slots: make(chan struct{}, cfg.maxInflight), waiting: make(chan struct{}, maxWaiting)}
+	if cfg.tokenFile != "" {
+		if _, err := readTokens(cfg.tokenFile); err != nil {
+			return err
+		}
+	}
+	var tlsCfg *tls.Config
+	var fp string
+	if cfg.tlsCert != "" {
+		if tlsCfg, fp, err = tlsConfig(cfg.tlsCert, cfg.tlsKey); err != nil {
+			return err
+		}
+	}
+
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           &server{dir: cfg.dir, log: logger},
+		Handler:           h,
+		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -235,8 +341,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	logger.Info("serving", "addr", ln.Addr().String(), "config_dir", cfg.dir, "version", versionString())
+	attrs := []any{"addr", ln.Addr().String(), "config_dir", cfg.dir, "version", versionString()}
+	if tlsCfg != nil {
+		go func() { done <- srv.ServeTLS(ln, "", "") }()
+		// What prepare-iso --cert-fingerprint and DHCP option 251 take.
+		attrs = append(attrs, "tls", true, "fingerprint", fp)
+	} else {
+		go func() { done <- srv.Serve(ln) }()
+	}
+	if cfg.tokenFile != "" {
+		attrs = append(attrs, "token_file", cfg.tokenFile)
+	}
+	if cfg.allow != nil {
+		attrs = append(attrs, "allow", fmt.Sprint(cfg.allow))
+	}
+	logger.Info("serving", attrs...)
 
 	select {
 	case err := <-done:
@@ -252,11 +371,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// flagSet is a subcommand's flag set, with --config-dir, which all share.
-func flagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+// newFlagSet is a subcommand's flag set; its usage is the whole usage text.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	return fs
+}
+
+// flagSet is the flag set of a command that reads the config dir, with
+// --config-dir.
+func flagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := newFlagSet(name, stderr)
 	return fs, fs.String("config-dir", envOr("CONFIG_DIR", "./config"), "the config dir")
 }
 
@@ -355,6 +481,70 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 	if r.errors > 0 {
 		return errValidate
 	}
+	return nil
+}
+
+// healthcheckCmd asks a running pxe-pilot's /health and succeeds on 200:
+// a container's HEALTHCHECK, where a FROM scratch image has no curl. By
+// default it asks the server this environment configures (LISTEN, PORT,
+// PXE_PILOT_TLS_CERT) on the loopback address, pinning its certificate.
+func healthcheckCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("healthcheck", stderr)
+	url := fs.String("url", "", "the /health URL (default: the server LISTEN, PORT and PXE_PILOT_TLS_CERT describe, on this machine)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("healthcheck: unexpected argument %q; give a URL with --url", fs.Arg(0))
+	}
+	cert := os.Getenv("PXE_PILOT_TLS_CERT")
+	if *url == "" {
+		addr, err := envAddr(cert != "")
+		if err != nil {
+			return fmt.Errorf("healthcheck: %w", err)
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("healthcheck: LISTEN %q: want HOST:PORT or :PORT", addr)
+		}
+		if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		scheme := "http"
+		if cert != "" {
+			scheme = "https"
+		}
+		*url = scheme + "://" + net.JoinHostPort(host, port) + "/health"
+	}
+	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true}
+	if cert != "" && strings.HasPrefix(*url, "https://") {
+		// Pin the server's own certificate, as the installer does; a
+		// self-signed one would fail the system roots.
+		want, err := leafFingerprint(cert)
+		if err != nil {
+			return fmt.Errorf("healthcheck: %w", err)
+		}
+		tr.TLSClientConfig = &tls.Config{
+			InsecureSkipVerify: true, // verified by fingerprint below
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if got := fingerprint(cs.PeerCertificates[0].Raw); got != want {
+					return fmt.Errorf("certificate fingerprint %s is not %s's, %s", got, cert, want)
+				}
+				return nil
+			},
+		}
+	}
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	resp, err := client.Get(*url)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s: %s %s", *url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", *url, strings.TrimSpace(string(body)))
 	return nil
 }
 

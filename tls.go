@@ -1,0 +1,268 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The installer pins pxe-pilot's certificate by fingerprint alone: it
+// checks that the SHA-256 of the leaf certificate's DER is the one its ISO
+// was prepared with (prepare-iso --cert-fingerprint, or DHCP option 251),
+// and nothing else: no chain, no host name, no expiry. So a self-signed
+// certificate is as good as any, and its fingerprint is what matters.
+
+// fingerprint is the SHA-256 of a certificate's DER as prepare-iso
+// --cert-fingerprint and DHCP option 251 take it, and as openssl x509
+// -fingerprint -sha256 prints it: uppercase hex pairs joined by colons.
+func fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	h := strings.ToUpper(hex.EncodeToString(sum[:]))
+	var b strings.Builder
+	for i := 0; i < len(h); i += 2 {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(h[i : i+2])
+	}
+	return b.String()
+}
+
+// leafFingerprint reads a PEM certificate file and returns the fingerprint
+// of its first certificate: the leaf, which is the one the installer pins.
+func leafFingerprint(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the certificate: %w", err)
+	}
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return "", fmt.Errorf("%s: no PEM certificate in it (-----BEGIN CERTIFICATE-----)", path)
+		}
+		if block.Type == "CERTIFICATE" {
+			if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+				return "", fmt.Errorf("%s: %w", path, err)
+			}
+			return fingerprint(block.Bytes), nil
+		}
+	}
+}
+
+// tlsConfig loads the certificate and key serve --tls-cert and --tls-key
+// name, and returns the certificate's fingerprint for the log.
+func tlsConfig(certFile, keyFile string) (*tls.Config, string, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("loading --tls-cert %s and --tls-key %s: %w", certFile, keyFile, err)
+	}
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{pair},
+		MinVersion:   tls.VersionTLS12,
+	}
+	return cfg, fingerprint(pair.Certificate[0]), nil
+}
+
+// Where `pxe-pilot cert` writes, in --out.
+const (
+	certName = "pxe-pilot.crt"
+	keyName  = "pxe-pilot.key"
+)
+
+// certCmd creates a self-signed certificate and its key for serve
+// --tls-cert and --tls-key, and prints what the installer needs to pin it.
+func certCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cert", stderr)
+	out := fs.String("out", ".", "the directory to write "+certName+" and "+keyName+" to")
+	hostList := fs.String("host", "", "the names and addresses installers reach pxe-pilot by, comma-separated (default: this machine's name, localhost, 127.0.0.1)")
+	force := fs.Bool("force", false, "replace an existing certificate and key")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("cert: unexpected argument %q; name hosts with --host NAME,IP", fs.Arg(0))
+	}
+	hosts, err := certHosts(*hostList)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	certPath, keyPath := filepath.Join(*out, certName), filepath.Join(*out, keyName)
+	if !*force {
+		for _, p := range []string{certPath, keyPath} {
+			if _, err := os.Lstat(p); err == nil {
+				return fmt.Errorf("%s exists; use --force to replace it (ISOs prepared with the old fingerprint will then refuse pxe-pilot until they are prepared again)", p)
+			}
+		}
+	}
+	certPEM, keyPEM, der, notAfter, err := selfSigned(hosts, time.Now())
+	if err != nil {
+		return err
+	}
+	// The key first, and only readable by its owner; the certificate is public.
+	if err := writeFile(keyPath, keyPEM, 0o600, *force); err != nil {
+		return err
+	}
+	if err := writeFile(certPath, certPEM, 0o644, *force); err != nil {
+		return err
+	}
+	fp := fingerprint(der)
+	fmt.Fprintf(stdout, "Created %s and %s (ECDSA P-256, self-signed, valid until %s) for %s.\n\n",
+		certPath, keyPath, notAfter.Format("2006-01-02"), strings.Join(hosts, ", "))
+	fmt.Fprintf(stdout, "SHA-256 fingerprint:\n\n\t%s\n\n", fp)
+	fmt.Fprintf(stdout, "Serve with it:\n\n\tpxe-pilot serve --tls-cert %s --tls-key %s\n\n", certPath, keyPath)
+	fmt.Fprintf(stdout, "Prepare the ISO to fetch its answer from pxe-pilot and pin this certificate:\n\n")
+	fmt.Fprintf(stdout, "\tproxmox-auto-install-assistant prepare-iso proxmox-ve.iso --fetch-from http \\\n\t\t--url https://%s/answer --cert-fingerprint %s\n\n",
+		net.JoinHostPort(hosts[0], "8443"), fp)
+	fmt.Fprintf(stdout, "or hand out the URL by DHCP option 250 and the fingerprint by option 251 (see docs/netboot-setup.md).\n")
+	return nil
+}
+
+// certHosts reads --host: names and IP addresses, the first being the one
+// the printed prepare-iso command uses.
+func certHosts(list string) ([]string, error) {
+	if list == "" {
+		hosts := []string{"localhost", "127.0.0.1"}
+		if name, err := os.Hostname(); err == nil && name != "" && name != "localhost" {
+			hosts = append([]string{name}, hosts...)
+		}
+		return hosts, nil
+	}
+	var hosts []string
+	for _, h := range strings.Split(list, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if net.ParseIP(h) == nil && !validDNSName(h) {
+			return nil, fmt.Errorf("--host %q: want a host name (pxe.example.com) or an IP address", h)
+		}
+		hosts = append(hosts, h)
+	}
+	if len(hosts) == 0 {
+		return nil, errors.New("--host names no host; give the names and addresses installers reach pxe-pilot by, such as --host pxe.lab.example.com,10.0.0.2")
+	}
+	return hosts, nil
+}
+
+// validDNSName accepts what may go in a certificate's DNS names: labels of
+// letters, digits and hyphens, and a leading "*." wildcard.
+func validDNSName(s string) bool {
+	s = strings.TrimPrefix(s, "*.")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// selfSigned makes a self-signed ECDSA P-256 server certificate for hosts,
+// valid for ten years from now: the installer checks no expiry, and an
+// expired certificate would only trouble a browser or curl.
+func selfSigned(hosts []string, now time.Time) (certPEM, keyPEM, der []byte, notAfter time.Time, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, time.Time{}, fmt.Errorf("creating a key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, nil, nil, time.Time{}, fmt.Errorf("creating a serial number: %w", err)
+	}
+	notAfter = now.AddDate(10, 0, 0).UTC()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: hosts[0], Organization: []string{"pxe-pilot"}},
+		NotBefore:             now.Add(-time.Hour).UTC(),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, nil, time.Time{}, fmt.Errorf("creating the certificate: %w", err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, time.Time{}, fmt.Errorf("encoding the key: %w", err)
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
+	return certPEM, keyPEM, der, notAfter, nil
+}
+
+// writeFile writes data to path with mode perm, replacing an existing file
+// only if replace is set. A replaced file gets perm too, which os.WriteFile
+// would not change.
+func writeFile(path string, data []byte, perm fs.FileMode, replace bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if replace {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("replacing %s: %w", path, err)
+		}
+	}
+	f, err := os.OpenFile(path, flags, perm)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, unwrapPath(err))
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// fingerprintCmd prints the fingerprint of an existing certificate.
+func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("fingerprint", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("fingerprint needs one argument, a PEM certificate file: pxe-pilot fingerprint pxe-pilot.crt")
+	}
+	fp, err := leafFingerprint(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, fp)
+	return nil
+}
