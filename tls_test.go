@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fingerprintForm is how prepare-iso --cert-fingerprint and DHCP option
+// 251 take a fingerprint, and how openssl x509 -fingerprint prints one.
+var fingerprintForm = regexp.MustCompile(`^[0-9A-F]{2}(:[0-9A-F]{2}){31}$`)
+
+func TestCertCommand(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "tls") // made if missing
+	var stdout bytes.Buffer
+	if err := run([]string{"cert", "--out", out, "--host", "pxe.lab.example.com,10.0.0.2,fd00::2"}, &stdout, io.Discard); err != nil {
+		t.Fatalf("cert = %v", err)
+	}
+	certPath, keyPath := filepath.Join(out, "pxe-pilot.crt"), filepath.Join(out, "pxe-pilot.key")
+	for path, want := range map[string]os.FileMode{certPath: 0o644, keyPath: 0o600} {
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := info.Mode().Perm(); got != want {
+			t.Errorf("%s mode = %v; want %v", path, got, want)
+		}
+	}
+
+	cert := parseCertFile(t, certPath)
+	if cert.PublicKeyAlgorithm != x509.ECDSA {
+		t.Errorf("key algorithm = %v; want ECDSA", cert.PublicKeyAlgorithm)
+	}
+	if got := fmt.Sprint(cert.DNSNames, cert.IPAddresses); got != "[pxe.lab.example.com] [10.0.0.2 fd00::2]" {
+		t.Errorf("certificate names = %s; want [pxe.lab.example.com] [10.0.0.2 fd00::2]", got)
+	}
+	if _, err := tls.LoadX509KeyPair(certPath, keyPath); err != nil {
+		t.Errorf("the certificate and key do not pair: %v", err)
+	}
+
+	// What it prints is what the installer needs: the fingerprint of that
+	// certificate, in the installer's form, and a prepare-iso line using it.
+	fp := fingerprint(cert.Raw)
+	if !fingerprintForm.MatchString(fp) {
+		t.Fatalf("fingerprint %q is not 32 uppercase hex pairs joined by colons", fp)
+	}
+	if msg := checkFingerprint(fp); msg != "" {
+		t.Errorf("the answer's own check refuses the fingerprint %s: %s", fp, msg)
+	}
+	for _, want := range []string{
+		"\t" + fp + "\n",
+		"pxe-pilot serve --tls-cert " + certPath + " --tls-key " + keyPath,
+		"proxmox-auto-install-assistant prepare-iso proxmox-ve.iso --fetch-from http \\\n\t\t--url https://pxe.lab.example.com:8443/answer --cert-fingerprint " + fp + "\n",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("cert printed:\n%s\nwant it to contain %q", stdout.String(), want)
+		}
+	}
+
+	// fingerprint prints the same for the file.
+	var fpOut bytes.Buffer
+	if err := run([]string{"fingerprint", certPath}, &fpOut, io.Discard); err != nil || fpOut.String() != fp+"\n" {
+		t.Errorf("fingerprint %s = %q, %v; want %q", certPath, fpOut.String(), err, fp+"\n")
+	}
+
+	// A second run would change the fingerprint every ISO pins: refused.
+	before := mustRead(t, certPath)
+	err := run([]string{"cert", "--out", out}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "exists; use --force") {
+		t.Errorf("cert over an existing one = %v; want a refusal naming --force", err)
+	}
+	if !bytes.Equal(mustRead(t, certPath), before) {
+		t.Error("a refused cert command changed the certificate")
+	}
+	if err := run([]string{"cert", "--out", out, "--force", "--host", "10.0.0.3"}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("cert --force = %v", err)
+	}
+	if bytes.Equal(mustRead(t, certPath), before) {
+		t.Error("cert --force kept the old certificate")
+	}
+	if info, _ := os.Stat(keyPath); info.Mode().Perm() != 0o600 {
+		t.Errorf("replaced key mode = %v; want 0600", info.Mode().Perm())
+	}
+}
+
+func TestCertAndFingerprintErrors(t *testing.T) {
+	dir := t.TempDir()
+	notCert := filepath.Join(dir, "key.pem")
+	os.WriteFile(notCert, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cert", "--out", dir, "--host", "bad host"}, `--host "bad host": want a host name`},
+		{[]string{"cert", "--out", dir, "--host", ","}, "--host names no host"},
+		{[]string{"cert", "--out", dir, "extra"}, `unexpected argument "extra"`},
+		{[]string{"fingerprint"}, "fingerprint needs one argument"},
+		{[]string{"fingerprint", filepath.Join(dir, "missing.crt")}, "no such file"},
+		{[]string{"fingerprint", notCert}, "no PEM certificate in it"},
+	} {
+		err := run(tc.args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run(%q) = %v; want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func parseCertFile(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode(mustRead(t, path))
+	if block == nil || block.Type != "CERTIFICATE" {
+		t.Fatalf("%s holds no PEM certificate", path)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// freePort finds a loopback port to serve on.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServe runs serve with args on a free loopback port until the test
+// ends, and returns its address once /health answers.
+func startServe(t *testing.T, health string, args ...string) (addr string, log *syncBuffer) {
+	t.Helper()
+	addr = freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	log = &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, append([]string{"--listen", addr}, args...), log) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve stopped with %v", err)
+		}
+	})
+	for range 100 {
+		var out bytes.Buffer
+		if run([]string{"healthcheck", "--url", strings.Replace(health, "ADDR", addr, 1)}, &out, io.Discard) == nil {
+			return addr, log
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve %q stopped: %v\n%s", args, err, log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve %q: /health never answered\n%s", args, log)
+	return "", nil
+}
+
+// An HTTPS client pinned to the printed fingerprint, as the installer is,
+// gets its answer; pinned to another, it refuses pxe-pilot.
+func TestHTTPSPinnedToTheFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	var certOut bytes.Buffer
+	if err := run([]string{"cert", "--out", dir, "--host", "127.0.0.1"}, &certOut, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	printed := regexp.MustCompile(`--cert-fingerprint (\S+)`).FindStringSubmatch(certOut.String())
+	if printed == nil {
+		t.Fatalf("cert printed no --cert-fingerprint:\n%s", certOut.String())
+	}
+	certPath, keyPath := filepath.Join(dir, "pxe-pilot.crt"), filepath.Join(dir, "pxe-pilot.key")
+	t.Setenv("PXE_PILOT_TLS_CERT", certPath) // healthcheck pins it too
+	addr, log := startServe(t, "https://ADDR/health", "--config-dir", "examples/config", "--tls-cert", certPath, "--tls-key", keyPath)
+	if !strings.Contains(log.String(), "fingerprint="+printed[1]) {
+		t.Errorf("serve logged:\n%s\nwant the fingerprint cert printed, %s", log, printed[1])
+	}
+
+	pinned := func(fp string) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, // the installer checks the fingerprint alone
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if got := fingerprint(cs.PeerCertificates[0].Raw); got != fp {
+					return fmt.Errorf("fingerprint %s, want %s", got, fp)
+				}
+				return nil
+			},
+		}}}
+	}
+	body := bytes.NewReader(mustRead(t, "examples/requests/pve-9.2.json"))
+	resp, err := pinned(printed[1]).Post("https://"+addr+"/answer", "application/json", body)
+	if err != nil {
+		t.Fatalf("POST /answer pinned to %s: %v", printed[1], err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(answer, []byte("fqdn = 'pve-node-01.lab.example.com'")) {
+		t.Errorf("POST /answer over HTTPS = %d\n%s\nwant the answer", resp.StatusCode, answer)
+	}
+	other := strings.Repeat("AB:", 31) + "AB"
+	if _, err := pinned(other).Get("https://" + addr + "/health"); err == nil {
+		t.Errorf("a client pinned to %s reached pxe-pilot", other)
+	}
+	if resp, err := http.Get("http://" + addr + "/health"); err == nil && resp.StatusCode == http.StatusOK {
+		t.Error("plain HTTP got an answer from the HTTPS server")
+	}
+}
+
+// syncBuffer is a bytes.Buffer a server may write while a test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
