@@ -1240,7 +1240,8 @@ func expand(ans map[string]any, f facts) []problem {
 			}
 		}
 	}
-	slices.SortFunc(e.problems, func(a, b problem) int { return strings.Compare(a.key(), b.key()) })
+	// By key; the elements of one array stay in their order.
+	slices.SortStableFunc(e.problems, func(a, b problem) int { return strings.Compare(a.key(), b.key()) })
 	return e.problems
 }
 
@@ -1258,7 +1259,9 @@ func (e *expander) table(t map[string]any) {
 	top := len(e.path) == 1
 	for k, v := range t {
 		if top && e.path[0] == "global" && (k == "hostname" || k == "fqdn") {
-			continue // filled first, by expand
+			if _, ok := v.(string); ok {
+				continue // filled first, by expand
+			}
 		}
 		e.path = append(e.path, k)
 		if nv, changed := e.value(v, true); changed {
@@ -1331,15 +1334,25 @@ func (e *expander) fill(s string) string {
 		}
 		b.WriteString(rest[:i])
 		j := strings.Index(rest[i+2:], "}}")
+		secret := secretKeys[keyPath(e.path)]
 		if j < 0 {
-			e.problem(fmt.Sprintf("%q opens a placeholder with {{ but never closes it with }}", clip(rest[i:])))
+			if secret {
+				e.problem("opens a placeholder with {{ but never closes it with }} (the value is a secret, so it is not shown)")
+			} else {
+				e.problem(fmt.Sprintf("%q opens a placeholder with {{ but never closes it with }}", clip(rest[i:])))
+			}
 			return s
 		}
 		inner := rest[i+2 : i+2+j]
 		rest = rest[i+2+j+2:]
 		v, msg := e.fact(strings.TrimSpace(inner))
 		if msg != "" {
-			e.problem("{{" + inner + "}}: " + msg)
+			if secret && !slices.Contains(placeholders, strings.TrimPrefix(strings.TrimSpace(inner), ".")) {
+				// Not a placeholder, so maybe part of the secret: not shown.
+				e.problem("holds {{...}} that is not a placeholder (the value is a secret, so it is not shown); the placeholders are " + knownPlaceholders() + `, and {{"{{"}} writes {{`)
+			} else {
+				e.problem("{{" + inner + "}}: " + msg)
+			}
 			return s
 		}
 		b.WriteString(v)
@@ -1376,7 +1389,10 @@ func (e *expander) fact(name string) (string, string) {
 		}
 		return colonMACs([]string{f.nic})[0], ""
 	case ".Link":
-		return lacks(f.link, "the request gives no link for NIC "+colonMACs([]string{f.nic})[0])
+		if f.link == "" {
+			return "", "nothing to fill in: the request gives no link (interface name) for that NIC"
+		}
+		return f.link, ""
 	case ".Serial":
 		return lacks(f.serial.key, f.serial.why)
 	case ".UUID":
@@ -1386,15 +1402,27 @@ func (e *expander) fact(name string) (string, string) {
 	case ".Release":
 		return lacks(f.iso, "the request has no iso.release")
 	}
-	known := make([]string, len(placeholders))
-	for i, p := range placeholders {
-		known[i] = "{{." + p + "}}"
-	}
 	msg := "no such placeholder"
 	if s := suggest(strings.TrimPrefix(name, "."), placeholders); s != "" {
 		msg += " (did you mean {{." + s + "}}?)"
 	}
-	return "", msg + "; the placeholders are " + strings.Join(known, ", ")
+	return "", msg + "; the placeholders are " + knownPlaceholders()
+}
+
+func knownPlaceholders() string {
+	known := make([]string, len(placeholders))
+	for i, p := range placeholders {
+		known[i] = "{{." + p + "}}"
+	}
+	return strings.Join(known, ", ")
+}
+
+// secretKeys are the keys whose values no error may quote.
+var secretKeys = map[string]bool{
+	"global.root-password":                 true,
+	"global.root-password-hashed":          true,
+	"global.subscription-key":              true,
+	"post-installation-webhook.auth-token": true,
 }
 
 // clip shortens a quoted excerpt of a long value.

@@ -282,7 +282,7 @@ func respond(dir string, body []byte, o *outcome) (status int, out []byte) {
 		}
 		var he *hostError
 		if errors.As(err, &he) {
-			o.host = he.host
+			o.host, o.match = he.match.file, he.match.String()
 		}
 		return http.StatusInternalServerError, []byte(err.Error())
 	}

@@ -171,7 +171,7 @@ func TestValidateCommand(t *testing.T) {
 				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
 			},
 			wantErr: true,
-			want:    []string{`defaults.toml: profiles: "site.toml": name the profile without .toml: "site"`},
+			want:    []string{`defaults.toml: profiles: "site.toml" is not a profile name: name the profile without .toml: "site" (defaults.toml)`},
 		},
 		{
 			name: "profile_file_that_no_name_can_list_is_an_error",

@@ -191,8 +191,8 @@ func hasBraces(v any) bool {
 }
 
 // takeProfiles removes a layer's top-level profiles key and returns the
-// names it lists, each checked to be a plain name: a profile name becomes
-// a path, profiles/<name>.toml, so it may not climb out of profiles/.
+// names it lists. Whether each is a plain name is for stacker.add to say,
+// with the chain that led to it.
 func takeProfiles(name string, tree map[string]any) ([]string, error) {
 	v, ok := tree["profiles"]
 	if !ok {
@@ -209,10 +209,6 @@ func takeProfiles(name string, tree map[string]any) ([]string, error) {
 		switch {
 		case !ok:
 			return nil, &configError{name, "profiles: want profile names, got " + describe(e)}
-		case strings.HasSuffix(p, ".toml") && plainName(strings.TrimSuffix(p, ".toml")):
-			return nil, &configError{name, fmt.Sprintf("profiles: %q: name the profile without .toml: %q", p, strings.TrimSuffix(p, ".toml"))}
-		case !plainName(p):
-			return nil, &configError{name, fmt.Sprintf("profiles: %q is not a profile name: a name is letters, digits, '-', '_' and '.', and names the file profiles/<name>.toml", p)}
 		case slices.Contains(out, p):
 			return nil, &configError{name, fmt.Sprintf("profiles: %q is listed twice", p)}
 		}
@@ -254,6 +250,15 @@ type stacker struct {
 // a cycle.
 func (s *stacker) add(l layer, chain []string) error {
 	for _, p := range l.profiles {
+		// A profile name becomes a path, profiles/<name>.toml, so it may
+		// not climb out of profiles/.
+		if base := strings.TrimSuffix(p, ".toml"); !plainName(p) || base != p {
+			hint := "a name is letters, digits, '-', '_' and '.', and names the file profiles/<name>.toml"
+			if base != p && plainName(base) {
+				hint = fmt.Sprintf("name the profile without .toml: %q", base)
+			}
+			return &configError{l.name, fmt.Sprintf("profiles: %q is not a profile name: %s (%s)", p, hint, strings.Join(chain, " -> "))}
+		}
 		file := profileFile(p)
 		path := strings.Join(append(chain, file), " -> ")
 		if slices.Contains(chain, file) {
@@ -502,73 +507,71 @@ func (m match) String() string {
 
 // loadHost reads the layers that compose one machine's answer, lowest
 // first: the profiles of defaults.toml, defaults.toml if it exists, the
-// profiles of the host file, and the host file. The host file is the first
-// that exists of hosts/<mac>.toml for each NIC in request order,
-// hosts/serial-<serial>.toml, hosts/uuid-<uuid>.toml and
-// hosts/default.toml. A host file that exists but is broken stops the
-// search: falling through to a later one would install a half-configured
-// machine as another host.
-func loadHost(dir string, req request) (layers []layer, m match, err error) {
-	var host layer
-	found := false
-	// try reads one candidate host file; it stops the search on finding
-	// the file or an error.
-	try := func(by, key, name string) (stop bool) {
-		if host, found, err = readLayer(dir, name); err != nil {
-			err = &hostError{name, err}
-		}
-		m = match{by, key, name}
-		return found || err != nil
-	}
-	for _, mac := range req.macs {
-		if try("mac", mac, "hosts/"+hostFileName(mac)) {
-			break
-		}
-	}
-	var nf noHostError
-	if !found && err == nil {
-		nf.macs = req.macs
-		for _, mac := range req.macs {
-			nf.tried = append(nf.tried, "hosts/"+hostFileName(mac))
-		}
-		for _, id := range req.ids() {
-			if id.key == "" {
-				if id.sent {
-					nf.skipped = append(nf.skipped, id.why)
-				}
-				continue
-			}
-			name := "hosts/" + id.by + "-" + id.key + ".toml"
-			nf.tried = append(nf.tried, name)
-			if try(id.by, id.key, name) {
-				break
-			}
-		}
-	}
-	if !found && err == nil {
-		try("default", "", "hosts/default.toml")
-	}
+// profiles of the host file, and the host file (see findHost).
+func loadHost(dir string, req request) ([]layer, match, error) {
+	host, m, err := findHost(dir, req)
 	if err != nil {
 		return nil, match{}, err
 	}
-	if !found {
-		return nil, match{}, &nf
-	}
 	def, hasDefaults, err := readLayer(dir, "defaults.toml")
 	if err != nil {
-		return nil, match{}, &hostError{host.name, err}
+		return nil, match{}, &hostError{m, err}
 	}
-	if layers, err = stackLayers(dir, def, hasDefaults, host); err != nil {
-		return nil, match{}, &hostError{host.name, err}
+	layers, err := stackLayers(dir, def, hasDefaults, host)
+	if err != nil {
+		return nil, match{}, &hostError{m, err}
 	}
 	return layers, m, nil
 }
 
+// findHost reads the machine's host file: the first that exists of
+// hosts/<mac>.toml for each NIC in request order, hosts/serial-<serial>.toml,
+// hosts/uuid-<uuid>.toml and hosts/default.toml. A host file that exists
+// but is broken stops the search: falling through to a later one would
+// install a half-configured machine as another host.
+func findHost(dir string, req request) (layer, match, error) {
+	for _, mac := range req.macs {
+		if l, m, found, err := readHost(dir, match{"mac", mac, "hosts/" + hostFileName(mac)}); found || err != nil {
+			return l, m, err
+		}
+	}
+	nf := &noHostError{macs: req.macs}
+	for _, mac := range req.macs {
+		nf.tried = append(nf.tried, "hosts/"+hostFileName(mac))
+	}
+	for _, id := range req.ids() {
+		if id.key == "" {
+			if id.sent {
+				nf.skipped = append(nf.skipped, id.why)
+			}
+			continue
+		}
+		m := match{id.by, id.key, "hosts/" + id.by + "-" + id.key + ".toml"}
+		if l, m, found, err := readHost(dir, m); found || err != nil {
+			return l, m, err
+		}
+		nf.tried = append(nf.tried, m.file)
+	}
+	if l, m, found, err := readHost(dir, match{by: "default", file: "hosts/default.toml"}); found || err != nil {
+		return l, m, err
+	}
+	return layer{}, match{}, nf
+}
+
+// readHost reads the host file m names, if it exists.
+func readHost(dir string, m match) (layer, match, bool, error) {
+	l, found, err := readLayer(dir, m.file)
+	if err != nil {
+		return layer{}, match{}, false, &hostError{m, err}
+	}
+	return l, m, found, nil
+}
+
 // hostError is a config error met while loading a machine's layers; it
-// remembers the host file that matched, for the request's log line.
+// remembers the host file that matched and how, for the request's log line.
 type hostError struct {
-	host string
-	err  error
+	match match
+	err   error
 }
 
 func (e *hostError) Error() string { return e.err.Error() }
@@ -622,9 +625,14 @@ var ruleChanges = []release{r82, r83, r84, r91, r92}
 // sampleFacts), so placeholders are checked for their syntax and names.
 func checkDir(dir string, rel release) dirReport {
 	var r dirReport
+	said := map[string]bool{}
 	errorf := func(format string, a ...any) {
-		r.lines = append(r.lines, fmt.Sprintf(format, a...))
-		r.errors++
+		// A broken file that hosts share is said once, not once a host.
+		if line := fmt.Sprintf(format, a...); !said[line] {
+			said[line] = true
+			r.lines = append(r.lines, line)
+			r.errors++
+		}
 	}
 	warnf := func(format string, a ...any) {
 		r.lines = append(r.lines, "warning: "+fmt.Sprintf(format, a...))
@@ -750,9 +758,20 @@ func checkDir(dir string, rel release) dirReport {
 		if used[file] {
 			continue
 		}
-		if _, _, err := readLayer(dir, file); err != nil {
+		l, _, err := readLayer(dir, file)
+		if err == nil {
+			_, err = stackLayers(dir, l, false, l) // its own profiles
+		}
+		if err != nil {
 			errorf("%v", err)
 			continue
+		}
+		// No host composes it, so check here what can be checked of its
+		// placeholders: names and braces.
+		for _, p := range expand(mergeLayers([]layer{l}), sampleFacts(match{by: "default"}, rel)) {
+			if !strings.Contains(p.msg, "nothing to fill in") {
+				errorf("%s: %s: %s", file, p.key(), p.msg)
+			}
 		}
 		warnf("%s: no host uses it: no layer lists it in profiles", file)
 	}

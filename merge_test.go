@@ -871,6 +871,8 @@ func TestOrigin(t *testing.T) {
 	}
 }
 
+// TestTakeProfiles reads a layer's profiles key; a name that is not plain
+// is refused where it is stacked, with the chain that reached it.
 func TestTakeProfiles(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -883,12 +885,12 @@ func TestTakeProfiles(t *testing.T) {
 		{"empty_list", []any{}, []string{}, ""},
 		{"a_string_is_not_a_list", "zfs-mirror", nil, `profiles: want a list of profile names such as ["zfs-mirror", "rack-a"], got the string "zfs-mirror"`},
 		{"a_number_is_not_a_name", []any{int64(1)}, nil, "profiles: want profile names, got the integer 1"},
-		{"a_path_is_not_a_name", []any{"../hosts/x"}, nil, `profiles: "../hosts/x" is not a profile name`},
+		{"a_path_is_not_a_name", []any{"../hosts/x"}, nil, `profiles: "../hosts/x" is not a profile name: a name is letters, digits, '-', '_' and '.', and names the file profiles/<name>.toml (` + hostFile + `)`},
 		{"a_subdirectory_is_not_a_name", []any{"racks/a"}, nil, `profiles: "racks/a" is not a profile name`},
 		{"hidden_file_is_not_a_name", []any{".a"}, nil, `profiles: ".a" is not a profile name`},
 		{"empty_name", []any{""}, nil, `profiles: "" is not a profile name`},
 		{"spaces", []any{"rack a"}, nil, `profiles: "rack a" is not a profile name`},
-		{"with_toml_suffix_says_drop_it", []any{"zfs.toml"}, nil, `profiles: "zfs.toml": name the profile without .toml: "zfs"`},
+		{"with_toml_suffix_says_drop_it", []any{"zfs.toml"}, nil, `profiles: "zfs.toml" is not a profile name: name the profile without .toml: "zfs"`},
 		{"listed_twice", []any{"a", "b", "a"}, nil, `profiles: "a" is listed twice`},
 		{"too_long", []any{strings.Repeat("a", 65)}, nil, "is not a profile name"},
 	}
@@ -899,6 +901,10 @@ func TestTakeProfiles(t *testing.T) {
 				tr["profiles"] = tc.value
 			}
 			got, err := takeProfiles(hostFile, tr)
+			if err == nil && tc.wantErr != "" {
+				s := stacker{dir: t.TempDir()}
+				err = s.add(layer{name: hostFile, profiles: got}, []string{hostFile})
+			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), hostFile+": ") {
 					t.Fatalf("takeProfiles(%v) = %q, %v; want an error naming %s with %q", tc.value, got, err, hostFile, tc.wantErr)
@@ -983,7 +989,7 @@ func TestLoadHostStacksProfiles(t *testing.T) {
 					t.Fatalf("loadHost = %v; want error %q", err, tc.wantErr)
 				}
 				var he *hostError
-				if !errors.As(err, &he) || he.host != hostA {
+				if !errors.As(err, &he) || he.match.file != hostA {
 					t.Errorf("loadHost = %v; want it to remember the host file %s for the log", err, hostA)
 				}
 				return
