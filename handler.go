@@ -32,12 +32,13 @@ type server struct {
 	allow     []netip.Prefix // --allow: nil is every address
 	slots     chan struct{}  // --max-inflight: a slot per request being answered; nil is no cap
 	waiting   chan struct{}  // refused tokens waiting out authDelay; nil is no delay
+	authDelay time.Duration
 }
 
-// authDelay slows down guessing tokens. The wait holds no slot, so a flood
-// of wrong tokens cannot crowd out a real install; and at most cap(waiting)
-// wait at once, past which a refusal is sent at once, so a flood cannot
-// pile up connections either.
+// A refused token waits a second before its 401, which slows down guessing.
+// The wait holds no slot, so a flood of wrong tokens cannot crowd out a
+// real install; and at most maxWaiting wait at once, past which a refusal
+// is sent at once, so a flood cannot pile up connections either.
 const (
 	authDelay  = time.Second
 	maxWaiting = 64
@@ -199,7 +200,7 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request, o *outcome) i
 func (s *server) wait(r *http.Request) {
 	select {
 	case s.waiting <- struct{}{}:
-		t := time.NewTimer(authDelay)
+		t := time.NewTimer(s.authDelay)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -1088,4 +1090,277 @@ func FuzzNormalizeMAC(f *testing.F) {
 			}
 		}
 	})
+}
+
+// sendFrom serves one request from a source address, with headers.
+func sendFrom(s http.Handler, remote, method, path, body string, header ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.RemoteAddr = remote
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestAllow(t *testing.T) {
+	s, log := testServer(t, goodConfig())
+	allow, err := parseAllow("10.0.0.0/24,fd00::/8,192.168.1.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.allow = allow
+	body := installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")
+	for _, tc := range []struct {
+		remote, method, path string
+		want                 int
+	}{
+		{"10.0.0.7:40000", "POST", "/answer", 200},
+		{"[fd00::7]:40000", "POST", "/answer", 200},
+		{"192.168.1.7:40000", "POST", "/answer", 200},
+		{"[::ffff:10.0.0.9]:40000", "POST", "/answer", 200}, // IPv4 on a dual-stack socket
+		{"10.0.1.7:40000", "POST", "/answer", 403},
+		{"192.168.1.8:40000", "POST", "/answer", 403},
+		{"[2001:db8::1]:40000", "POST", "/answer", 403},
+		{"10.0.1.7:40000", "GET", "/answer", 403}, // before anything else is said
+		{"10.0.1.7:40000", "GET", "/nowhere", 403},
+		{"not an address", "POST", "/answer", 403},
+		{"10.0.1.7:40000", "GET", "/health", 200}, // for monitoring, from anywhere
+	} {
+		rec := sendFrom(s, tc.remote, tc.method, tc.path, body)
+		if rec.Code != tc.want {
+			t.Errorf("%s %s from %s = %d %q; want %d", tc.method, tc.path, tc.remote, rec.Code, rec.Body, tc.want)
+		}
+		if tc.want == 403 {
+			checkErrorBody(t, tc.method+" "+tc.path+" from "+tc.remote, rec)
+			if !strings.Contains(rec.Body.String(), "is not in --allow") {
+				t.Errorf("%s %s from %s = %q; want it to name --allow", tc.method, tc.path, tc.remote, rec.Body)
+			}
+		}
+	}
+	if !strings.Contains(log.String(), "status=403") {
+		t.Errorf("refusals were not logged:\n%s", log)
+	}
+}
+
+// tokenFile writes a token file and returns its path.
+func tokenFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const tokens = `# one token per ISO
+rack-a:BearerSecretA-5d1f
+
+  rack-b:BearerSecretB-77c0  
+no-colon-token-9a8b
+`
+
+func TestToken(t *testing.T) {
+	s, log := testServer(t, goodConfig())
+	s.tokenFile = tokenFile(t, tokens)
+	body := installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+		wantLog    string
+	}{
+		{"first_token", "Bearer rack-a:BearerSecretA-5d1f", 200, "token_name=rack-a"},
+		{"indented_token", "Bearer rack-b:BearerSecretB-77c0", 200, "token_name=rack-b"},
+		{"token_without_a_name", "Bearer no-colon-token-9a8b", 200, `token_name="line 3"`},
+		{"scheme_in_any_case", "bearer rack-a:BearerSecretA-5d1f", 200, "token_name=rack-a"},
+		{"no_header", "", 401, "sent no token"},
+		{"wrong_secret", "Bearer rack-a:BearerSecretA-5d1e", 401, "not in the token file"},
+		{"prefix_of_a_token", "Bearer rack-a:BearerSecretA", 401, "not in the token file"},
+		{"token_with_more", "Bearer rack-a:BearerSecretA-5d1fX", 401, "not in the token file"},
+		{"the_comment", "Bearer # one token per ISO", 401, "not in the token file"},
+		{"basic_auth", "Basic cmFjay1hOkJlYXJlclNlY3JldEEtNWQxZg==", 401, "sent no token"},
+		{"empty_bearer", "Bearer ", 401, "sent no token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log.Reset()
+			var hdr []string
+			if tc.auth != "" {
+				hdr = []string{"Authorization", tc.auth}
+			}
+			rec := sendFrom(s, "10.0.0.7:40000", "POST", "/answer", body, hdr...)
+			if rec.Code != tc.want {
+				t.Fatalf("POST /answer with %q = %d %q; want %d", tc.auth, rec.Code, rec.Body, tc.want)
+			}
+			if tc.want == 401 {
+				checkErrorBody(t, "POST /answer", rec)
+				if got := rec.Header().Get("WWW-Authenticate"); got != `Bearer realm="pxe-pilot"` {
+					t.Errorf("WWW-Authenticate = %q; want Bearer", got)
+				}
+			}
+			if line := requestLine(t, "POST /answer", log); !strings.Contains(line, tc.wantLog) {
+				t.Errorf("logged %q; want %q in it", line, tc.wantLog)
+			}
+		})
+	}
+	// /health needs no token.
+	if rec := send(s, "GET", "/health", nil); rec.Code != 200 {
+		t.Errorf("GET /health with a token file = %d; want 200", rec.Code)
+	}
+}
+
+func TestTokenFileProblems(t *testing.T) {
+	body := installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")
+	for _, tc := range []struct {
+		name, file string // file "" is a path that does not exist
+		want       string
+	}{
+		{"missing", "", "token file: open "},
+		{"empty", "", "has no token in it"},
+		{"only_comments", "# rack-a:x\n\n   \n", "has no token in it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens")
+			if tc.name != "missing" {
+				path = tokenFile(t, tc.file)
+			}
+			// At start, serve refuses; while serving, answers fail closed.
+			err := serve(context.Background(), []string{"--config-dir", "examples/config", "--token-file", path, "--listen", "127.0.0.1:0"}, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("serve --token-file (%s) = %v; want an error containing %q", tc.name, err, tc.want)
+			}
+			s, _ := testServer(t, goodConfig())
+			s.tokenFile = path
+			rec := sendFrom(s, "10.0.0.7:40000", "POST", "/answer", body, "Authorization", "Bearer rack-a:x")
+			if rec.Code != 500 || !strings.Contains(rec.Body.String(), tc.want) {
+				t.Errorf("POST /answer with a token file that is %s = %d %q; want 500 with %q", tc.name, rec.Code, rec.Body, tc.want)
+			}
+		})
+	}
+}
+
+// A flood of wrong tokens waits out its delay without holding a slot: a
+// real installer still gets its answer with every slot but its own free.
+func TestWrongTokensHoldNoSlot(t *testing.T) {
+	s, _ := testServer(t, goodConfig())
+	s.tokenFile = tokenFile(t, tokens)
+	s.slots = make(chan struct{}, 1)
+	s.waiting = make(chan struct{}, maxWaiting)
+	s.authDelay = time.Minute // released by the end of the test, not by time
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	body := installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")
+	flood := maxWaiting + 20
+	codes := make(chan int, flood)
+	for range flood {
+		go func() {
+			req := httptest.NewRequest("POST", "/answer", strings.NewReader(body)).WithContext(ctx)
+			req.Header.Set("Authorization", "Bearer rack-a:guess")
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			codes <- rec.Code
+		}()
+	}
+	// The ones past maxWaiting are refused at once; the rest wait.
+	for range flood - maxWaiting {
+		if code := <-codes; code != 401 {
+			t.Fatalf("a wrong token past the waiting cap got %d; want 401", code)
+		}
+	}
+	if n := len(s.waiting); n != maxWaiting {
+		t.Fatalf("%d wrong tokens waiting; want %d", n, maxWaiting)
+	}
+	rec := sendFrom(s, "10.0.0.7:40000", "POST", "/answer", body, "Authorization", "Bearer rack-a:BearerSecretA-5d1f")
+	if rec.Code != 200 {
+		t.Errorf("a real installer during the flood got %d %q; want 200", rec.Code, rec.Body)
+	}
+	cancel() // the waiting ones give up with their clients
+	for range maxWaiting {
+		if code := <-codes; code != 401 {
+			t.Errorf("a waiting wrong token got %d; want 401", code)
+		}
+	}
+}
+
+// Past --max-inflight, a request gets 503 with Retry-After at once, and
+// the next after a slot frees is answered.
+func TestMaxInflight(t *testing.T) {
+	files := goodConfig()
+	s, _ := testServer(t, files)
+	s.slots = make(chan struct{}, 2)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	body := installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")
+
+	// Two installers whose bodies are slow to come hold both slots.
+	var held []*io.PipeWriter
+	results := make(chan int, 2)
+	for range 2 {
+		pr, pw := io.Pipe()
+		held = append(held, pw)
+		go func() {
+			resp, err := http.Post(srv.URL+"/answer", "application/json", pr)
+			if err != nil {
+				results <- 0
+				return
+			}
+			resp.Body.Close()
+			results <- resp.StatusCode
+		}()
+		pw.Write([]byte(body[:10]))
+	}
+	for len(s.slots) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	resp, err := http.Post(srv.URL+"/answer", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(string(msg), "pxe-pilot: too busy") {
+		t.Errorf("POST /answer past the cap = %d, Retry-After %q, %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), msg)
+	}
+	if resp, err := http.Get(srv.URL + "/health"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("GET /health past the cap = %v, %v; want 200: monitoring is not capped", resp, err)
+	}
+	for _, pw := range held {
+		pw.Write([]byte(body[10:]))
+		pw.Close()
+	}
+	for range 2 {
+		if code := <-results; code != 200 {
+			t.Errorf("a held installer got %d; want 200", code)
+		}
+	}
+	resp, err = http.Post(srv.URL+"/answer", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Errorf("POST /answer once slots are free = %v, %v; want 200", resp, err)
+	}
+}
+
+// Tokens are secrets: the log names a token, never shows one, at any level.
+func TestLogNeverHoldsBearerTokens(t *testing.T) {
+	const right, wrong = "BearerSecretA-5d1f", "GuessedSecret-0e2c"
+	for _, format := range []string{"text", "json"} {
+		var log bytes.Buffer
+		opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+		s := &server{dir: writeTree(t, goodConfig()), log: slog.New(slog.NewTextHandler(&log, opts)), tokenFile: tokenFile(t, tokens)}
+		if format == "json" {
+			s.log = slog.New(slog.NewJSONHandler(&log, opts))
+		}
+		body := installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")
+		for _, auth := range []string{"Bearer rack-a:" + right, "Bearer rack-a:" + wrong, "Bearer " + wrong, wrong} {
+			sendFrom(s, "10.0.0.7:40000", "POST", "/answer", body, "Authorization", auth)
+		}
+		for _, secret := range []string{right, wrong, "BearerSecretB-77c0", "no-colon-token-9a8b"} {
+			if strings.Contains(log.String(), secret) {
+				t.Errorf("%s log holds the token secret %q:\n%s", format, secret, log.String())
+			}
+		}
+		if !strings.Contains(log.String(), "rack-a") {
+			t.Errorf("%s log does not name the token rack-a:\n%s", format, log.String())
+		}
+	}
 }

@@ -311,7 +311,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	h := &server{dir: cfg.dir, log: logger, tokenFile: cfg.tokenFile, allow: cfg.allow,
-		slots: make(chan struct{}, cfg.maxInflight), waiting: make(chan struct{}, maxWaiting)}
+		slots: make(chan struct{}, cfg.maxInflight), waiting: make(chan struct{}, maxWaiting), authDelay: authDelay}
 	if cfg.tokenFile != "" {
 		if _, err := readTokens(cfg.tokenFile); err != nil {
 			return err
