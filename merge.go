@@ -555,6 +555,11 @@ func findHost(dir string, req request) (layer, match, error) {
 	if l, m, found, err := readHost(dir, match{by: "default", file: "hosts/default.toml"}); found || err != nil {
 		return l, m, err
 	}
+	// No file at all may be no config dir at all: the operator's problem,
+	// not the machine's.
+	if _, err := os.Stat(dir); err != nil {
+		return layer{}, match{}, &configError{"", fmt.Sprintf("config dir %s: %v", dir, unwrapPath(err))}
+	}
 	return layer{}, match{}, nf
 }
 

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// These tests drive pxe-pilot as many installers at once would, over
+// loopback, while its config changes under it. They are bounded by a
+// count of requests, never by time.
+
+// faultHosts is how many machines the fault tests configure.
+const faultHosts = 40
+
+// faultMAC is the MAC of machine i.
+func faultMAC(i int) string { return fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256) }
+
+// Two versions of defaults.toml and of each host file: every answer must be
+// the composition of one version of each, never anything else.
+func faultDefaults(v int) string {
+	return fmt.Sprintf(`[global]
+keyboard = "en-us"
+country = "us"
+timezone = "%s"
+domain = "v%d.lab.example.com"
+mailto = "ops-v%d@example.com"
+root_password_hash = "$6$fault$Yb2u0ZkQb3T1cXz1mGQy9m0oLq0r6G1g8b7h2aQx8pWc0eVd9aH3jK4lM5nO6pQ7rS8tU9vW0xY1zA2bC3dE4/"
+
+[network]
+dns = "10.0.%d.53"
+
+[disk]
+filesystem = "zfs"
+`, []string{"UTC", "Europe/Berlin"}[v], v, v, v)
+}
+
+func faultHost(i, v int) string {
+	return fmt.Sprintf(`# machine %d, version %d
+hostname = "pve-%d-v%d"
+
+[network]
+address = "10.%d.%d.%d/16"
+gateway = "10.%d.0.1"
+
+[disk]
+target = ["sda", "sdb"]
+zfs.raid = "raid1"
+`, i, v, i, v, v, i/256, i%256+1, v)
+}
+
+// replace writes a file as an operator's tool should: to a temporary file
+// in the same dir, then renamed over the old one.
+func replace(t testing.TB, path, content string) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		t.Error(err)
+	}
+	tmp.Close()
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		t.Error(err)
+	}
+}
+
+// faultConfig writes version 0 of everything and returns the config dir and
+// every answer each machine may get: each version of defaults.toml
+// composed with each version of its host file.
+func faultConfig(t *testing.T) (dir string, valid []map[string]bool) {
+	t.Helper()
+	files := map[string]string{"defaults.toml": faultDefaults(0)}
+	for i := range faultHosts {
+		files["hosts/"+hostFileName(strings.ReplaceAll(faultMAC(i), ":", ""))] = faultHost(i, 0)
+	}
+	dir = writeTree(t, files)
+	valid = make([]map[string]bool, faultHosts)
+	for i := range faultHosts {
+		valid[i] = map[string]bool{}
+		for dv := range 2 {
+			for hv := range 2 {
+				d, err := parseLayer("defaults.toml", []byte(faultDefaults(dv)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				h, err := parseLayer("hosts/x.toml", []byte(faultHost(i, hv)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				mac := strings.ReplaceAll(faultMAC(i), ":", "")
+				out, err := compose([]layer{d, h}, facts{mac: mac, release: r92, btrfs: true})
+				if err != nil {
+					t.Fatalf("machine %d, defaults v%d, host v%d: %v", i, dv, hv, err)
+				}
+				valid[i][string(out)] = true
+			}
+		}
+	}
+	return dir, valid
+}
+
+// installer posts machine i's request on a connection of its own, as the
+// installer does, and returns the status and body.
+func installer(client *http.Client, url string, i int) (int, string, error) {
+	body := installerBody("pve", "9.2", faultMAC(i))
+	resp, err := client.Post(url+"/answer", "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func newInstallerClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true, MaxConnsPerHost: 0}}
+}
+
+// TestAnswersWhileFilesAreReplaced: hundreds of installers at once, while
+// defaults.toml and host files are replaced atomically, get each a 200
+// and an answer composed of one whole version of every file it reads.
+func TestAnswersWhileFilesAreReplaced(t *testing.T) {
+	dir, valid := faultConfig(t)
+	s := &server{dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		slots: make(chan struct{}, defaultMaxInflight)}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+
+	const clients, perClient = 200, 20
+	var done atomic.Bool
+	var replaced atomic.Int64
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		rng := rand.New(rand.NewPCG(1, 2))
+		for v := 1; !done.Load(); v++ {
+			if rng.IntN(4) == 0 {
+				replace(t, filepath.Join(dir, "defaults.toml"), faultDefaults(v%2))
+			} else {
+				i := rng.IntN(faultHosts)
+				replace(t, filepath.Join(dir, "hosts", hostFileName(strings.ReplaceAll(faultMAC(i), ":", ""))), faultHost(i, v%2))
+			}
+			replaced.Add(1)
+		}
+	}()
+
+	var wg sync.WaitGroup
+	var requests, failures atomic.Int64
+	client := newInstallerClient()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range perClient {
+				i := (c*perClient + r) % faultHosts
+				code, body, err := installer(client, srv.URL, i)
+				requests.Add(1)
+				if err != nil || code != http.StatusOK || !valid[i][body] {
+					if failures.Add(1) <= 3 {
+						t.Errorf("machine %d: %d %v\n%s\nwant 200 and one of its %d valid answers", i, code, err, body, len(valid[i]))
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	done.Store(true)
+	<-writerDone
+	t.Logf("%d requests from %d concurrent installers, %d files replaced meanwhile: %d failures",
+		requests.Load(), clients, replaced.Load(), failures.Load())
+	if replaced.Load() < 10 {
+		t.Errorf("only %d files were replaced during the requests; the test proved little", replaced.Load())
+	}
+}
+
+// TestHalfWrittenFile: a host file rewritten in place and read while half
+// written gives that machine a 500 naming the file, never another answer;
+// once written, the next request gets the new answer.
+func TestHalfWrittenFile(t *testing.T) {
+	dir, valid := faultConfig(t)
+	s := &server{dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	const i = 7
+	name := "hosts/" + hostFileName(strings.ReplaceAll(faultMAC(i), ":", ""))
+	path := filepath.Join(dir, filepath.FromSlash(name))
+	post := func() (int, string) {
+		rec := send(s, "POST", "/answer", strings.NewReader(installerBody("pve", "9.2", faultMAC(i))))
+		return rec.Code, rec.Body.String()
+	}
+	next := faultHost(i, 1)
+	// Cut points inside a line: in a string, a key, a table header.
+	for _, cut := range []int{0, strings.Index(next, "pve-") + 2, strings.Index(next, "address") + 3, strings.Index(next, "[disk]") + 3, len(next) - 5} {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(next[:cut])
+		code, body := post()
+		if code != http.StatusInternalServerError || !strings.HasPrefix(body, "pxe-pilot: "+name) {
+			t.Errorf("request while %s holds %d of %d bytes = %d %q; want a 500 naming %s", name, cut, len(next), code, body, name)
+		}
+		f.WriteString(next[cut:])
+		f.Close()
+		code, body = post()
+		if code != http.StatusOK || !valid[i][body] || !strings.Contains(body, "pve-7-v1") {
+			t.Errorf("request once %s is written = %d\n%s\nwant the new answer", name, code, body)
+		}
+		replace(t, path, faultHost(i, 0))
+	}
+}
+
+// TestHalfWrittenFilesUnderLoad: while one host file is rewritten in place
+// again and again, its machine gets either an answer of a whole version or
+// a 500 naming its file; every other machine gets its answer.
+func TestHalfWrittenFilesUnderLoad(t *testing.T) {
+	dir, valid := faultConfig(t)
+	s := &server{dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	const i = 3
+	name := "hosts/" + hostFileName(strings.ReplaceAll(faultMAC(i), ":", ""))
+	path := filepath.Join(dir, filepath.FromSlash(name))
+
+	var done atomic.Bool
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for v := 1; !done.Load(); v++ {
+			content := faultHost(i, v%2)
+			cut := strings.Index(content, "address") + 3 // mid-key
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			f.WriteString(content[:cut])
+			f.WriteString(content[cut:])
+			f.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	var requests, answered, refused, failures atomic.Int64
+	client := newInstallerClient()
+	for c := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range 20 {
+				m := i
+				if r%2 == 1 {
+					m = (c + r) % faultHosts // another machine
+				}
+				code, body, err := installer(client, srv.URL, m)
+				requests.Add(1)
+				switch {
+				case err == nil && code == http.StatusOK && valid[m][body]:
+					answered.Add(1)
+				case err == nil && m == i && code == http.StatusInternalServerError && strings.HasPrefix(body, "pxe-pilot: "+name):
+					refused.Add(1)
+				default:
+					if failures.Add(1) <= 3 {
+						t.Errorf("machine %d: %d %v %q; want 200 with a valid answer or, for machine %d, a 500 naming %s", m, code, err, body, i, name)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	done.Store(true)
+	<-writerDone
+	t.Logf("%d requests from 100 concurrent installers while %s was rewritten in place: %d answered, %d refused naming it, %d failures",
+		requests.Load(), name, answered.Load(), refused.Load(), failures.Load())
+}
+
+// TestConfigDirComesAndGoes: the config dir disappearing turns /health to
+// 503, and answers fail with a 500; its return turns both back, with no
+// restart.
+func TestConfigDirComesAndGoes(t *testing.T) {
+	dir, valid := faultConfig(t)
+	s := &server{dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	client := newInstallerClient()
+	check := func(state string, wantHealth, wantAnswer int) {
+		t.Helper()
+		resp, err := client.Get(srv.URL + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		health, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != wantHealth {
+			t.Errorf("%s: GET /health = %d %s; want %d", state, resp.StatusCode, health, wantHealth)
+		}
+		code, body, err := installer(client, srv.URL, 0)
+		if err != nil || code != wantAnswer || code == http.StatusOK && !valid[0][body] {
+			t.Errorf("%s: POST /answer = %d %v %q; want %d", state, code, err, body, wantAnswer)
+		}
+	}
+	check("at first", 200, 200)
+	away := dir + ".away"
+	if err := os.Rename(dir, away); err != nil {
+		t.Fatal(err)
+	}
+	check("config dir gone", 503, 500)
+	if err := os.Rename(away, dir); err != nil {
+		t.Fatal(err)
+	}
+	check("config dir back", 200, 200)
+	if err := os.Chmod(filepath.Join(dir, "defaults.toml"), 0); err == nil && os.Geteuid() != 0 {
+		check("defaults.toml unreadable", 503, 500)
+		os.Chmod(filepath.Join(dir, "defaults.toml"), 0o644)
+	}
+	replace(t, filepath.Join(dir, "defaults.toml"), "[global\n")
+	check("defaults.toml broken", 503, 500)
+	replace(t, filepath.Join(dir, "defaults.toml"), faultDefaults(1))
+	check("defaults.toml mended", 200, 200)
+}
