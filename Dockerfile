@@ -1,10 +1,16 @@
 # pxe-pilot container image: a static binary on an empty (scratch) base.
 #
 #   docker build --build-arg VERSION=1.2.3 -t pxe-pilot .
-#   docker run --rm -p 8080:8080 -v "$PWD/examples/config:/config:ro" pxe-pilot
+#   docker run -d -p 8080:8080 -v "$PWD/examples/config:/config:ro" pxe-pilot
 #
-# The config directory (defaults.toml, hosts/*.toml) is not baked into the
+# The config dir (defaults.toml, profiles/, hosts/) is not baked into the
 # image: mount it read-only at /config. It must be readable by uid 65534.
+#
+# HTTPS: make a certificate owned by that user, then mount it and say so:
+#
+#   docker run --rm -u 65534 -v "$PWD/tls:/tls" pxe-pilot cert --out /tls --host 10.0.0.2
+#   docker run -d -p 8443:8443 -v "$PWD/config:/config:ro" -v "$PWD/tls:/tls:ro" \
+#       -e PXE_PILOT_TLS_CERT=/tls/pxe-pilot.crt -e PXE_PILOT_TLS_KEY=/tls/pxe-pilot.key pxe-pilot
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -23,6 +29,11 @@ COPY --from=build /out/pxe-pilot /pxe-pilot
 # Unprivileged nobody:nogroup; the service needs no root and writes nothing.
 USER 65534:65534
 ENV CONFIG_DIR=/config
-EXPOSE 8080
+# 8080 for HTTP, 8443 when PXE_PILOT_TLS_CERT and PXE_PILOT_TLS_KEY are set.
+EXPOSE 8080 8443
+# scratch has no curl: the binary asks its own /health, on the port and
+# with the certificate the environment gives it.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
+    CMD ["/pxe-pilot", "healthcheck"]
 ENTRYPOINT ["/pxe-pilot"]
 CMD ["serve"]
