@@ -51,7 +51,7 @@ Usage:
 	$ pxe-pilot fingerprint FILE
 	Print a certificate's SHA-256 fingerprint, as prepare-iso takes it.
 
-	$ pxe-pilot healthcheck [--url URL]
+	$ pxe-pilot healthcheck [--url URL] [--cert FILE]
 	Exit 0 if the server answers /health with 200 (for container HEALTHCHECKs).
 
 	$ pxe-pilot version
@@ -491,13 +491,14 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 func healthcheckCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("healthcheck", stderr)
 	url := fs.String("url", "", "the /health URL (default: the server LISTEN, PORT and PXE_PILOT_TLS_CERT describe, on this machine)")
+	certFlag := fs.String("cert", os.Getenv("PXE_PILOT_TLS_CERT"), "pin HTTPS to this certificate, as the installer does")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("healthcheck: unexpected argument %q; give a URL with --url", fs.Arg(0))
 	}
-	cert := os.Getenv("PXE_PILOT_TLS_CERT")
+	cert := *certFlag
 	if *url == "" {
 		addr, err := envAddr(cert != "")
 		if err != nil {
