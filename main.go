@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -517,36 +519,77 @@ func healthcheckCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		*url = scheme + "://" + net.JoinHostPort(host, port) + "/health"
 	}
-	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true}
-	if cert != "" && strings.HasPrefix(*url, "https://") {
-		// Pin the server's own certificate, as the installer does; a
-		// self-signed one would fail the system roots.
-		want, err := leafFingerprint(cert)
-		if err != nil {
-			return fmt.Errorf("healthcheck: %w", err)
-		}
-		tr.TLSClientConfig = &tls.Config{
-			InsecureSkipVerify: true, // verified by fingerprint below
-			VerifyConnection: func(cs tls.ConnectionState) error {
+	var tlsCfg *tls.Config
+	if strings.HasPrefix(*url, "https://") {
+		tlsCfg = &tls.Config{}
+		if cert != "" {
+			// Pin the server's own certificate, as the installer does; a
+			// self-signed one would fail the system roots.
+			want, err := leafFingerprint(cert)
+			if err != nil {
+				return fmt.Errorf("healthcheck: %w", err)
+			}
+			tlsCfg.InsecureSkipVerify = true // verified by fingerprint below
+			tlsCfg.VerifyConnection = func(cs tls.ConnectionState) error {
 				if got := fingerprint(cs.PeerCertificates[0].Raw); got != want {
 					return fmt.Errorf("certificate fingerprint %s is not %s's, %s", got, cert, want)
 				}
 				return nil
-			},
+			}
 		}
 	}
-	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	resp, err := client.Get(*url)
+	status, body, err := get(*url, tlsCfg, 5*time.Second)
 	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
+		return fmt.Errorf("healthcheck: %s: %w", *url, err)
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s: %d %s", *url, status, body)
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", *url, body)
+	return nil
+}
+
+// get fetches a URL with one HTTP/1.1 request on a connection of its own.
+// http.Client would do, but it would bring its whole transport (HTTP/2,
+// proxies, pools: half a MiB) into a binary that lives on routers.
+func get(rawURL string, tlsCfg *tls.Config, timeout time.Duration) (status int, body string, err error) {
+	u, err := neturl.Parse(rawURL)
+	if err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
+		return 0, "", errors.New("want a URL such as http://127.0.0.1:8080/health")
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+	}
+	dialer := &net.Dialer{Timeout: timeout}
+	var conn net.Conn
+	if u.Scheme == "https" {
+		cfg := tlsCfg.Clone()
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		conn, err = tls.DialWithDialer(dialer, "tcp", addr, cfg)
+	} else {
+		conn, err = dialer.Dial("tcp", addr)
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: pxe-pilot-healthcheck\r\nConnection: close\r\n\r\n", u.RequestURI(), u.Host); err != nil {
+		return 0, "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0, "", err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthcheck: %s: %s %s", *url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	fmt.Fprintf(stdout, "%s: %s\n", *url, strings.TrimSpace(string(body)))
-	return nil
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, strings.TrimSpace(string(b)), nil
 }
 
 // errValidate ends validate with status 1 once its lines have said why.

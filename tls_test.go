@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -238,4 +239,31 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestHealthcheck(t *testing.T) {
+	good, _ := testServer(t, goodConfig())
+	bad := &server{dir: filepath.Join(t.TempDir(), "missing"), log: good.log}
+	okSrv, badSrv := httptest.NewServer(good), httptest.NewServer(bad)
+	defer okSrv.Close()
+	defer badSrv.Close()
+	for _, tc := range []struct {
+		url     string
+		wantErr string // "" for success
+	}{
+		{okSrv.URL + "/health", ""},
+		{badSrv.URL + "/health", `503 {"status":"unavailable","error":"pxe-pilot: config dir `},
+		{okSrv.URL + "/nowhere", "404 pxe-pilot:"},
+		{"http://" + freePort(t) + "/health", "connection refused"},
+		{"ftp://127.0.0.1/health", "want a URL such as"},
+	} {
+		var out bytes.Buffer
+		err := run([]string{"healthcheck", "--url", tc.url}, &out, io.Discard)
+		switch {
+		case tc.wantErr == "" && (err != nil || !strings.Contains(out.String(), `{"status":"ok"}`)):
+			t.Errorf("healthcheck --url %s = %v, %q; want success", tc.url, err, out.String())
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("healthcheck --url %s = %v; want an error containing %q", tc.url, err, tc.wantErr)
+		}
+	}
 }
