@@ -64,6 +64,18 @@ type facts struct {
 	link         string // that NIC's link (eno1)
 	serial, uuid id     // as serialKey and uuidKey read them
 	product, iso string // product.product and iso.release, as sent
+
+	// What serve --public-url adds; see tracker.
+	key     string       // the machine, as tracking names it (machineKey)
+	hook    *webhook     // for an answer without a webhook of its own; nil for none
+	scripts scriptSource // hands out first-boot scripts; nil without --public-url
+}
+
+// A scriptSource hands out a first-boot script: it checks the script at
+// path in the config dir, filled with the machine's facts, and returns the
+// URL the installer fetches it from, or the problem with it.
+type scriptSource interface {
+	scriptURL(path string, f facts, host string) (url, problem string)
 }
 
 // snakeKeys are the only keys that ever had two spellings, each with its
@@ -152,6 +164,28 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 		}
 		raw["disk-setup"] = disk
 		delete(raw, "disk")
+	}
+
+	// first-boot-script (pxe-pilot serves it) and first-boot-ordering go
+	// in [first-boot], where either-or with a native source is decided.
+	for _, k := range [][2]string{{"first-boot-script", "script"}, {"first-boot-ordering", "ordering"}} {
+		v, ok := raw[k[0]]
+		if !ok {
+			continue
+		}
+		fb, err := tableAt("first-boot")
+		if err != nil {
+			return nil, err
+		}
+		if fb == nil {
+			fb = map[string]any{}
+			raw["first-boot"] = fb
+		}
+		if _, dup := fb[k[1]]; dup {
+			return nil, fail(k[0], "and first-boot.%s are one setting written twice; keep one", k[1])
+		}
+		fb[k[1]] = v
+		delete(raw, k[0])
 	}
 
 	if g, _ := raw["global"].(map[string]any); g != nil {
@@ -314,7 +348,8 @@ func compose(layers []layer, f facts) ([]byte, error) {
 		}
 	}
 	host := layers[len(layers)-1].name
-	problems := complete(ans, f, host, layers)
+	problems := deliver(ans, f)
+	problems = append(problems, complete(ans, f, host, layers)...)
 	derived := problems[:len(problems):len(problems)]
 	// What complete could not derive, validate finds missing: say it once.
 	for _, p := range validate(ans, f) {
@@ -355,8 +390,11 @@ func (e *answerError) lines() []string {
 			continue
 		}
 		o := origin(e.layers, p.path...)
-		if o == "" && p.key() == "global.fqdn" {
+		switch {
+		case o == "" && p.key() == "global.fqdn":
 			o = origin(e.layers, "global", "hostname") // fqdn was derived from it
+		case p.key() == "first-boot-script":
+			o = origin(e.layers, "first-boot", "script") // where translateLayer put it
 		}
 		setIn := ""
 		if o != "" && o != e.host() {
@@ -455,6 +493,60 @@ func complete(ans map[string]any, f facts, host string, layers []layer) []proble
 		}
 	}
 	return ps
+}
+
+// deliver adds what serve --public-url hands out: the webhook that reports
+// the install back to pxe-pilot, where the answer has none of its own, and
+// the [first-boot] table of a first-boot-script.
+func deliver(ans map[string]any, f facts) []problem {
+	if _, own := ans["post-installation-webhook"]; !own && f.hook != nil {
+		w := map[string]any{"url": f.hook.url}
+		if f.hook.fingerprint != "" {
+			w["cert-fingerprint"] = f.hook.fingerprint
+		}
+		if f.hook.token != "" {
+			w["auth-token"] = f.hook.token
+		}
+		ans["post-installation-webhook"] = w
+	}
+	fb, _ := ans["first-boot"].(map[string]any)
+	script, ok := fb["script"]
+	if !ok {
+		return nil
+	}
+	delete(fb, "script")
+	at := []string{"first-boot-script"}
+	path, ok := script.(string)
+	switch {
+	case !ok:
+		return []problem{{path: at, msg: "want the path of a script in the config dir, such as \"scripts/setup.sh\", got " + describe(script)}}
+	case f.release.before(r83):
+		return []problem{{path: at, msg: fmt.Sprintf("the %s installer has no [first-boot], so the script this host asks for cannot be delivered: boot an ISO of 8.3 or later, or remove first-boot-script", f.release)}}
+	case f.scripts == nil:
+		return []problem{{path: at, msg: "needs pxe-pilot serve --public-url: the installer fetches the script from pxe-pilot, which must know the URL it is reached by"}}
+	}
+	url, msg := f.scripts.scriptURL(path, f, hostLabel(ans))
+	if msg != "" {
+		return []problem{{path: at, msg: msg}}
+	}
+	fb["source"], fb["url"] = "from-url", url
+	if f.hook != nil && f.hook.fingerprint != "" {
+		fb["cert-fingerprint"] = f.hook.fingerprint
+	}
+	return nil
+}
+
+// hostLabel is what {{.Hostname}} stands for: the first label of the
+// host's name, from hostname or a native fqdn.
+func hostLabel(ans map[string]any) string {
+	g, _ := ans["global"].(map[string]any)
+	for _, k := range []string{"hostname", "fqdn"} {
+		if v, ok := g[k].(string); ok {
+			label, _, _ := strings.Cut(v, ".")
+			return label
+		}
+	}
+	return ""
 }
 
 // describe names a TOML value's type for an error message.
@@ -1225,11 +1317,8 @@ func expand(ans map[string]any, f facts) []problem {
 		}
 	}
 	e.self, e.hostWhy = false, "no hostname or global.fqdn is set"
-	if v, ok := g["hostname"].(string); ok {
-		e.host, _, _ = strings.Cut(v, ".")
-	} else if v, ok := g["fqdn"].(string); ok {
-		e.host, _, _ = strings.Cut(v, ".")
-	} else if _, ok := g["fqdn"].(map[string]any); ok {
+	e.host = hostLabel(ans)
+	if _, ok := g["fqdn"].(map[string]any); ok && e.host == "" {
 		e.hostWhy = "the host's name comes from DHCP at install time (global.fqdn.source = \"from-dhcp\")"
 	}
 	if len(e.problems) == 0 {

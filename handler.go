@@ -33,6 +33,8 @@ type server struct {
 	slots     chan struct{}  // --max-inflight: a slot per request being answered; nil is no cap
 	waiting   chan struct{}  // refused tokens waiting out authDelay; nil is no delay
 	authDelay time.Duration
+
+	track *tracker // --public-url, --state-dir, --once; nil keeps nothing
 }
 
 // A refused token waits a second before its 401, which slows down guessing.
@@ -53,8 +55,10 @@ type outcome struct {
 	layers  string // the layers merged, lowest first
 	tried   string // the MACs, serial and UUID tried when none matched
 	release string
-	note    string // worth a log line of its own: the release rules were a guess
-	err     string // the one-line error sent, if any
+	note    string      // worth a log line of its own: the release rules were a guess
+	warn    string      // worth a warning of its own: the state could not be kept
+	extra   []slog.Attr // what a report says
+	err     string      // the one-line error sent, if any
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -67,10 +71,14 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.Error("panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			o.status = s.fail(w, http.StatusInternalServerError, &o, "internal error; see the server's log")
 		}
+		path := r.URL.Path
+		if strings.HasPrefix(path, "/first-boot/") {
+			path = "/first-boot/..." // the rest is a capability: who has it gets the script
+		}
 		attrs := []slog.Attr{
 			slog.String("remote", r.RemoteAddr),
 			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("path", path),
 			slog.Int("status", o.status),
 		}
 		if o.token != "" {
@@ -80,7 +88,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			attrs = append(attrs, slog.String("host", o.host))
 		}
 		if o.match != "" {
-			attrs = append(attrs, slog.String("match", o.match), slog.String("layers", o.layers))
+			attrs = append(attrs, slog.String("match", o.match))
+		}
+		if o.layers != "" {
+			attrs = append(attrs, slog.String("layers", o.layers))
 		}
 		if o.tried != "" {
 			attrs = append(attrs, slog.String("tried", o.tried))
@@ -88,6 +99,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if o.release != "" {
 			attrs = append(attrs, slog.String("release", o.release))
 		}
+		attrs = append(attrs, o.extra...)
 		if o.err != "" {
 			attrs = append(attrs, slog.String("error", o.err))
 		}
@@ -129,7 +141,33 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		o.status = s.health(w)
+	case "/installed":
+		if s.track == nil {
+			o.status = s.fail(w, http.StatusNotFound, &o, `"/installed": no such path; reports are taken with serve --public-url or --state-dir`)
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			o.status = s.fail(w, http.StatusMethodNotAllowed, &o, "/installed takes POST (the installer's report as JSON), not "+r.Method)
+			return
+		}
+		if !s.acquire() {
+			w.Header().Set("Retry-After", "1")
+			o.status = s.fail(w, http.StatusServiceUnavailable, &o, fmt.Sprintf("too busy: %d requests are being answered, the most --max-inflight allows; try again", cap(s.slots)))
+			return
+		}
+		defer s.release()
+		o.status = s.installed(w, r, &o)
 	default:
+		if ticket, ok := strings.CutPrefix(r.URL.Path, "/first-boot/"); ok && s.track != nil && s.track.publicURL != "" {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				w.Header().Set("Allow", "GET, HEAD")
+				o.status = s.fail(w, http.StatusMethodNotAllowed, &o, "first-boot scripts are fetched with GET, not "+r.Method)
+				return
+			}
+			o.status = s.script(w, ticket, &o)
+			return
+		}
 		o.status = s.fail(w, http.StatusNotFound, &o, fmt.Sprintf("%q: no such path; the installer posts to /answer", r.URL.Path))
 	}
 }
@@ -238,9 +276,12 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request, o *outcome) int 
 		}
 		return s.fail(w, http.StatusBadRequest, o, "reading the request body: "+err.Error())
 	}
-	status, out := respond(s.dir, body, o)
+	status, out := respond(s.dir, body, o, s.track, time.Now())
 	if o.note != "" {
 		s.log.Info(o.note, "remote", r.RemoteAddr)
+	}
+	if o.warn != "" {
+		s.log.Warn(o.warn, "remote", r.RemoteAddr)
 	}
 	if o.host != "" {
 		w.Header().Set("X-PXE-Pilot-Host", o.host)
@@ -259,7 +300,11 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request, o *outcome) int 
 // respond composes the answer to an installer's request body: 200 and the
 // answer, or a status and the one-line reason. The server and `pxe-pilot
 // render` share it, so a dry run prints exactly what the server would send.
-func respond(dir string, body []byte, o *outcome) (status int, out []byte) {
+//
+// t adds what tracking adds (nil for none): the webhook and first-boot
+// script an answer gets, the record of each answer and unknown machine,
+// and --once's refusal.
+func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (status int, out []byte) {
 	req, err := parseRequest(body)
 	if err != nil {
 		return http.StatusBadRequest, []byte(err.Error())
@@ -273,6 +318,11 @@ func respond(dir string, body []byte, o *outcome) (status int, out []byte) {
 	if err != nil {
 		var nf *noHostError
 		if errors.As(err, &nf) {
+			if t != nil && t.state != nil {
+				if err := t.state.recordUnknown(req, now); err != nil {
+					o.warn = "not recorded: " + err.Error()
+				}
+			}
 			o.tried = strings.Join(colonMACs(nf.macs), ",")
 			for _, id := range req.ids() {
 				if id.key != "" {
@@ -293,11 +343,121 @@ func respond(dir string, body []byte, o *outcome) (status int, out []byte) {
 		names[i] = l.name
 	}
 	o.layers = strings.Join(names, ",")
-	out, err = compose(layers, req.facts(m, rel))
+	f := req.facts(m, rel)
+	if t != nil {
+		f.key = machineKey(req, m)
+		if t.once {
+			rec, err := t.state.host(f.key)
+			if err != nil {
+				return http.StatusInternalServerError, []byte(err.Error())
+			}
+			if !rec.Installed.IsZero() {
+				return http.StatusConflict, fmt.Appendf(nil, "%s was installed at %s; run 'pxe-pilot rearm %s' to install it again",
+					f.key, rec.Installed.UTC().Format(time.RFC3339), f.key)
+			}
+		}
+		var note string
+		if f.hook, note = t.hook(f.key, rel); note != "" {
+			o.note = strings.TrimPrefix(o.note+"; "+note, "; ")
+		}
+		if t.publicURL != "" {
+			f.scripts = t
+		}
+	}
+	out, err = compose(layers, f)
 	if err != nil {
 		return http.StatusInternalServerError, []byte(err.Error())
 	}
+	if t != nil && t.state != nil {
+		if err := t.state.recordAnswer(f.key, m, rel, now); err != nil {
+			o.warn = "answer not recorded: " + err.Error()
+		}
+	}
 	return http.StatusOK, out
+}
+
+// installed takes the installer's report of a finished install: it finds
+// the machine, by the token its answer gave it where it was given one,
+// else by the host files its MACs, serial or UUID match, records it and
+// logs what the operator may want to pin (its SSH host keys).
+func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) int {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return s.fail(w, http.StatusBadRequest, o, "reading the report: "+err.Error())
+	}
+	rep, req, err := parseReport(body)
+	if err != nil {
+		return s.fail(w, http.StatusBadRequest, o, err.Error())
+	}
+	t := s.track
+	var key string
+	rel, _, relErr := req.release()
+	switch {
+	case rep.Token != nil && t.state != nil:
+		k, ok := t.tokenKey(*rep.Token)
+		if !ok {
+			return s.fail(w, http.StatusUnauthorized, o, "the report's token is not one pxe-pilot gave; it cannot say which machine this is")
+		}
+		key = k
+		if _, m, err := findHost(s.dir, req); err == nil {
+			o.host, o.match = m.file, m.String()
+		}
+	case t.state != nil && t.publicURL != "" && relErr == nil && !rel.before(r92):
+		return s.fail(w, http.StatusUnauthorized, o, fmt.Sprintf("the report of a %s installer carries no token, and pxe-pilot gave every such answer one", rel))
+	default:
+		if len(req.macs) == 0 && req.serial == "" && req.uuid == "" {
+			return s.fail(w, http.StatusBadRequest, o, "report body: names no MAC in network-interfaces, and no dmi serial or UUID, so it cannot say which machine it is")
+		}
+		_, m, err := findHost(s.dir, req)
+		if err != nil {
+			var nf *noHostError
+			if errors.As(err, &nf) {
+				return s.fail(w, http.StatusNotFound, o, "report of a machine no host file names: "+err.Error())
+			}
+			return s.fail(w, http.StatusInternalServerError, o, err.Error())
+		}
+		o.host, o.match = m.file, m.String()
+		key = machineKey(req, m)
+	}
+	mac, addr := rep.management()
+	keys := rep.hostKeyFingerprints()
+	o.extra = append(o.extra, slog.String("machine", key), slog.String("fqdn", rep.FQDN),
+		slog.String("management_mac", mac), slog.String("management_address", addr),
+		slog.String("ssh_host_keys", sortedHostKeys(keys)), slog.String("machine_id", rep.MachineID))
+	if t.state != nil {
+		now := time.Now()
+		_, err := t.state.updateHost(key, func(h *hostRecord) {
+			h.Installed, h.FQDN, h.MachineID = now, rep.FQDN, rep.MachineID
+			h.MAC, h.Address, h.SSHHostKeys, h.ReportRelease = mac, addr, keys, rep.ISO.Release
+		})
+		if err != nil {
+			return s.fail(w, http.StatusInternalServerError, o, "the report could not be recorded: "+err.Error())
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, `{"status":"recorded"}`+"\n")
+	return http.StatusOK
+}
+
+// script serves a first-boot script by the signed ticket of its URL.
+func (s *server) script(w http.ResponseWriter, ticket string, o *outcome) int {
+	st, ok := s.track.ticket(ticket)
+	if !ok {
+		return s.fail(w, http.StatusNotFound, o, "no such first-boot script: its URL is not one pxe-pilot signed (or pxe-pilot was restarted without --state-dir since)")
+	}
+	o.extra = append(o.extra, slog.String("machine", st.Key), slog.String("script", st.Path))
+	data, msg := fillScript(s.dir, st.Path, st.facts(), st.Host)
+	if msg != "" {
+		return s.fail(w, http.StatusInternalServerError, o, "first-boot-script "+msg)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(data)
+	return http.StatusOK
 }
 
 // health reports whether an answer could be composed at all: the config

@@ -24,6 +24,7 @@ import (
 	neturl "net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -132,6 +133,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fingerprintCmd(args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheckCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
+	case "rearm":
+		return rearmCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "pxe-pilot", versionString())
 		return nil
@@ -162,6 +167,9 @@ type serveConfig struct {
 	tokenFile       string         // "": no token needed
 	allow           []netip.Prefix // nil: any address
 	maxInflight     int
+	publicURL       string // how installers reach pxe-pilot; "" adds no webhook
+	stateDir        string // "" keeps nothing
+	once            bool
 }
 
 // defaultMaxInflight is far above any real burst of installers, which never
@@ -178,6 +186,9 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	tokenFile := fs.String("token-file", os.Getenv("PXE_PILOT_TOKEN_FILE"), "require a bearer token from this file, one per line")
 	allow := fs.String("allow", os.Getenv("PXE_PILOT_ALLOW"), "answer only these source addresses: CIDR[,CIDR...]")
 	maxInflight := fs.String("max-inflight", envOr("PXE_PILOT_MAX_INFLIGHT", strconv.Itoa(defaultMaxInflight)), "requests answered at once; past it 503")
+	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "how installers reach pxe-pilot, such as https://10.0.0.2:8443: answers then report back to it")
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "keep what was answered and installed here")
+	once := fs.Bool("once", envBool("PXE_PILOT_ONCE"), "refuse to answer a machine again once it reported installed")
 	if err := fs.Parse(args); err != nil {
 		return serveConfig{}, err
 	}
@@ -222,8 +233,25 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	if err != nil || n < 1 {
 		return serveConfig{}, fmt.Errorf("--max-inflight %q: want a number of requests, 1 or more (default %d)", *maxInflight, defaultMaxInflight)
 	}
+	if *once && *stateDir == "" {
+		return serveConfig{}, errors.New("--once needs --state-dir: it refuses the machines the state dir says were installed")
+	}
+	if *publicURL != "" {
+		if err := checkPublicURL(*publicURL); err != nil {
+			return serveConfig{}, err
+		}
+	}
 	return serveConfig{dir: *dir, addr: addr, logFormat: *logFormat, tlsCert: *tlsCert, tlsKey: *tlsKey,
-		tokenFile: *tokenFile, allow: prefixes, maxInflight: n}, nil
+		tokenFile: *tokenFile, allow: prefixes, maxInflight: n, publicURL: *publicURL, stateDir: *stateDir, once: *once}, nil
+}
+
+// envBool reads a yes-or-no environment variable: 1, true, yes or on.
+func envBool(key string) bool {
+	switch strings.ToLower(os.Getenv(key)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
 }
 
 // parseAllow reads --allow: CIDRs or single addresses, comma-separated.
@@ -327,6 +355,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
+	if h.track, err = newTracker(cfg.dir, cfg.publicURL, fp, cfg.stateDir, cfg.once); err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
@@ -356,6 +388,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if cfg.allow != nil {
 		attrs = append(attrs, "allow", fmt.Sprint(cfg.allow))
+	}
+	if cfg.publicURL != "" {
+		attrs = append(attrs, "public_url", cfg.publicURL)
+	}
+	if cfg.stateDir != "" {
+		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once)
 	}
 	logger.Info("serving", attrs...)
 
@@ -449,7 +487,7 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("the request is over %d bytes", maxBody)
 	}
 	var o outcome
-	status, out := respond(*dir, body, &o)
+	status, out := respond(*dir, body, &o, nil, time.Now())
 	if status != 200 {
 		return errors.New(string(out))
 	}
@@ -590,6 +628,81 @@ func get(rawURL string, tlsCfg *tls.Config, timeout time.Duration) (status int, 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return resp.StatusCode, strings.TrimSpace(string(b)), nil
+}
+
+// statusCmd prints every configured host with what the state dir knows
+// of it, and the machines that asked and matched nothing.
+func statusCmd(args []string, stdout, stderr io.Writer) error {
+	fs, dir := flagSet("status", stderr)
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state dir")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("status: unexpected argument %q", fs.Arg(0))
+	}
+	st, err := readStatus(*dir, *stateDir)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if st.Hosts == nil {
+			st.Hosts = []statusRow{}
+		}
+		if st.Unknown == nil {
+			st.Unknown = []unknownRecord{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	writeStatus(stdout, st, *stateDir != "")
+	return nil
+}
+
+// rearmCmd forgets that a machine was installed, so that serve --once
+// answers it again.
+func rearmCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rearm", stderr)
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state dir")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 {
+		return errors.New("rearm needs the machine: pxe-pilot rearm [--state-dir DIR] aa-bb-cc-dd-ee-ff (or serial-<serial>, uuid-<uuid>)")
+	}
+	host := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil { // flags after the machine, too
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("rearm: unexpected argument %q; rearm one machine at a time", fs.Arg(0))
+	}
+	if *stateDir == "" {
+		return errors.New("rearm needs --state-dir DIR (or PXE_PILOT_STATE_DIR), the state dir serve keeps")
+	}
+	if _, err := os.Stat(filepath.Join(*stateDir, "hosts")); err != nil {
+		return fmt.Errorf("state dir %s: %w", *stateDir, unwrapPath(err))
+	}
+	st, err := openState(*stateDir)
+	if err != nil {
+		return err
+	}
+	key := rearmKey(host)
+	before, err := st.host(key)
+	if err != nil {
+		return err
+	}
+	if _, err := st.rearm(key, time.Now()); err != nil {
+		return err
+	}
+	if before.Installed.IsZero() {
+		fmt.Fprintf(stdout, "%s was not marked installed; it is answered as before\n", key)
+		return nil
+	}
+	fmt.Fprintf(stdout, "%s rearmed: installed at %s, it will be answered again\n", key, before.Installed.UTC().Format(time.RFC3339))
+	return nil
 }
 
 // errValidate ends validate with status 1 once its lines have said why.

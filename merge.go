@@ -381,6 +381,13 @@ var exclusives = []exclusive{
 		names: [2]string{"network.address", `network.source = "from-dhcp"`},
 		hint:  "cannot be set in the same file; a static address needs no DHCP",
 	},
+	{
+		table: "first-boot",
+		picks: [2]pickFunc{has("script"), has("source", "url", "cert-fingerprint")},
+		drops: [2][]string{{"source", "url", "cert-fingerprint"}, {"script"}},
+		names: [2]string{"first-boot-script", "[first-boot] source"},
+		hint:  "cannot be set in the same file; pxe-pilot serves the script, or [first-boot] says where it is",
+	},
 }
 
 // checkExclusives reports a layer that picks both sides of a choice.

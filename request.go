@@ -19,6 +19,7 @@ type request struct {
 	links   []string // the link (eno1) of each of macs, as sent
 	serial  string   // dmi.system.serial as sent
 	uuid    string   // dmi.system.uuid as sent
+	model   string   // dmi.system.name as sent
 }
 
 // parseRequest reads the installer's JSON as json.Unmarshal would into
@@ -37,6 +38,7 @@ type request struct {
 //		} `json:"network_interfaces"`
 //		DMI struct {
 //			System struct {
+//				Name   string `json:"name"`
 //				Serial string `json:"serial"`
 //				UUID   string `json:"uuid"`
 //			} `json:"system"`
@@ -59,7 +61,7 @@ func parseRequest(body []byte) (request, error) {
 		return request{}, fmt.Errorf("request body: %s: want %s, got %s", m.field, m.want, m.got)
 	}
 	req := request{product: string(r.product), iso: string(r.release), btrfs: !r.btrfsOff,
-		serial: string(r.serial), uuid: string(r.uuid)}
+		serial: string(r.serial), uuid: string(r.uuid), model: string(r.model)}
 	if len(r.nics) > maxNICs {
 		return request{}, fmt.Errorf("request body: network_interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(r.nics), maxNICs)
 	}
@@ -125,6 +127,7 @@ type reader struct {
 	release  []byte // iso.release, unescaped
 	serial   []byte // dmi.system.serial, unescaped
 	uuid     []byte // dmi.system.uuid, unescaped
+	model    []byte // dmi.system.name, unescaped
 	btrfsOff bool   // product.enable_btrfs is false
 	nics     []nic
 	mismatch struct{ field, want, got string } // the first value of the wrong type
@@ -178,6 +181,8 @@ func (r *reader) systemMember(key []byte) bool {
 		return r.stringField("dmi.system.serial", &r.serial)
 	case keyIs(key, "uuid"):
 		return r.stringField("dmi.system.uuid", &r.uuid)
+	case keyIs(key, "name"):
+		return r.stringField("dmi.system.name", &r.model)
 	}
 	return r.skip()
 }

@@ -30,6 +30,7 @@ type installerRequest struct {
 	} `json:"network_interfaces"`
 	DMI struct {
 		System struct {
+			Name   string `json:"name"`
 			Serial string `json:"serial"`
 			UUID   string `json:"uuid"`
 		} `json:"system"`
@@ -60,7 +61,7 @@ func parseRequestReference(body []byte) (request, error) {
 		}
 	}
 	req := request{product: in.Product.Product, iso: in.ISO.Release, btrfs: in.Product.EnableBtrfs == nil || *in.Product.EnableBtrfs,
-		serial: in.DMI.System.Serial, uuid: in.DMI.System.UUID}
+		serial: in.DMI.System.Serial, uuid: in.DMI.System.UUID, model: in.DMI.System.Name}
 	if len(in.NetworkInterfaces) > maxNICs {
 		return request{}, fmt.Errorf("request body: network_interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(in.NetworkInterfaces), maxNICs)
 	}
@@ -234,7 +235,7 @@ var parseCases = []struct {
 	{name: "dmi_serial_uuid_and_links",
 		body: `{"dmi":{"system":{"name":"X","serial":"S42","uuid":"4C4C4544-0042-3510-8057-B4C04F4E3532"},"chassis":{"serial":"C1"}},"network_interfaces":[{"link":"eno1","mac":"` + reqMAC1 + `"},{"mac":"` + reqMAC2 + `"},{"link":"eno3","mac":"` + reqMAC1 + `"}]}`,
 		want: request{btrfs: true, macs: []string{"aabbccddee0a", "aabbccddee0b"}, links: []string{"eno1", ""},
-			serial: "S42", uuid: "4C4C4544-0042-3510-8057-B4C04F4E3532"}},
+			serial: "S42", uuid: "4C4C4544-0042-3510-8057-B4C04F4E3532", model: "X"}},
 	{name: "dmi_keys_fold_case_and_null_is_nothing",
 		body: `{"DMI":{"System":{"Serial":"S42","uuid":null}},"dmi":null,"network_interfaces":[{"mac":"` + reqMAC1 + `"}]}`,
 		want: request{btrfs: true, macs: []string{"aabbccddee0a"}, serial: "S42"}},

@@ -1,0 +1,759 @@
+package main
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// Install tracking is opt-in: serve --public-url has every answer report
+// back to pxe-pilot when the install is done, and can hand out first-boot
+// scripts; --state-dir keeps a small JSON file per machine of what it was
+// answered and when it reported; --once refuses to answer a machine again
+// once it reported, which ends an install loop. Without these flags,
+// pxe-pilot keeps nothing.
+
+// tracker is what serve's tracking flags set up; a nil *tracker is off.
+type tracker struct {
+	publicURL   string      // how installers reach pxe-pilot, without a trailing slash
+	fingerprint string      // of the TLS certificate, when serving HTTPS
+	state       *stateStore // --state-dir; nil keeps nothing
+	once        bool        // --once
+	secret      []byte      // signs tokens and script URLs: the state dir's, else this process's
+	dir         string      // the config dir, for first-boot scripts
+}
+
+// newTracker sets tracking up, creating the state dir and its secret.
+func newTracker(configDir, publicURL, fingerprint, stateDir string, once bool) (*tracker, error) {
+	if once && stateDir == "" {
+		return nil, errors.New("--once needs --state-dir: it refuses machines the state dir says were installed")
+	}
+	if publicURL == "" && stateDir == "" {
+		return nil, nil
+	}
+	t := &tracker{publicURL: strings.TrimRight(publicURL, "/"), fingerprint: fingerprint, once: once, dir: configDir}
+	if publicURL != "" {
+		if err := checkPublicURL(publicURL); err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(publicURL, "http://") && fingerprint != "" {
+			return nil, fmt.Errorf("--public-url %q is http://, but pxe-pilot serves HTTPS; give its https:// URL", publicURL)
+		}
+	}
+	if stateDir != "" {
+		st, err := openState(stateDir)
+		if err != nil {
+			return nil, err
+		}
+		t.state, t.secret = st, st.secret
+	} else {
+		// Without a state dir, script URLs are signed with a secret of
+		// this process: they stop working at a restart, which only
+		// matters between an answer and its script's fetch.
+		t.secret = make([]byte, 32)
+		rand.Read(t.secret)
+	}
+	return t, nil
+}
+
+func checkPublicURL(s string) error {
+	if msg := checkURL(s); msg != "" {
+		return fmt.Errorf("--public-url %q: %s", s, msg)
+	}
+	if strings.ContainsAny(s, "?#") {
+		return fmt.Errorf("--public-url %q: want the server's base URL, such as https://10.0.0.2:8443, with no query", s)
+	}
+	return nil
+}
+
+// machineKey names a machine for tracking, as its host file is named (no
+// .toml): the MAC that matched, else the serial or UUID that did, else,
+// for a machine answered by hosts/default.toml, its first MAC. Two
+// machines that share hosts/default.toml are never confused.
+func machineKey(req request, m match) string {
+	switch m.by {
+	case "mac":
+		return strings.TrimSuffix(hostFileName(m.key), ".toml")
+	case "serial", "uuid":
+		return m.by + "-" + m.key
+	}
+	if len(req.macs) > 0 {
+		return strings.TrimSuffix(hostFileName(req.macs[0]), ".toml")
+	}
+	return ""
+}
+
+// sign is the HMAC of a message in a domain, so that a webhook token can
+// never pass for a script URL's signature or the other way round.
+func (t *tracker) sign(domain, msg string) []byte {
+	h := hmac.New(sha256.New, t.secret)
+	io.WriteString(h, domain)
+	h.Write([]byte{0})
+	io.WriteString(h, msg)
+	return h.Sum(nil)
+}
+
+// webhookToken is the auth-token of a machine's webhook: its key and an
+// HMAC of it, so that a report names its machine and cannot be forged for
+// another. The same machine always gets the same token, so its answers
+// stay byte-identical.
+func (t *tracker) webhookToken(key string) string {
+	return key + "." + hex.EncodeToString(t.sign("webhook", key))
+}
+
+// tokenKey checks a report's token and returns the machine it names.
+func (t *tracker) tokenKey(token string) (string, bool) {
+	i := strings.LastIndexByte(token, '.')
+	if i <= 0 {
+		return "", false
+	}
+	got, err := hex.DecodeString(token[i+1:])
+	if err != nil {
+		return "", false
+	}
+	key := token[:i]
+	return key, hmac.Equal(got, t.sign("webhook", key))
+}
+
+// hook is the [post-installation-webhook] pxe-pilot adds to an answer for
+// the requesting release, or nil, and why not.
+func (t *tracker) hook(key string, rel release) (*webhook, string) {
+	if t == nil || t.publicURL == "" {
+		return nil, ""
+	}
+	if rel.before(r83) {
+		return nil, fmt.Sprintf("ISO %s has no post-installation webhook; answered without pxe-pilot's, so this install will not report back", rel)
+	}
+	w := &webhook{url: t.publicURL + "/installed", fingerprint: t.fingerprint}
+	if t.state != nil && !rel.before(r92) && key != "" {
+		w.token = t.webhookToken(key)
+	}
+	return w, ""
+}
+
+// webhook is a [post-installation-webhook] table to add to an answer that
+// has none of its own.
+type webhook struct {
+	url, fingerprint, token string
+}
+
+// The state dir: DIR/secret, DIR/hosts/<key>.json, DIR/unknown/<mac>.json.
+
+// stateStore keeps one small JSON file per machine. Every write is to a
+// temporary file, synced and renamed over the old one, so a crash leaves
+// either the old file or the new, never a torn one; mu makes each update
+// a whole read-modify-write, so concurrent requests lose nothing.
+type stateStore struct {
+	dir     string
+	secret  []byte
+	mu      sync.Mutex // within this process
+	lock    *os.File   // DIR/.lock, flocked around each update: between processes (serve and rearm)
+	unknown int        // files in DIR/unknown, which a flood of made-up MACs must not grow without end
+}
+
+// maxUnknown bounds the machines recorded from 404s.
+const maxUnknown = 1000
+
+func openState(dir string) (*stateStore, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "hosts"), filepath.Join(dir, "unknown")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+	}
+	secret, err := readSecret(filepath.Join(dir, "secret"))
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "unknown"))
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	return &stateStore{dir: dir, secret: secret, lock: lock, unknown: len(entries)}, nil
+}
+
+// locked runs fn holding the state dir against other goroutines and other
+// processes, so that each read-modify-write is whole.
+func (s *stateStore) locked(fn func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := syscall.Flock(int(s.lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("state: locking %s: %w", s.lock.Name(), err)
+	}
+	defer syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
+	return fn()
+}
+
+// readSecret reads the state dir's secret, creating it the first time.
+func readSecret(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		s := make([]byte, 32)
+		rand.Read(s)
+		data = []byte(hex.EncodeToString(s) + "\n")
+		if err := writeAtomic(path, data, 0o600); err != nil {
+			return nil, fmt.Errorf("state dir: creating the secret: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("state dir: reading the secret: %w", err)
+	}
+	secret, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(secret) < 16 {
+		return nil, fmt.Errorf("state dir: %s is not a secret pxe-pilot made (64 hex digits); remove it to make a new one, which changes every webhook token", path)
+	}
+	return secret, nil
+}
+
+// hostRecord is what the state dir knows of one machine.
+type hostRecord struct {
+	Host        string    `json:"host"`                // the machine key: aa-bb-cc-dd-ee-ff, serial-S1, uuid-...
+	Match       string    `json:"match,omitempty"`     // what matched its host file: "mac aa:bb:...", "serial S1", "default"
+	HostFile    string    `json:"host_file,omitempty"` // the host file that answered it last
+	FirstAnswer time.Time `json:"first_answer,omitzero"`
+	LastAnswer  time.Time `json:"last_answer,omitzero"`
+	Answers     int       `json:"answers,omitempty"`
+	Release     string    `json:"release,omitempty"` // of the last answer
+
+	Installed     time.Time         `json:"installed,omitzero"` // when it reported; zero once rearmed
+	FQDN          string            `json:"fqdn,omitempty"`
+	MachineID     string            `json:"machine_id,omitempty"`
+	MAC           string            `json:"management_mac,omitempty"`
+	Address       string            `json:"management_address,omitempty"`
+	SSHHostKeys   map[string]string `json:"ssh_host_keys,omitempty"` // key type -> SHA256:... fingerprint
+	PreviouslyAt  []time.Time       `json:"previous_installs,omitempty"`
+	RearmedAt     time.Time         `json:"rearmed,omitzero"`
+	ReportRelease string            `json:"report_release,omitempty"`
+}
+
+// unknownRecord is a machine that asked and matched no host file.
+type unknownRecord struct {
+	MACs      []string  `json:"macs"` // aa:bb:cc:dd:ee:ff, in the installer's order
+	Serial    string    `json:"serial,omitempty"`
+	UUID      string    `json:"uuid,omitempty"`
+	Model     string    `json:"model,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Requests  int       `json:"requests"`
+}
+
+// hostPath is a machine's state file; key is checked to be one
+// machineKey makes, since rearm takes it from the command line.
+func (s *stateStore) hostPath(key string) (string, error) {
+	if !validKey(key) {
+		return "", fmt.Errorf("%q is not a machine: name it as its host file is named, aa-bb-cc-dd-ee-ff, serial-<serial> or uuid-<uuid>", key)
+	}
+	return filepath.Join(s.dir, "hosts", key+".json"), nil
+}
+
+func validKey(key string) bool {
+	m, problem := hostMatch(key)
+	return problem == "" && m.by != "default"
+}
+
+// host reads a machine's record; a machine never seen has an empty one.
+func (s *stateStore) host(key string) (hostRecord, error) {
+	path, err := s.hostPath(key)
+	if err != nil {
+		return hostRecord{}, err
+	}
+	return readRecord[hostRecord](path)
+}
+
+func readRecord[T any](path string) (T, error) {
+	var r T
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, nil
+	}
+	if err != nil {
+		return r, fmt.Errorf("state: %w", err)
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("state: %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// updateHost changes a machine's record with change, as one atomic step.
+func (s *stateStore) updateHost(key string, change func(*hostRecord)) (hostRecord, error) {
+	path, err := s.hostPath(key)
+	if err != nil {
+		return hostRecord{}, err
+	}
+	var r hostRecord
+	err = s.locked(func() error {
+		if r, err = readRecord[hostRecord](path); err != nil {
+			return err
+		}
+		r.Host = key
+		change(&r)
+		return writeJSON(path, r)
+	})
+	return r, err
+}
+
+// recordAnswer notes an answer served to a machine.
+func (s *stateStore) recordAnswer(key string, m match, rel release, now time.Time) error {
+	_, err := s.updateHost(key, func(r *hostRecord) {
+		if r.FirstAnswer.IsZero() {
+			r.FirstAnswer = now
+		}
+		r.LastAnswer = now
+		r.Answers++
+		r.Match, r.HostFile, r.Release = m.String(), m.file, rel.String()
+	})
+	return err
+}
+
+// recordUnknown notes a machine that matched no host file, so that the
+// operator can copy its MAC into a new one.
+func (s *stateStore) recordUnknown(req request, now time.Time) error {
+	if len(req.macs) == 0 {
+		return nil
+	}
+	path := filepath.Join(s.dir, "unknown", strings.TrimSuffix(hostFileName(req.macs[0]), ".toml")+".json")
+	return s.locked(func() error {
+		r, err := readRecord[unknownRecord](path)
+		if err != nil {
+			return err
+		}
+		if r.Requests == 0 {
+			if s.unknown >= maxUnknown {
+				return fmt.Errorf("state: %d unknown machines recorded already; not recording more", maxUnknown)
+			}
+			s.unknown++
+			r.FirstSeen = now
+		}
+		r.MACs = colonMACs(req.macs)
+		r.Serial, r.UUID, r.Model = clipField(req.serial), clipField(req.uuid), clipField(req.model)
+		r.LastSeen = now
+		r.Requests++
+		return writeJSON(path, r)
+	})
+}
+
+// clipField bounds what a request may make pxe-pilot store.
+func clipField(s string) string {
+	if len(s) > 128 {
+		return s[:128]
+	}
+	return s
+}
+
+// rearm forgets that a machine was installed, so that --once answers it
+// again; its install stays in previous_installs.
+func (s *stateStore) rearm(key string, now time.Time) (hostRecord, error) {
+	path, err := s.hostPath(key)
+	if err != nil {
+		return hostRecord{}, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return hostRecord{}, fmt.Errorf("%s: no such machine in the state dir %s (pxe-pilot status lists them)", key, s.dir)
+	}
+	return s.updateHost(key, func(r *hostRecord) {
+		if !r.Installed.IsZero() {
+			r.PreviouslyAt = append(r.PreviouslyAt, r.Installed)
+		}
+		r.Installed = time.Time{}
+		r.RearmedAt = now
+	})
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, append(data, '\n'), 0o600)
+}
+
+// writeAtomic replaces path with data: a temporary file in the same dir,
+// synced, renamed over path, and the dir synced, so that after a crash at
+// any point path holds the old bytes or the new, never a mix.
+func writeAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op once renamed
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("state: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// The installer's report, POSTed to the webhook URL after an install.
+
+// report is what pxe-pilot reads of the installer's report.
+type report struct {
+	Schema struct {
+		Version string `json:"version"`
+	} `json:"$schema"`
+	FQDN      string `json:"fqdn"`
+	MachineID string `json:"machine-id"`
+	Product   struct {
+		Product string `json:"product"`
+	} `json:"product"`
+	ISO struct {
+		Release string `json:"release"`
+	} `json:"iso"`
+	DMI struct {
+		System struct {
+			Name   string `json:"name"`
+			Serial string `json:"serial"`
+			UUID   string `json:"uuid"`
+		} `json:"system"`
+	} `json:"dmi"`
+	NetworkInterfaces []struct {
+		Name         string `json:"name"`
+		MAC          string `json:"mac"`
+		Address      string `json:"address"`
+		IsManagement bool   `json:"is-management"`
+	} `json:"network-interfaces"`
+	SSHHostKeys map[string]string `json:"ssh-public-host-keys"`
+	Token       *string           `json:"token"`
+}
+
+// parseReport reads a report body, as far as pxe-pilot needs it.
+func parseReport(body []byte) (report, request, error) {
+	var r report
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&r); err != nil {
+		return report{}, request{}, fmt.Errorf("report body is not the installer's report: %v", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return report{}, request{}, errors.New("report body: more than one JSON value")
+	}
+	if v := r.Schema.Version; v != "1" && !strings.HasPrefix(v, "1.") {
+		return report{}, request{}, fmt.Errorf("report body: $schema.version %q: pxe-pilot reads reports of version 1.x", v)
+	}
+	req := request{product: r.Product.Product, iso: r.ISO.Release, serial: r.DMI.System.Serial, uuid: r.DMI.System.UUID, model: r.DMI.System.Name}
+	for _, n := range r.NetworkInterfaces {
+		if mac, ok := normalizeMAC(n.MAC); ok && !slices.Contains(req.macs, mac) {
+			req.macs = append(req.macs, mac)
+			req.links = append(req.links, n.Name)
+		}
+	}
+	if len(req.macs) > maxNICs {
+		return report{}, request{}, fmt.Errorf("report body: network-interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(req.macs), maxNICs)
+	}
+	return r, req, nil
+}
+
+// management is the report's management NIC: its MAC and address.
+func (r report) management() (mac, address string) {
+	for _, n := range r.NetworkInterfaces {
+		if n.IsManagement {
+			if m, ok := normalizeMAC(n.MAC); ok {
+				mac = colonMACs([]string{m})[0]
+			}
+			return mac, n.Address
+		}
+	}
+	return "", ""
+}
+
+// hostKeyFingerprints are the report's SSH host keys as OpenSSH shows
+// them (ssh-keygen -lf): SHA256: and the unpadded base64 of the SHA-256 of
+// the key's blob, so that the operator can pin them.
+func (r report) hostKeyFingerprints() map[string]string {
+	out := map[string]string{}
+	for kind, line := range r.SSHHostKeys {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		blob, err := base64.StdEncoding.DecodeString(f[1])
+		if err != nil {
+			continue
+		}
+		sum := sha256.Sum256(blob)
+		out[kind] = "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+	}
+	return out
+}
+
+// sortedHostKeys writes fingerprints as "ed25519=SHA256:...,rsa=...".
+func sortedHostKeys(fps map[string]string) string {
+	var parts []string
+	for _, k := range sortedKeys(fps) {
+		parts = append(parts, k+"="+fps[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// validAddress reports whether s is an address or a CIDR, for the log.
+func validAddress(s string) bool {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+// First-boot scripts. The installer fetches a first-boot script with a
+// plain GET that says nothing about the machine, so the URL must: it
+// carries the machine's key, the script and the facts its placeholders
+// need, signed so that it can be neither guessed nor forged.
+
+// maxScript is the installer's limit on a first-boot script; past it, it
+// would cut the script short without a word.
+const maxScript = 1 << 20
+
+// scriptTicket is what a script URL carries.
+type scriptTicket struct {
+	Key     string `json:"k"`
+	Path    string `json:"p"`
+	Host    string `json:"h,omitempty"`
+	NIC     string `json:"m,omitempty"`
+	Link    string `json:"l,omitempty"`
+	Serial  string `json:"s,omitempty"`
+	UUID    string `json:"u,omitempty"`
+	Product string `json:"pr,omitempty"`
+	Release string `json:"r,omitempty"`
+}
+
+func (st scriptTicket) facts() facts {
+	lacking := func(k, what string) id {
+		if k != "" {
+			return id{key: k}
+		}
+		return id{why: "the request had no usable " + what}
+	}
+	return facts{nic: st.NIC, link: st.Link, serial: lacking(st.Serial, "dmi.system.serial"),
+		uuid: lacking(st.UUID, "dmi.system.uuid"), product: st.Product, iso: st.Release}
+}
+
+// scriptURL checks the script and signs a URL for it; see scriptSource.
+func (t *tracker) scriptURL(path string, f facts, host string) (string, string) {
+	if t == nil || t.publicURL == "" {
+		return "", "needs pxe-pilot serve --public-url: the installer fetches the script from pxe-pilot, which must know the URL it is reached by"
+	}
+	if _, msg := fillScript(t.dir, path, f, host); msg != "" {
+		return "", msg
+	}
+	st := scriptTicket{Key: f.key, Path: path, Host: host, NIC: f.nic, Link: f.link,
+		Serial: f.serial.key, UUID: f.uuid.key, Product: f.product, Release: f.iso}
+	payload, _ := json.Marshal(st)
+	p := base64.RawURLEncoding.EncodeToString(payload)
+	return t.publicURL + "/first-boot/" + p + "." + base64.RawURLEncoding.EncodeToString(t.sign("first-boot", p)), ""
+}
+
+// ticket checks a script URL's last part and returns what it carries.
+func (t *tracker) ticket(s string) (scriptTicket, bool) {
+	p, sig, ok := strings.Cut(s, ".")
+	if !ok {
+		return scriptTicket{}, false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, t.sign("first-boot", p)) {
+		return scriptTicket{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(p)
+	var st scriptTicket
+	if err != nil || json.Unmarshal(payload, &st) != nil {
+		return scriptTicket{}, false
+	}
+	return st, true
+}
+
+// fillScript reads a first-boot script of the config dir and fills its
+// placeholders, as config values are filled; or says what is wrong.
+func fillScript(dir, path string, f facts, host string) ([]byte, string) {
+	if !filepath.IsLocal(path) || strings.Contains(path, `\`) {
+		return nil, fmt.Sprintf("%q: want a path inside the config dir, such as \"scripts/setup.sh\"", path)
+	}
+	file, err := os.Open(filepath.Join(dir, filepath.FromSlash(path)))
+	if err != nil {
+		return nil, fmt.Sprintf("%q: %v", path, unwrapPath(err))
+	}
+	defer file.Close()
+	if info, err := file.Stat(); err != nil || !info.Mode().IsRegular() {
+		return nil, fmt.Sprintf("%q: not a file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(file, maxScript+1))
+	if err != nil {
+		return nil, fmt.Sprintf("%q: %v", path, err)
+	}
+	if len(data) > maxScript {
+		return nil, fmt.Sprintf("%q: over 1 MiB, and the installer would cut it short without a word", path)
+	}
+	if !bytes.Contains(data, []byte("{{")) {
+		return data, ""
+	}
+	e := expander{f: f, host: host, hostWhy: "the host has no hostname or fqdn", path: []string{path}}
+	out := e.fill(string(data))
+	if len(e.problems) > 0 {
+		return nil, fmt.Sprintf("%q: %s", path, e.problems[0].msg)
+	}
+	return []byte(out), ""
+}
+
+// status is what `pxe-pilot status` shows: every configured host, with
+// what the state dir knows of it, and the machines that asked and matched
+// nothing.
+type status struct {
+	Hosts   []statusRow     `json:"hosts"`
+	Unknown []unknownRecord `json:"unknown"`
+}
+
+type statusRow struct {
+	Machine  string `json:"machine"`   // the machine key, or "*" for hosts/default.toml itself
+	MatchBy  string `json:"match"`     // mac aa:bb:..., serial S1, uuid ..., default
+	HostFile string `json:"host_file"` // "" where the file is gone
+	hostRecord
+}
+
+// readStatus reads the config dir's host files and, if stateDir is not
+// "", the state dir's records, without creating or changing anything.
+func readStatus(configDir, stateDir string) (status, error) {
+	var st status
+	records := map[string]hostRecord{}
+	if stateDir != "" {
+		if _, err := os.Stat(stateDir); err != nil {
+			return st, fmt.Errorf("state dir: %w", err)
+		}
+		paths, _ := filepath.Glob(filepath.Join(stateDir, "hosts", "*.json"))
+		for _, p := range paths {
+			r, err := readRecord[hostRecord](p)
+			if err != nil {
+				return st, err
+			}
+			records[strings.TrimSuffix(filepath.Base(p), ".json")] = r
+		}
+		paths, _ = filepath.Glob(filepath.Join(stateDir, "unknown", "*.json"))
+		for _, p := range paths {
+			r, err := readRecord[unknownRecord](p)
+			if err != nil {
+				return st, err
+			}
+			st.Unknown = append(st.Unknown, r)
+		}
+		slices.SortFunc(st.Unknown, func(a, b unknownRecord) int { return b.LastSeen.Compare(a.LastSeen) })
+	}
+	entries, err := os.ReadDir(filepath.Join(configDir, "hosts"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return st, fmt.Errorf("config dir: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".toml")
+		if e.IsDir() || !ok {
+			continue
+		}
+		m, problem := hostMatch(name)
+		if problem != "" {
+			continue // validate says why
+		}
+		if m.by == "default" {
+			st.Hosts = append(st.Hosts, statusRow{Machine: "*", MatchBy: "default", HostFile: m.file})
+			for _, k := range sortedKeys(records) {
+				if r := records[k]; r.HostFile == m.file && !seen[k] {
+					seen[k] = true
+					st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: "default", HostFile: m.file, hostRecord: r})
+				}
+			}
+			continue
+		}
+		seen[name] = true
+		st.Hosts = append(st.Hosts, statusRow{Machine: name, MatchBy: m.String(), HostFile: m.file, hostRecord: records[name]})
+	}
+	// Machines the state dir knows whose host file is gone.
+	for _, k := range sortedKeys(records) {
+		if !seen[k] {
+			st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: records[k].Match, hostRecord: records[k]})
+		}
+	}
+	return st, nil
+}
+
+// writeStatus prints the status as two tables.
+func writeStatus(w io.Writer, st status, withState bool) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MACHINE\tMATCHED BY\tHOST FILE\tLAST ANSWER\tINSTALLED\tFQDN")
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, h := range st.Hosts {
+		file := h.HostFile
+		if file == "" {
+			file = "(gone)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Machine, dash(h.MatchBy), file, when(h.LastAnswer), when(h.Installed), dash(h.FQDN))
+	}
+	tw.Flush()
+	if !withState {
+		fmt.Fprintln(w, "\n(no --state-dir: what was answered and installed is not known)")
+		return
+	}
+	if len(st.Unknown) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nMachines that asked and matched no host file (name one by a MAC: hosts/<mac>.toml):")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MACS\tSERIAL\tMODEL\tLAST ASKED\tREQUESTS")
+	for _, u := range st.Unknown {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", strings.Join(u.MACs, ","), dash(u.Serial), dash(u.Model), when(u.LastSeen), u.Requests)
+	}
+	tw.Flush()
+}
+
+// rearmKey reads rearm's HOST: a machine key, or a MAC in any spelling.
+func rearmKey(host string) string {
+	if mac, ok := normalizeMAC(host); ok {
+		return strings.TrimSuffix(hostFileName(mac), ".toml")
+	}
+	if u, ok := strings.CutPrefix(host, "uuid-"); ok {
+		return "uuid-" + strings.ToLower(u)
+	}
+	return strings.TrimSuffix(host, ".toml")
+}
