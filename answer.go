@@ -305,6 +305,20 @@ type problem struct {
 
 func (p problem) key() string { return keyPath(p.path) }
 
+// origin names the layer that set the key the problem is about.
+func (p problem) origin(layers []layer) string {
+	switch p.key() {
+	case "global.fqdn":
+		if o := origin(layers, p.path...); o != "" {
+			return o
+		}
+		return origin(layers, "global", "hostname") // fqdn was derived from it
+	case "first-boot-script":
+		return origin(layers, "first-boot", "script") // where translateLayer put it
+	}
+	return origin(layers, p.path...)
+}
+
 // keyPath writes a key path as TOML would: dotted, quoting keys that are not bare.
 func keyPath(path []string) string {
 	var b strings.Builder
@@ -389,13 +403,7 @@ func (e *answerError) lines() []string {
 			out[i] = p.msg
 			continue
 		}
-		o := origin(e.layers, p.path...)
-		switch {
-		case o == "" && p.key() == "global.fqdn":
-			o = origin(e.layers, "global", "hostname") // fqdn was derived from it
-		case p.key() == "first-boot-script":
-			o = origin(e.layers, "first-boot", "script") // where translateLayer put it
-		}
+		o := p.origin(e.layers)
 		setIn := ""
 		if o != "" && o != e.host() {
 			setIn = " (set in " + o + ")"
@@ -517,16 +525,20 @@ func deliver(ans map[string]any, f facts) []problem {
 	delete(fb, "script")
 	at := []string{"first-boot-script"}
 	path, ok := script.(string)
+	if !ok || f.release.before(r83) || f.scripts == nil {
+		delete(ans, "first-boot") // pxe-pilot's alone, and not to be served: one problem is enough
+	}
 	switch {
 	case !ok:
 		return []problem{{path: at, msg: "want the path of a script in the config dir, such as \"scripts/setup.sh\", got " + describe(script)}}
 	case f.release.before(r83):
-		return []problem{{path: at, msg: fmt.Sprintf("the %s installer has no [first-boot], so the script this host asks for cannot be delivered: boot an ISO of 8.3 or later, or remove first-boot-script", f.release)}}
+		return []problem{{path: at, since: r83, msg: fmt.Sprintf("the %s installer has no [first-boot], so the script this host asks for cannot be delivered: boot an ISO of 8.3 or later, or remove first-boot-script", f.release)}}
 	case f.scripts == nil:
 		return []problem{{path: at, msg: "needs pxe-pilot serve --public-url: the installer fetches the script from pxe-pilot, which must know the URL it is reached by"}}
 	}
 	url, msg := f.scripts.scriptURL(path, f, hostLabel(ans))
 	if msg != "" {
+		delete(ans, "first-boot")
 		return []problem{{path: at, msg: msg}}
 	}
 	fb["source"], fb["url"] = "from-url", url

@@ -703,6 +703,8 @@ func checkDir(dir string, rel release) dirReport {
 			continue
 		}
 		f := sampleFacts(m, rel)
+		scripts := &sampleScripts{dir: dir}
+		f.scripts = scripts
 		if _, err := compose(layers, f); err != nil {
 			var ae *answerError
 			if !errors.As(err, &ae) {
@@ -731,7 +733,7 @@ func checkDir(dir string, rel release) dirReport {
 				if p.since == (release{}) {
 					continue
 				}
-				setIn := origin(layers, p.path...)
+				setIn := p.origin(layers)
 				if setIn == "" {
 					setIn = file
 				}
@@ -745,6 +747,12 @@ func checkDir(dir string, rel release) dirReport {
 		for _, k := range sortedKeys(since) {
 			warned[k] = true
 			warnf("%s: needs an ISO of release %s or later; older ISOs reject the whole answer", k, since[k])
+		}
+		if scripts.used {
+			if file := origin(layers, "first-boot", "script"); !warned[file+" --public-url"] {
+				warned[file+" --public-url"] = true
+				warnf("%s: first-boot-script: needs pxe-pilot serve --public-url, which serves the script; without it every answer that uses it is refused", file)
+			}
 		}
 	}
 	if r.hosts == 0 && dirErr == nil {
@@ -841,6 +849,21 @@ func hostMatch(name string) (match, string) {
 		return match{}, "name it hosts/" + hostFileName(m)
 	}
 	return match{"mac", m, file}, ""
+}
+
+// sampleScripts checks first-boot scripts for validate as serve would,
+// but hands out a URL of no server.
+type sampleScripts struct {
+	dir  string
+	used bool
+}
+
+func (s *sampleScripts) scriptURL(path string, f facts, host string) (string, string) {
+	s.used = true
+	if _, msg := fillScript(s.dir, path, f, host); msg != "" {
+		return "", msg
+	}
+	return "https://pxe-pilot.invalid/first-boot/sample", ""
 }
 
 // sampleFacts stand in for a request's in `pxe-pilot validate`: what the

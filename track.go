@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -520,15 +519,6 @@ func sortedHostKeys(fps map[string]string) string {
 		parts = append(parts, k+"="+fps[k])
 	}
 	return strings.Join(parts, ",")
-}
-
-// validAddress reports whether s is an address or a CIDR, for the log.
-func validAddress(s string) bool {
-	if _, err := netip.ParsePrefix(s); err == nil {
-		return true
-	}
-	_, err := netip.ParseAddr(s)
-	return err == nil
 }
 
 // First-boot scripts. The installer fetches a first-boot script with a
