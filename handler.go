@@ -318,7 +318,7 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 	if err != nil {
 		var nf *noHostError
 		if errors.As(err, &nf) {
-			if t != nil && t.state != nil {
+			if t != nil && t.state != nil && !t.dry {
 				if err := t.state.recordUnknown(req, now); err != nil {
 					o.warn = "not recorded: " + err.Error()
 				}
@@ -346,7 +346,7 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 	f := req.facts(m, rel)
 	if t != nil {
 		f.key = machineKey(req, m)
-		if t.once {
+		if t.once && !t.dry {
 			rec, err := t.state.host(f.key)
 			if err != nil {
 				return http.StatusInternalServerError, []byte(err.Error())
@@ -368,7 +368,7 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 	if err != nil {
 		return http.StatusInternalServerError, []byte(err.Error())
 	}
-	if t != nil && t.state != nil {
+	if t != nil && t.state != nil && !t.dry {
 		if err := t.state.recordAnswer(f.key, m, rel, now); err != nil {
 			o.warn = "answer not recorded: " + err.Error()
 		}

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -39,13 +40,24 @@ Usage:
 	$ pxe-pilot serve [--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
 	                  [--tls-cert FILE --tls-key FILE] [--token-file FILE]
 	                  [--allow CIDR,...] [--max-inflight N]
+	                  [--public-url URL [--state-dir DIR [--once]]]
 	Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
+	With --public-url, answers report back when installed (POST /installed)
+	and first-boot scripts are served; --state-dir keeps what was answered
+	and installed; --once refuses a machine that was installed.
 
 	$ pxe-pilot validate [--config-dir DIR] [--release X.Y]
 	Check every file and every host's answer offline; exit 1 on any error.
 
 	$ pxe-pilot render [--config-dir DIR] (--mac MAC [--serial S] [--uuid U] [--release X.Y] | --request FILE.json | -)
+	                   [--public-url URL [--state-dir DIR] [--tls-cert FILE]]
 	Print exactly the answer the server would send that machine.
+
+	$ pxe-pilot status [--config-dir DIR] [--state-dir DIR] [--json]
+	List every host: how it is matched, its last answer, when it was installed.
+
+	$ pxe-pilot rearm [--state-dir DIR] MACHINE
+	Let serve --once answer an installed machine (aa-bb-cc-dd-ee-ff) again.
 
 	$ pxe-pilot cert [--out DIR] [--host NAME,IP,...] [--force]
 	Create a self-signed certificate and key for HTTPS, and print its
@@ -92,6 +104,9 @@ Environment (flags win):
 	                        Authorization: Bearer NAME:SECRET
 	PXE_PILOT_ALLOW         --allow: the source addresses that may ask (/health is open)
 	PXE_PILOT_MAX_INFLIGHT  --max-inflight: requests answered at once (default 1024)
+	PXE_PILOT_PUBLIC_URL    --public-url: how installers reach pxe-pilot
+	PXE_PILOT_STATE_DIR     --state-dir (serve, status, rearm)
+	PXE_PILOT_ONCE          --once: 1 or true
 `
 
 // version is set at link time (-ldflags "-X main.version=v1.2.3"); else
@@ -435,6 +450,38 @@ func releaseFlag(s string) (release, error) {
 	return rel, nil
 }
 
+// dryTracker is serve's tracking as render needs it: what answers get,
+// with nothing created, recorded or refused.
+func dryTracker(configDir, publicURL, stateDir, tlsCert string) (*tracker, error) {
+	if publicURL == "" {
+		return nil, nil
+	}
+	if err := checkPublicURL(publicURL); err != nil {
+		return nil, err
+	}
+	t := &tracker{publicURL: strings.TrimRight(publicURL, "/"), dir: configDir, dry: true}
+	if tlsCert != "" {
+		fp, err := leafFingerprint(tlsCert)
+		if err != nil {
+			return nil, err
+		}
+		t.fingerprint = fp
+	}
+	if stateDir == "" {
+		t.secret = make([]byte, 32) // script URLs unlike the server's, which signs with its own
+		return t, nil
+	}
+	secret, err := os.ReadFile(filepath.Join(stateDir, "secret"))
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w (serve makes it at its first start)", err)
+	}
+	if t.secret, err = hex.DecodeString(strings.TrimSpace(string(secret))); err != nil {
+		return nil, fmt.Errorf("state dir: %s/secret is not a secret pxe-pilot made", stateDir)
+	}
+	t.state = &stateStore{dir: stateDir, secret: t.secret}
+	return t, nil
+}
+
 // renderCmd prints the answer for one machine: the same bytes the server
 // would send, from the same code, or the same error line and exit 1.
 func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -444,7 +491,14 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	uuid := fs.String("uuid", "", "the machine's system UUID (dmi.system.uuid), with --mac")
 	reqFile := fs.String("request", "", "a request body saved from an installer (- for standard input)")
 	rel := fs.String("release", newest.String(), "the ISO release, with --mac")
+	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "as serve --public-url: add the webhook and first-boot script serve would")
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "as serve --state-dir: the webhook's token (read, never written)")
+	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "as serve --tls-cert: the fingerprint the webhook pins")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	t, err := dryTracker(*dir, *publicURL, *stateDir, *tlsCert)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() == 1 && fs.Arg(0) == "-" && *reqFile == "" {
@@ -487,11 +541,11 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("the request is over %d bytes", maxBody)
 	}
 	var o outcome
-	status, out := respond(*dir, body, &o, nil, time.Now())
+	status, out := respond(*dir, body, &o, t, time.Now())
 	if status != 200 {
 		return errors.New(string(out))
 	}
-	_, err := stdout.Write(out)
+	_, err = stdout.Write(out)
 	return err
 }
 

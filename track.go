@@ -37,6 +37,7 @@ type tracker struct {
 	once        bool        // --once
 	secret      []byte      // signs tokens and script URLs: the state dir's, else this process's
 	dir         string      // the config dir, for first-boot scripts
+	dry         bool        // render's: records nothing and refuses no one
 }
 
 // newTracker sets tracking up, creating the state dir and its secret.
