@@ -418,6 +418,17 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) i
 		}
 		o.host, o.match = m.file, m.String()
 		key = machineKey(req, m)
+		if m.by == "default" && t.state != nil {
+			// Answered by its first MAC; the report may list its NICs in
+			// another order, so take the one that was answered.
+			for _, mac := range req.macs {
+				k := strings.TrimSuffix(hostFileName(mac), ".toml")
+				if rec, err := t.state.host(k); err == nil && rec.Answers > 0 {
+					key = k
+					break
+				}
+			}
+		}
 	}
 	mac, addr := rep.management()
 	keys := rep.hostKeyFingerprints()
