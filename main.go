@@ -465,6 +465,9 @@ func dryTracker(configDir, publicURL, stateDir, tlsCert string) (*tracker, error
 		if err != nil {
 			return nil, err
 		}
+		if u, err := neturl.Parse(publicURL); err == nil && strings.EqualFold(u.Scheme, "http") {
+			return nil, fmt.Errorf("--public-url %q is http://, but pxe-pilot serves HTTPS; give its https:// URL", publicURL)
+		}
 		t.fingerprint = fp
 	}
 	if stateDir == "" {
@@ -475,7 +478,7 @@ func dryTracker(configDir, publicURL, stateDir, tlsCert string) (*tracker, error
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w (serve makes it at its first start)", err)
 	}
-	if t.secret, err = hex.DecodeString(strings.TrimSpace(string(secret))); err != nil {
+	if t.secret, err = hex.DecodeString(strings.TrimSpace(string(secret))); err != nil || len(t.secret) < 16 {
 		return nil, fmt.Errorf("state dir: %s/secret is not a secret pxe-pilot made", stateDir)
 	}
 	t.state = &stateStore{dir: stateDir, secret: t.secret}

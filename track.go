@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,7 +54,7 @@ func newTracker(configDir, publicURL, fingerprint, stateDir string, once bool) (
 		if err := checkPublicURL(publicURL); err != nil {
 			return nil, err
 		}
-		if strings.HasPrefix(publicURL, "http://") && fingerprint != "" {
+		if u, err := neturl.Parse(publicURL); err == nil && strings.EqualFold(u.Scheme, "http") && fingerprint != "" {
 			return nil, fmt.Errorf("--public-url %q is http://, but pxe-pilot serves HTTPS; give its https:// URL", publicURL)
 		}
 	}
@@ -124,8 +125,9 @@ func (t *tracker) tokenKey(token string) (string, bool) {
 	if i <= 0 {
 		return "", false
 	}
-	got, err := hex.DecodeString(token[i+1:])
-	if err != nil {
+	mac := token[i+1:]
+	got, err := hex.DecodeString(mac)
+	if err != nil || strings.ToLower(mac) != mac { // one spelling only
 		return "", false
 	}
 	key := token[:i]
@@ -461,7 +463,7 @@ func parseReport(body []byte) (report, request, error) {
 	if err := dec.Decode(&r); err != nil {
 		return report{}, request{}, fmt.Errorf("report body is not the installer's report: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return report{}, request{}, errors.New("report body: more than one JSON value")
 	}
 	if v := r.Schema.Version; v != "1" && !strings.HasPrefix(v, "1.") {
@@ -576,7 +578,7 @@ func (t *tracker) ticket(s string) (scriptTicket, bool) {
 	if !ok {
 		return scriptTicket{}, false
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig) // one spelling only
 	if err != nil || !hmac.Equal(got, t.sign("first-boot", p)) {
 		return scriptTicket{}, false
 	}
@@ -658,7 +660,9 @@ func readStatus(configDir, stateDir string) (status, error) {
 			if err != nil {
 				return st, err
 			}
-			st.Unknown = append(st.Unknown, r)
+			if !hasHostFile(configDir, r.MACs) {
+				st.Unknown = append(st.Unknown, r) // else named since
+			}
 		}
 		slices.SortFunc(st.Unknown, func(a, b unknownRecord) int { return b.LastSeen.Compare(a.LastSeen) })
 	}
@@ -666,28 +670,34 @@ func readStatus(configDir, stateDir string) (status, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return st, fmt.Errorf("config dir: %w", err)
 	}
+	// A machine with a host file of its own is listed by it, even if
+	// hosts/default.toml answered it before that file was written.
 	seen := map[string]bool{}
+	var hasDefault bool
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".toml")
 		if e.IsDir() || !ok {
 			continue
 		}
 		m, problem := hostMatch(name)
-		if problem != "" {
+		switch {
+		case problem != "":
 			continue // validate says why
-		}
-		if m.by == "default" {
-			st.Hosts = append(st.Hosts, statusRow{Machine: "*", MatchBy: "default", HostFile: m.file})
-			for _, k := range sortedKeys(records) {
-				if r := records[k]; r.HostFile == m.file && !seen[k] {
-					seen[k] = true
-					st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: "default", HostFile: m.file, hostRecord: r})
-				}
-			}
+		case m.by == "default":
+			hasDefault = true
 			continue
 		}
 		seen[name] = true
 		st.Hosts = append(st.Hosts, statusRow{Machine: name, MatchBy: m.String(), HostFile: m.file, hostRecord: records[name]})
+	}
+	if hasDefault {
+		st.Hosts = append(st.Hosts, statusRow{Machine: "*", MatchBy: "default", HostFile: "hosts/default.toml"})
+		for _, k := range sortedKeys(records) {
+			if r := records[k]; r.HostFile == "hosts/default.toml" && !seen[k] {
+				seen[k] = true
+				st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: "default", HostFile: r.HostFile, hostRecord: r})
+			}
+		}
 	}
 	// Machines the state dir knows whose host file is gone.
 	for _, k := range sortedKeys(records) {
@@ -696,6 +706,18 @@ func readStatus(configDir, stateDir string) (status, error) {
 		}
 	}
 	return st, nil
+}
+
+// hasHostFile reports whether one of macs has a host file now.
+func hasHostFile(configDir string, macs []string) bool {
+	for _, m := range macs {
+		if mac, ok := normalizeMAC(m); ok {
+			if _, err := os.Stat(filepath.Join(configDir, "hosts", hostFileName(mac))); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writeStatus prints the status as two tables.
