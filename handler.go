@@ -369,7 +369,7 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 		return http.StatusInternalServerError, []byte(err.Error())
 	}
 	if t != nil && t.state != nil && !t.dry {
-		if err := t.state.recordAnswer(f.key, m, rel, now); err != nil {
+		if err := t.state.recordAnswer(f.key, m, rel, f.hook != nil && f.hook.token != "", now); err != nil {
 			o.warn = "answer not recorded: " + err.Error()
 		}
 	}
@@ -391,7 +391,6 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) i
 	}
 	t := s.track
 	var key string
-	rel, _, relErr := req.release()
 	switch {
 	case rep.Token != nil && t.state != nil:
 		k, ok := t.tokenKey(*rep.Token)
@@ -402,8 +401,6 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) i
 		if _, m, err := findHost(s.dir, req); err == nil {
 			o.host, o.match = m.file, m.String()
 		}
-	case t.state != nil && t.publicURL != "" && relErr == nil && !rel.before(r92):
-		return s.fail(w, http.StatusUnauthorized, o, fmt.Sprintf("the report of a %s installer carries no token, and pxe-pilot gave every such answer one", rel))
 	default:
 		if len(req.macs) == 0 && req.serial == "" && req.uuid == "" {
 			return s.fail(w, http.StatusBadRequest, o, "report body: names no MAC in network-interfaces, and no dmi serial or UUID, so it cannot say which machine it is")
@@ -427,6 +424,13 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) i
 					key = k
 					break
 				}
+			}
+		}
+		// A machine whose answer carried a token must show it: what a
+		// report says of itself (its release) proves nothing.
+		if t.state != nil {
+			if rec, err := t.state.host(key); err == nil && rec.TokenGiven {
+				return s.fail(w, http.StatusUnauthorized, o, "the report carries no token, but this machine's answer gave it one")
 			}
 		}
 	}

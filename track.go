@@ -234,7 +234,8 @@ type hostRecord struct {
 	FirstAnswer time.Time `json:"first_answer,omitzero"`
 	LastAnswer  time.Time `json:"last_answer,omitzero"`
 	Answers     int       `json:"answers,omitempty"`
-	Release     string    `json:"release,omitempty"` // of the last answer
+	Release     string    `json:"release,omitempty"`     // of the last answer
+	TokenGiven  bool      `json:"token_given,omitempty"` // its last answer's webhook has an auth-token: its report must show it
 
 	Installed     time.Time         `json:"installed,omitzero"` // when it reported; zero once rearmed
 	FQDN          string            `json:"fqdn,omitempty"`
@@ -315,14 +316,14 @@ func (s *stateStore) updateHost(key string, change func(*hostRecord)) (hostRecor
 }
 
 // recordAnswer notes an answer served to a machine.
-func (s *stateStore) recordAnswer(key string, m match, rel release, now time.Time) error {
+func (s *stateStore) recordAnswer(key string, m match, rel release, tokenGiven bool, now time.Time) error {
 	_, err := s.updateHost(key, func(r *hostRecord) {
 		if r.FirstAnswer.IsZero() {
 			r.FirstAnswer = now
 		}
 		r.LastAnswer = now
 		r.Answers++
-		r.Match, r.HostFile, r.Release = m.String(), m.file, rel.String()
+		r.Match, r.HostFile, r.Release, r.TokenGiven = m.String(), m.file, rel.String(), tokenGiven
 	})
 	return err
 }

@@ -384,7 +384,7 @@ func TestRecordAnswer(t *testing.T) {
 			st := trackStore(t)
 			var err error
 			for _, a := range tc.answers {
-				err = st.recordAnswer(tc.key, a.m, a.rel, a.at)
+				err = st.recordAnswer(tc.key, a.m, a.rel, false, a.at)
 			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -499,7 +499,7 @@ func TestRearm(t *testing.T) {
 			st := trackStore(t)
 			const key = "aa-bb-cc-dd-ee-01"
 			m := match{"mac", "aabbccddee01", "hosts/aa-bb-cc-dd-ee-01.toml"}
-			if err := st.recordAnswer(key, m, r92, t1); err != nil {
+			if err := st.recordAnswer(key, m, r92, false, t1); err != nil {
 				t.Fatal(err)
 			}
 			if tc.installed {
@@ -1006,7 +1006,7 @@ func trackFixture(t *testing.T) (configDir, stateDir string) {
 		{"aa-bb-cc-dd-ee-77", mac("aabbccddee77"), trackT1},
 	}
 	for _, a := range answers {
-		if err := st.recordAnswer(a.key, a.m, r92, a.at); err != nil {
+		if err := st.recordAnswer(a.key, a.m, r92, false, a.at); err != nil {
 			t.Fatal(err)
 		}
 	}
