@@ -633,7 +633,7 @@ func TestParseLayerSyntaxErrorNamesFileLineColumn(t *testing.T) {
 
 // writeTree writes files (path relative to the root, "/"-separated) into a
 // fresh temporary dir; content asDir makes a directory in the file's place.
-func writeTree(t *testing.T, files map[string]string) string {
+func writeTree(t testing.TB, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	for name, content := range files {

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1295,4 +1297,33 @@ func TestRearmCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzInstalled posts any body to /installed: never a panic, never a 500,
+// and only a report with a token pxe-pilot gave, or naming a configured
+// machine, is taken.
+func FuzzInstalled(f *testing.F) {
+	f.Add(mustRead(f, "examples/reports/pve-9.2.json"))
+	f.Add([]byte(`{"$schema":{"version":"1.0"},"network-interfaces":[{"mac":"aa:bb:cc:dd:ee:ff"}]}`))
+	f.Add([]byte(`{"$schema":{"version":"1.2"},"dmi":{"system":{"serial":"EXAMPLE0042"}},"token":"aa-bb-cc-dd-ee-ff.00"}`))
+	f.Add([]byte(`{"$schema":{"version":"1.2"},"ssh-public-host-keys":{"rsa":"ssh-rsa !!!"},"network-interfaces":[{"mac":"AA-BB-CC-DD-EE-01","is-management":true}]} `))
+	config := writeTree(f, map[string]string{
+		"defaults.toml":                 string(mustRead(f, "examples/config/defaults.toml")),
+		"hosts/aa-bb-cc-dd-ee-ff.toml":  string(mustRead(f, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")),
+		"hosts/serial-EXAMPLE0042.toml": string(mustRead(f, "examples/config/hosts/serial-EXAMPLE0042.toml")),
+	})
+	tr, err := newTracker(config, "http://127.0.0.1:8080", "", f.TempDir(), true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := &server{dir: config, log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("POST", "/installed", bytes.NewReader(body)))
+		switch rec.Code {
+		case 200, 400, 401, 404:
+		default:
+			t.Fatalf("POST /installed %q = %d %q", body, rec.Code, rec.Body)
+		}
+	})
 }
