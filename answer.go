@@ -520,6 +520,12 @@ func deliver(ans map[string]any, f facts) []problem {
 	fb, _ := ans["first-boot"].(map[string]any)
 	script, ok := fb["script"]
 	if !ok {
+		if _, native := fb["source"]; fb != nil && !native {
+			if _, ordering := fb["ordering"]; ordering {
+				delete(ans, "first-boot")
+				return []problem{{path: []string{"first-boot", "ordering"}, msg: "set without first-boot-script (or a [first-boot] source): it says when a first-boot script runs, and there is none"}}
+			}
+		}
 		return nil
 	}
 	delete(fb, "script")

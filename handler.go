@@ -168,7 +168,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			o.status = s.script(w, ticket, &o)
 			return
 		}
-		o.status = s.fail(w, http.StatusNotFound, &o, fmt.Sprintf("%q: no such path; the installer posts to /answer", r.URL.Path))
+		path := r.URL.Path
+		if strings.HasPrefix(path, "/first-boot/") {
+			path = "/first-boot/..." // a capability: not to be logged
+		}
+		o.status = s.fail(w, http.StatusNotFound, &o, fmt.Sprintf("%q: no such path; the installer posts to /answer", path))
 	}
 }
 
@@ -369,7 +373,10 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 		return http.StatusInternalServerError, []byte(err.Error())
 	}
 	if t != nil && t.state != nil && !t.dry {
-		if err := t.state.recordAnswer(f.key, m, rel, f.hook != nil && f.hook.token != "", now); err != nil {
+		// The token was given if pxe-pilot's webhook went out, not the
+		// operator's own.
+		tokenGiven := f.hook != nil && f.hook.token != "" && origin(layers, "post-installation-webhook") == ""
+		if err := t.state.recordAnswer(f.key, m, rel, tokenGiven, now); err != nil {
 			o.warn = "answer not recorded: " + err.Error()
 		}
 	}
@@ -426,16 +433,28 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) i
 				}
 			}
 		}
+		if key == "" {
+			return s.fail(w, http.StatusBadRequest, o, "report body: names no MAC in network-interfaces, and a machine answered by hosts/default.toml is known by its first MAC")
+		}
 		// A machine whose answer carried a token must show it: what a
-		// report says of itself (its release) proves nothing.
+		// report says of itself (its release) proves nothing. And a
+		// machine pxe-pilot never answered cannot have been installed
+		// by it.
 		if t.state != nil {
-			if rec, err := t.state.host(key); err == nil && rec.TokenGiven {
+			rec, err := t.state.host(key)
+			switch {
+			case err != nil:
+				return s.fail(w, http.StatusInternalServerError, o, err.Error())
+			case rec.TokenGiven:
 				return s.fail(w, http.StatusUnauthorized, o, "the report carries no token, but this machine's answer gave it one")
+			case rec.Answers == 0:
+				return s.fail(w, http.StatusNotFound, o, "report of "+key+", which pxe-pilot never answered")
 			}
 		}
 	}
 	mac, addr := rep.management()
 	keys := rep.hostKeyFingerprints()
+	rep.FQDN, rep.MachineID, addr = clipField(rep.FQDN), clipField(rep.MachineID), clipField(addr)
 	o.extra = append(o.extra, slog.String("machine", key), slog.String("fqdn", rep.FQDN),
 		slog.String("management_mac", mac), slog.String("management_address", addr),
 		slog.String("ssh_host_keys", sortedHostKeys(keys)), slog.String("machine_id", rep.MachineID))
@@ -511,15 +530,20 @@ func readTokens(path string) (tokenSet, error) {
 	if err != nil {
 		return tokenSet{}, fmt.Errorf("token file: %w", err)
 	}
+	if missing, ok := standIn(data); ok {
+		return tokenSet{}, fmt.Errorf("token file %s: %s", path, missing)
+	}
 	var ts tokenSet
+	n := 0
 	for line := range strings.Lines(string(data)) {
+		n++
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}
 		name, _, ok := strings.Cut(line, ":")
 		if !ok {
-			name = fmt.Sprintf("line %d", len(ts.names)+1)
+			name = fmt.Sprintf("line %d", n)
 		}
 		ts.names = append(ts.names, name)
 		ts.sums = append(ts.sums, sha256.Sum256([]byte(line)))

@@ -1180,7 +1180,7 @@ func TestToken(t *testing.T) {
 	}{
 		{"first_token", "Bearer rack-a:BearerSecretA-5d1f", 200, "token_name=rack-a"},
 		{"indented_token", "Bearer rack-b:BearerSecretB-77c0", 200, "token_name=rack-b"},
-		{"token_without_a_name", "Bearer no-colon-token-9a8b", 200, `token_name="line 3"`},
+		{"token_without_a_name", "Bearer no-colon-token-9a8b", 200, `token_name="line 5"`},
 		{"scheme_in_any_case", "bearer rack-a:BearerSecretA-5d1f", 200, "token_name=rack-a"},
 		{"no_header", "", 401, "sent no token"},
 		{"wrong_secret", "Bearer rack-a:BearerSecretA-5d1e", 401, "not in the token file"},

@@ -406,6 +406,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if cfg.publicURL != "" {
 		attrs = append(attrs, "public_url", cfg.publicURL)
+		if u, err := neturl.Parse(cfg.publicURL); err == nil && strings.EqualFold(u.Scheme, "https") && tlsCfg == nil {
+			logger.Warn("--public-url is https:// but pxe-pilot serves plain HTTP: right only behind a proxy that ends TLS, and then the webhook pins no certificate", "public_url", cfg.publicURL)
+		}
 	}
 	if cfg.stateDir != "" {
 		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once)

@@ -69,6 +69,13 @@ func leafFingerprint(path string) (string, error) {
 // tlsConfig loads the certificate and key serve --tls-cert and --tls-key
 // name, and returns the certificate's fingerprint for the log.
 func tlsConfig(certFile, keyFile string) (*tls.Config, string, error) {
+	for _, f := range []string{certFile, keyFile} {
+		if data, err := os.ReadFile(f); err == nil {
+			if missing, ok := standIn(data); ok {
+				return nil, "", fmt.Errorf("%s: %s", f, missing)
+			}
+		}
+	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, "", fmt.Errorf("loading --tls-cert %s and --tls-key %s: %w", certFile, keyFile, err)
@@ -78,6 +85,17 @@ func tlsConfig(certFile, keyFile string) (*tls.Config, string, error) {
 		MinVersion:   tls.VersionTLS12,
 	}
 	return cfg, fingerprint(pair.Certificate[0]), nil
+}
+
+// standIn recognises the stand-in the systemd unit hands over for a
+// credential whose file is missing (SetCredential=name:# missing: PATH),
+// and says which file to make.
+func standIn(data []byte) (string, bool) {
+	path, ok := strings.CutPrefix(strings.TrimSpace(string(data)), "# missing: ")
+	if !ok || strings.Contains(path, "\n") {
+		return "", false
+	}
+	return "systemd found no " + path + " to hand over: create it, or comment out its setting in pxe-pilot.env", true
 }
 
 // Where `pxe-pilot cert` writes, in --out.

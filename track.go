@@ -78,8 +78,16 @@ func checkPublicURL(s string) error {
 	if msg := checkURL(s); msg != "" {
 		return fmt.Errorf("--public-url %q: %s", s, msg)
 	}
-	if strings.ContainsAny(s, "?#") {
+	u, err := neturl.Parse(s)
+	if err != nil || strings.ContainsAny(s, "?#") {
 		return fmt.Errorf("--public-url %q: want the server's base URL, such as https://10.0.0.2:8443, with no query", s)
+	}
+	// A path is right only behind a proxy that strips it; /answer is the
+	// answer URL given where the base URL was meant.
+	for _, route := range []string{"/answer", "/installed", "/health"} {
+		if strings.HasSuffix(strings.TrimRight(u.Path, "/"), route) {
+			return fmt.Errorf("--public-url %q: give the base URL installers reach pxe-pilot by, without %s: reports go to URL/installed", s, route)
+		}
 	}
 	return nil
 }
@@ -144,7 +152,11 @@ func (t *tracker) hook(key string, rel release) (*webhook, string) {
 		return nil, fmt.Sprintf("ISO %s has no post-installation webhook; answered without pxe-pilot's, so this install will not report back", rel)
 	}
 	w := &webhook{url: t.publicURL + "/installed", fingerprint: t.fingerprint}
-	if t.state != nil && !rel.before(r92) && key != "" {
+	switch {
+	case t.state == nil || key == "":
+	case rel.before(r92):
+		return w, fmt.Sprintf("ISO %s takes no webhook auth-token (9.2 does); its report will be known by its MACs", rel)
+	default:
 		w.token = t.webhookToken(key)
 	}
 	return w, ""
@@ -168,10 +180,15 @@ type stateStore struct {
 	mu      sync.Mutex // within this process
 	lock    *os.File   // DIR/.lock, flocked around each update: between processes (serve and rearm)
 	unknown int        // files in DIR/unknown, which a flood of made-up MACs must not grow without end
+	hosts   int        // files in DIR/hosts, which hosts/default.toml could grow the same way
 }
 
-// maxUnknown bounds the machines recorded from 404s.
-const maxUnknown = 1000
+// maxUnknown bounds the machines recorded from 404s, maxHosts those
+// answered: far above any site, and a bound on what a flood can write.
+const (
+	maxUnknown = 1000
+	maxHosts   = 20000
+)
 
 func openState(dir string) (*stateStore, error) {
 	for _, d := range []string{dir, filepath.Join(dir, "hosts"), filepath.Join(dir, "unknown")} {
@@ -187,11 +204,20 @@ func openState(dir string) (*stateStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	hosts, err := os.ReadDir(filepath.Join(dir, "hosts"))
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
 	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	return &stateStore{dir: dir, secret: secret, lock: lock, unknown: len(entries)}, nil
+	if info, err := os.Stat(dir); err == nil && os.Geteuid() == 0 {
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			lock.Chown(int(st.Uid), int(st.Gid)) // as writeAtomic does
+		}
+	}
+	return &stateStore{dir: dir, secret: secret, lock: lock, unknown: len(entries), hosts: len(hosts)}, nil
 }
 
 // locked runs fn holding the state dir against other goroutines and other
@@ -235,7 +261,7 @@ type hostRecord struct {
 	LastAnswer  time.Time `json:"last_answer,omitzero"`
 	Answers     int       `json:"answers,omitempty"`
 	Release     string    `json:"release,omitempty"`     // of the last answer
-	TokenGiven  bool      `json:"token_given,omitempty"` // its last answer's webhook has an auth-token: its report must show it
+	TokenGiven  bool      `json:"token_given,omitempty"` // an answer's webhook had an auth-token: its report must show it, until rearm
 
 	Installed     time.Time         `json:"installed,omitzero"` // when it reported; zero once rearmed
 	FQDN          string            `json:"fqdn,omitempty"`
@@ -308,6 +334,12 @@ func (s *stateStore) updateHost(key string, change func(*hostRecord)) (hostRecor
 		if r, err = readRecord[hostRecord](path); err != nil {
 			return err
 		}
+		if r.Host == "" { // a machine new to the state dir
+			if s.hosts >= maxHosts {
+				return fmt.Errorf("state: %d machines recorded already; not recording more (machines answered by hosts/default.toml each count)", maxHosts)
+			}
+			s.hosts++
+		}
 		r.Host = key
 		change(&r)
 		return writeJSON(path, r)
@@ -323,7 +355,8 @@ func (s *stateStore) recordAnswer(key string, m match, rel release, tokenGiven b
 		}
 		r.LastAnswer = now
 		r.Answers++
-		r.Match, r.HostFile, r.Release, r.TokenGiven = m.String(), m.file, rel.String(), tokenGiven
+		r.Match, r.HostFile, r.Release = m.String(), m.file, rel.String()
+		r.TokenGiven = r.TokenGiven || tokenGiven // a later answer of another release must not lift it
 	})
 	return err
 }
@@ -379,6 +412,7 @@ func (s *stateStore) rearm(key string, now time.Time) (hostRecord, error) {
 		}
 		r.Installed = time.Time{}
 		r.RearmedAt = now
+		r.TokenGiven = false
 	})
 }
 
@@ -400,6 +434,13 @@ func writeAtomic(path string, data []byte, perm fs.FileMode) error {
 		return fmt.Errorf("state: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op once renamed
+	// Root (pxe-pilot rearm, say) writes files the dir's owner, the
+	// user serve runs as, can still replace.
+	if info, err := os.Stat(dir); err == nil && os.Geteuid() == 0 {
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			tmp.Chown(int(st.Uid), int(st.Gid))
+		}
+	}
 	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
 		return fmt.Errorf("state: %w", err)
@@ -503,8 +544,8 @@ func (r report) hostKeyFingerprints() map[string]string {
 	out := map[string]string{}
 	for kind, line := range r.SSHHostKeys {
 		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
+		if len(f) < 2 || !bareKey(kind) || len(kind) > 32 || len(out) == 8 {
+			continue // not a key type the installer sends (ecdsa, ed25519, rsa)
 		}
 		blob, err := base64.StdEncoding.DecodeString(f[1])
 		if err != nil {

@@ -170,8 +170,8 @@ func TestHook(t *testing.T) {
 		{"nil_tracker_is_nil", nil, r92, key, nil, ""},
 		{"no_public_url_is_nil", stateOnly, r92, key, nil, ""},
 		{"release_8_2_is_nil_with_a_note", withState, r82, key, nil, "ISO 8.2 has no post-installation webhook"},
-		{"release_8_3_has_url_and_fingerprint_no_token", withState, r83, key, &webhook{url: url + "/installed", fingerprint: fp}, ""},
-		{"release_9_1_has_no_token", withState, r91, key, &webhook{url: url + "/installed", fingerprint: fp}, ""},
+		{"release_8_3_has_url_and_fingerprint_no_token", withState, r83, key, &webhook{url: url + "/installed", fingerprint: fp}, "ISO 8.3 takes no webhook auth-token (9.2 does)"},
+		{"release_9_1_has_no_token", withState, r91, key, &webhook{url: url + "/installed", fingerprint: fp}, "ISO 9.1 takes no webhook auth-token (9.2 does)"},
 		{"release_9_2_with_state_dir_has_token", withState, r92, key, &webhook{url: url + "/installed", fingerprint: fp, token: withState.webhookToken(key)}, ""},
 		{"release_9_3_with_state_dir_has_token", withState, release{9, 3}, key, &webhook{url: url + "/installed", fingerprint: fp, token: withState.webhookToken(key)}, ""},
 		{"release_9_2_without_state_dir_has_no_token", stateless, r92, key, &webhook{url: url + "/installed", fingerprint: fp}, ""},
@@ -1326,4 +1326,71 @@ func FuzzInstalled(f *testing.F) {
 			t.Fatalf("POST /installed %q = %d %q", body, rec.Code, rec.Body)
 		}
 	})
+}
+
+// A report cannot mark a machine installed that pxe-pilot never answered,
+// nor, without its token, one whose answer ever carried a token: not even
+// after an answer for an older release, which carries none.
+func TestReportForgeryGuards(t *testing.T) {
+	config := writeTree(t, map[string]string{
+		"defaults.toml":                string(mustRead(t, "examples/config/defaults.toml")),
+		"hosts/aa-bb-cc-dd-ee-ff.toml": string(mustRead(t, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")),
+		"hosts/aa-bb-cc-dd-ee-01.toml": string(mustRead(t, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")),
+		"hosts/default.toml":           "hostname = \"pve-{{.MACHex}}\"\n[disk]\ntarget = \"sda\"\n",
+	})
+	state := t.TempDir()
+	tr, err := newTracker(config, "http://127.0.0.1:8080", "", state, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{dir: config, log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr}
+	post := func(path, body string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("POST", path, strings.NewReader(body)))
+		return rec
+	}
+	report := func(mac string) string {
+		return `{"$schema":{"version":"1.2"},"iso":{"release":"9.1"},"network-interfaces":[{"mac":"` + mac + `","is-management":true}]}`
+	}
+	for _, step := range []struct {
+		name, path, body string
+		want             int
+	}{
+		{"never_answered_is_404", "/installed", report("aa:bb:cc:dd:ee:01"), 404},
+		{"answered_as_9_2_gets_a_token", "/answer", installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"), 200},
+		{"then_answered_as_9_1", "/answer", installerBody("pve", "9.1", "aa:bb:cc:dd:ee:ff"), 200},
+		{"tokenless_report_claiming_9_1_is_401", "/installed", report("aa:bb:cc:dd:ee:ff"), 401},
+		{"no_mac_for_default_toml_is_400", "/installed", `{"$schema":{"version":"1.2"},"dmi":{"system":{"serial":"NOFILE123"}}}`, 400},
+		{"still_answered", "/answer", installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"), 200},
+	} {
+		if rec := post(step.path, step.body); rec.Code != step.want {
+			t.Errorf("%s: POST %s = %d %q; want %d", step.name, step.path, rec.Code, rec.Body, step.want)
+		}
+	}
+	for _, key := range []string{"aa-bb-cc-dd-ee-ff", "aa-bb-cc-dd-ee-01"} {
+		if r, err := tr.state.host(key); err != nil || !r.Installed.IsZero() {
+			t.Errorf("%s = %+v, %v; want it not installed", key, r, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(state, "hosts", "aa-bb-cc-dd-ee-01.json")); err == nil {
+		t.Error("a report of a machine never answered created its state file")
+	}
+}
+
+func TestPublicURLWithAPath(t *testing.T) {
+	for _, tc := range []struct {
+		url, wantErr string
+	}{
+		{"https://10.0.0.2:8443", ""},
+		{"https://10.0.0.2:8443/", ""},
+		{"https://boot.example.com/pxe", ""}, // behind a proxy that strips /pxe
+		{"https://10.0.0.2:8443/answer", "without /answer"},
+		{"https://10.0.0.2:8443/pxe/answer/", "without /answer"},
+		{"https://10.0.0.2:8443/installed", "without /installed"},
+	} {
+		err := checkPublicURL(tc.url)
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("checkPublicURL(%q) = %v; want %q", tc.url, err, tc.wantErr)
+		}
+	}
 }
