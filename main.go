@@ -765,5 +765,73 @@ func rearmCmd(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// certCmd creates a self-signed certificate and its key for serve
+// --tls-cert and --tls-key, and prints what the installer needs to pin it.
+func certCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cert", stderr)
+	out := fs.String("out", ".", "the directory to write "+certName+" and "+keyName+" to")
+	hostList := fs.String("host", "", "the names and addresses installers reach pxe-pilot by, comma-separated (default: this machine's name, localhost, 127.0.0.1)")
+	force := fs.Bool("force", false, "replace an existing certificate and key")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("cert: unexpected argument %q; name hosts with --host NAME,IP", fs.Arg(0))
+	}
+	hosts, err := certHosts(*hostList)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	certPath, keyPath := filepath.Join(*out, certName), filepath.Join(*out, keyName)
+	if !*force {
+		for _, p := range []string{certPath, keyPath} {
+			if _, err := os.Lstat(p); err == nil {
+				return fmt.Errorf("%s exists; use --force to replace it (ISOs prepared with the old fingerprint will then refuse pxe-pilot until they are prepared again)", p)
+			}
+		}
+	}
+	certPEM, keyPEM, der, notAfter, err := selfSigned(hosts, time.Now())
+	if err != nil {
+		return err
+	}
+	// The key first, and only readable by its owner; the certificate is public.
+	if err := writeFile(keyPath, keyPEM, 0o600, *force); err != nil {
+		return err
+	}
+	if err := writeFile(certPath, certPEM, 0o644, *force); err != nil {
+		return err
+	}
+	fp := fingerprint(der)
+	fmt.Fprintf(stdout, "Created %s and %s (ECDSA P-256, self-signed, valid until %s) for %s.\n\n",
+		certPath, keyPath, notAfter.Format("2006-01-02"), strings.Join(hosts, ", "))
+	fmt.Fprintf(stdout, "SHA-256 fingerprint:\n\n\t%s\n\n", fp)
+	fmt.Fprintf(stdout, "Serve with it:\n\n\tpxe-pilot serve --tls-cert %s --tls-key %s\n\n", certPath, keyPath)
+	fmt.Fprintf(stdout, "Prepare the ISO to fetch its answer from pxe-pilot and pin this certificate:\n\n")
+	fmt.Fprintf(stdout, "\tproxmox-auto-install-assistant prepare-iso proxmox-ve.iso --fetch-from http \\\n\t\t--url https://%s/answer --cert-fingerprint %s\n\n",
+		net.JoinHostPort(hosts[0], "8443"), fp)
+	fmt.Fprintf(stdout, "or hand out the URL by DHCP option 250 and the fingerprint by option 251 (see docs/netboot-setup.md).\n")
+	return nil
+}
+
+// fingerprintCmd prints the fingerprint of an existing certificate.
+func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("fingerprint", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("fingerprint needs one argument, a PEM certificate file: pxe-pilot fingerprint pxe-pilot.crt")
+	}
+	fp, err := leafFingerprint(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, fp)
+	return nil
+}
+
 // errValidate ends validate with status 1 once its lines have said why.
 var errValidate = errors.New("the config has errors")
