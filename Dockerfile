@@ -8,9 +8,13 @@
 #
 # HTTPS: make a certificate owned by that user, then mount it and say so:
 #
+#   mkdir tls && sudo chown 65534:65534 tls
 #   docker run --rm -u 65534 -v "$PWD/tls:/tls" pxe-pilot cert --out /tls --host 10.0.0.2
 #   docker run -d -p 8443:8443 -v "$PWD/config:/config:ro" -v "$PWD/tls:/tls:ro" \
 #       -e PXE_PILOT_TLS_CERT=/tls/pxe-pilot.crt -e PXE_PILOT_TLS_KEY=/tls/pxe-pilot.key pxe-pilot
+#
+# Install tracking (PXE_PILOT_STATE_DIR) needs a volume that uid 65534 can
+# write: -v pxe-pilot-state:/state -e PXE_PILOT_STATE_DIR=/state.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
