@@ -182,7 +182,7 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 			raw["first-boot"] = fb
 		}
 		if _, dup := fb[k[1]]; dup {
-			return nil, fail(k[0], "and first-boot.%s are one setting written twice; keep one", k[1])
+			return nil, fail(k[0], "also set as first-boot.%s in this file; keep one", k[1])
 		}
 		fb[k[1]] = v
 		delete(raw, k[0])
@@ -299,11 +299,17 @@ func diskTargets(v any) ([]any, error) {
 // A problem is one thing wrong with a composed answer, at a key path.
 type problem struct {
 	path  []string
+	name  string // how the operator wrote the key, where path is its translation
 	msg   string
 	since release // for a key the requesting release predates: the first that has it
 }
 
-func (p problem) key() string { return keyPath(p.path) }
+func (p problem) key() string {
+	if p.name != "" {
+		return p.name
+	}
+	return keyPath(p.path)
+}
 
 // origin names the layer that set the key the problem is about.
 func (p problem) origin(layers []layer) string {
@@ -313,8 +319,6 @@ func (p problem) origin(layers []layer) string {
 			return o
 		}
 		return origin(layers, "global", "hostname") // fqdn was derived from it
-	case "first-boot-script":
-		return origin(layers, "first-boot", "script") // where translateLayer put it
 	}
 	return origin(layers, p.path...)
 }
@@ -529,23 +533,24 @@ func deliver(ans map[string]any, f facts) []problem {
 		return nil
 	}
 	delete(fb, "script")
-	at := []string{"first-boot-script"}
+	// first-boot-script, where translateLayer put it
+	at, name := []string{"first-boot", "script"}, "first-boot-script"
 	path, ok := script.(string)
 	if !ok || f.release.before(r83) || f.scripts == nil {
 		delete(ans, "first-boot") // pxe-pilot's alone, and not to be served: one problem is enough
 	}
 	switch {
 	case !ok:
-		return []problem{{path: at, msg: "want the path of a script in the config dir, such as \"scripts/setup.sh\", got " + describe(script)}}
+		return []problem{{path: at, name: name, msg: "want the path of a script in the config dir, such as \"scripts/setup.sh\", got " + describe(script)}}
 	case f.release.before(r83):
-		return []problem{{path: at, since: r83, msg: fmt.Sprintf("the %s installer has no [first-boot], so the script this host asks for cannot be delivered: boot an ISO of 8.3 or later, or remove first-boot-script", f.release)}}
+		return []problem{{path: at, name: name, since: r83, msg: fmt.Sprintf("the %s installer has no [first-boot], so the script this host asks for cannot be delivered: boot an ISO of 8.3 or later, or remove first-boot-script", f.release)}}
 	case f.scripts == nil:
-		return []problem{{path: at, msg: "needs pxe-pilot serve --public-url: the installer fetches the script from pxe-pilot, which must know the URL it is reached by"}}
+		return []problem{{path: at, name: name, msg: "needs pxe-pilot serve --public-url: the installer fetches the script from pxe-pilot, which must know the URL it is reached by"}}
 	}
 	url, msg := f.scripts.scriptURL(path, f, hostLabel(ans))
 	if msg != "" {
 		delete(ans, "first-boot")
-		return []problem{{path: at, msg: msg}}
+		return []problem{{path: at, name: name, msg: msg}}
 	}
 	fb["source"], fb["url"] = "from-url", url
 	if f.hook != nil && f.hook.fingerprint != "" {

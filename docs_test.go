@@ -29,7 +29,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -505,27 +504,9 @@ type guideServer struct {
 	guidePort string // the port the guide's line listens on
 	addr      string // where it listens in the test: 127.0.0.1:port
 	client    *http.Client
-	log       *guideLog
+	log       *syncBuffer
 	cancel    context.CancelFunc
 	done      chan error
-}
-
-// guideLog collects the server's log; serve writes it from many goroutines.
-type guideLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *guideLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *guideLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startServer runs serve with the guide's flags, its --listen or --port
@@ -548,7 +529,7 @@ func (g *guideRun) startServer(t *testing.T, args []string) {
 		guidePort = p
 	}
 	certFile := guideFlag(rest, "--tls-cert")
-	s := &guideServer{scheme: "http", guidePort: guidePort, log: &guideLog{}}
+	s := &guideServer{scheme: "http", guidePort: guidePort, log: &syncBuffer{}}
 	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true}
 	fp := ""
 	if certFile != "" {
@@ -571,7 +552,7 @@ func (g *guideRun) startServer(t *testing.T, args []string) {
 	s.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
 	for attempt := 1; ; attempt++ {
-		s.addr = net.JoinHostPort("127.0.0.1", guideFreePort(t))
+		s.addr = freePort(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		s.cancel, s.done = cancel, make(chan error, 1)
 		go func(args []string) { s.done <- serve(ctx, args, s.log) }(append(rest[:len(rest):len(rest)], "--listen", s.addr))
@@ -714,18 +695,6 @@ func guideFingerprintOf(der []byte) string {
 		pairs = append(pairs, h[i:i+2])
 	}
 	return strings.Join(pairs, ":")
-}
-
-// guideFreePort finds a loopback port nobody listens on right now.
-func guideFreePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 // TestGuideLinksResolve: every link of the guide to a heading, its own or

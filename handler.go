@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 )
@@ -71,14 +72,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.Error("panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			o.status = s.fail(w, http.StatusInternalServerError, &o, "internal error; see the server's log")
 		}
-		path := r.URL.Path
-		if strings.HasPrefix(path, "/first-boot/") {
-			path = "/first-boot/..." // the rest is a capability: who has it gets the script
-		}
 		attrs := []slog.Attr{
 			slog.String("remote", r.RemoteAddr),
 			slog.String("method", r.Method),
-			slog.String("path", path),
+			slog.String("path", shownPath(r.URL.Path)),
 			slog.Int("status", o.status),
 		}
 		if o.token != "" {
@@ -117,63 +114,62 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.status = s.fail(w, http.StatusForbidden, &o, "this address may not ask pxe-pilot: "+r.RemoteAddr+" is not in --allow")
 		return
 	}
-	switch r.URL.Path {
-	case "/answer":
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			o.status = s.fail(w, http.StatusMethodNotAllowed, &o, "/answer takes POST (the installer's system info as JSON), not "+r.Method)
+	switch path := r.URL.Path; {
+	case path == "/answer":
+		if !s.method(w, r, &o, "/answer takes POST (the installer's system info as JSON)", http.MethodPost) {
 			return
 		}
 		if o.status = s.authorize(w, r, &o); o.status != 0 {
 			return
 		}
-		if !s.acquire() {
-			w.Header().Set("Retry-After", "1")
-			o.status = s.fail(w, http.StatusServiceUnavailable, &o, fmt.Sprintf("too busy: %d requests are being answered, the most --max-inflight allows; try again", cap(s.slots)))
+		if !s.acquire(w, &o) {
 			return
 		}
 		defer s.release()
 		o.status = s.answer(w, r, &o)
-	case "/health":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			o.status = s.fail(w, http.StatusMethodNotAllowed, &o, "/health takes GET, not "+r.Method)
+	case path == "/health":
+		if !s.method(w, r, &o, "/health takes GET", http.MethodGet, http.MethodHead) {
 			return
 		}
 		o.status = s.health(w)
-	case "/installed":
-		if s.track == nil {
-			o.status = s.fail(w, http.StatusNotFound, &o, `"/installed": no such path; reports are taken with serve --public-url or --state-dir`)
-			return
-		}
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			o.status = s.fail(w, http.StatusMethodNotAllowed, &o, "/installed takes POST (the installer's report as JSON), not "+r.Method)
-			return
-		}
-		if !s.acquire() {
-			w.Header().Set("Retry-After", "1")
-			o.status = s.fail(w, http.StatusServiceUnavailable, &o, fmt.Sprintf("too busy: %d requests are being answered, the most --max-inflight allows; try again", cap(s.slots)))
+	case path == "/installed" && s.track != nil:
+		if !s.method(w, r, &o, "/installed takes POST (the installer's report as JSON)", http.MethodPost) || !s.acquire(w, &o) {
 			return
 		}
 		defer s.release()
 		o.status = s.installed(w, r, &o)
-	default:
-		if ticket, ok := strings.CutPrefix(r.URL.Path, "/first-boot/"); ok && s.track != nil && s.track.publicURL != "" {
-			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				w.Header().Set("Allow", "GET, HEAD")
-				o.status = s.fail(w, http.StatusMethodNotAllowed, &o, "first-boot scripts are fetched with GET, not "+r.Method)
-				return
-			}
-			o.status = s.script(w, ticket, &o)
+	case strings.HasPrefix(path, "/first-boot/") && s.track != nil && s.track.publicURL != "":
+		if !s.method(w, r, &o, "first-boot scripts are fetched with GET", http.MethodGet, http.MethodHead) || !s.acquire(w, &o) {
 			return
 		}
-		path := r.URL.Path
-		if strings.HasPrefix(path, "/first-boot/") {
-			path = "/first-boot/..." // a capability: not to be logged
-		}
-		o.status = s.fail(w, http.StatusNotFound, &o, fmt.Sprintf("%q: no such path; the installer posts to /answer", path))
+		defer s.release()
+		o.status = s.script(w, strings.TrimPrefix(path, "/first-boot/"), &o)
+	case path == "/installed":
+		o.status = s.fail(w, http.StatusNotFound, &o, `"/installed": no such path; reports are taken with serve --public-url or --state-dir`)
+	default:
+		o.status = s.fail(w, http.StatusNotFound, &o, fmt.Sprintf("%q: no such path; the installer posts to /answer", shownPath(path)))
 	}
+}
+
+// shownPath is a request's path as the log and errors may show it: the
+// rest of a first-boot script's URL is a capability, and whoever has it
+// gets the script.
+func shownPath(path string) string {
+	if strings.HasPrefix(path, "/first-boot/") {
+		return "/first-boot/..."
+	}
+	return path
+}
+
+// method reports whether the request's method is one of methods; if not,
+// it sends 405 with Allow, saying what the path takes.
+func (s *server) method(w http.ResponseWriter, r *http.Request, o *outcome, takes string, methods ...string) bool {
+	if slices.Contains(methods, r.Method) {
+		return true
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	o.status = s.fail(w, http.StatusMethodNotAllowed, o, takes+", not "+r.Method)
+	return false
 }
 
 // allowed reports whether --allow lets the address ask.
@@ -194,8 +190,9 @@ func (s *server) allowed(remote string) bool {
 	return false
 }
 
-// acquire takes a slot for a request, if one is free; release gives it back.
-func (s *server) acquire() bool {
+// acquire takes a slot for a request, if one is free, else sends 503;
+// release gives the slot back.
+func (s *server) acquire(w http.ResponseWriter, o *outcome) bool {
 	if s.slots == nil {
 		return true
 	}
@@ -203,6 +200,8 @@ func (s *server) acquire() bool {
 	case s.slots <- struct{}{}:
 		return true
 	default:
+		w.Header().Set("Retry-After", "1")
+		o.status = s.fail(w, http.StatusServiceUnavailable, o, fmt.Sprintf("too busy: %d requests are being answered, the most --max-inflight allows; try again", cap(s.slots)))
 		return false
 	}
 }

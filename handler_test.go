@@ -931,6 +931,7 @@ func TestParseServe(t *testing.T) {
 		{name: "once_without_state_dir_is_error", args: []string{"--once"}, wantErr: "--once needs --state-dir"},
 		{name: "once_from_env_without_state_dir_is_error", env: map[string]string{"PXE_PILOT_ONCE": "1"}, wantErr: "--once needs --state-dir"},
 		{name: "public_url_not_http_is_error", args: []string{"--public-url", "10.0.0.2:8443"}, wantErr: `--public-url "10.0.0.2:8443"`},
+		{name: "env_public_url_garbage_is_error", env: map[string]string{"PXE_PILOT_PUBLIC_URL": "pxe-pilot"}, wantErr: `--public-url "pxe-pilot"`},
 		{name: "public_url_with_query_is_error", args: []string{"--public-url", "http://10.0.0.2:8080/?x=1"}, wantErr: "with no query"},
 		{name: "flag_listen_and_port_is_error", args: []string{"--listen", ":8080", "--port", "8080"}, wantErr: "--listen and --port"},
 		{name: "env_listen_and_port_is_error", env: map[string]string{"LISTEN": ":8080", "PORT": "8080"}, wantErr: "LISTEN and PORT"},

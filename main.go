@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -370,7 +369,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
-	if h.track, err = newTracker(cfg.dir, cfg.publicURL, fp, cfg.stateDir, cfg.once); err != nil {
+	if h.track, err = newTracker(cfg.dir, cfg.publicURL, fp, cfg.stateDir, cfg.once, false); err != nil {
 		return err
 	}
 
@@ -459,33 +458,14 @@ func dryTracker(configDir, publicURL, stateDir, tlsCert string) (*tracker, error
 	if publicURL == "" {
 		return nil, nil
 	}
-	if err := checkPublicURL(publicURL); err != nil {
-		return nil, err
-	}
-	t := &tracker{publicURL: strings.TrimRight(publicURL, "/"), dir: configDir, dry: true}
+	var fp string
 	if tlsCert != "" {
-		fp, err := leafFingerprint(tlsCert)
-		if err != nil {
+		var err error
+		if fp, err = leafFingerprint(tlsCert); err != nil {
 			return nil, err
 		}
-		if u, err := neturl.Parse(publicURL); err == nil && strings.EqualFold(u.Scheme, "http") {
-			return nil, fmt.Errorf("--public-url %q is http://, but pxe-pilot serves HTTPS; give its https:// URL", publicURL)
-		}
-		t.fingerprint = fp
 	}
-	if stateDir == "" {
-		t.secret = make([]byte, 32) // script URLs unlike the server's, which signs with its own
-		return t, nil
-	}
-	secret, err := os.ReadFile(filepath.Join(stateDir, "secret"))
-	if err != nil {
-		return nil, fmt.Errorf("state dir: %w (serve makes it at its first start)", err)
-	}
-	if t.secret, err = hex.DecodeString(strings.TrimSpace(string(secret))); err != nil || len(t.secret) < 16 {
-		return nil, fmt.Errorf("state dir: %s/secret is not a secret pxe-pilot made", stateDir)
-	}
-	t.state = &stateStore{dir: stateDir, secret: t.secret}
-	return t, nil
+	return newTracker(configDir, publicURL, fp, stateDir, false, true)
 }
 
 // renderCmd prints the answer for one machine: the same bytes the server
@@ -618,23 +598,14 @@ func healthcheckCmd(args []string, stdout, stderr io.Writer) error {
 		*url = scheme + "://" + net.JoinHostPort(host, port) + "/health"
 	}
 	var tlsCfg *tls.Config
-	if strings.HasPrefix(*url, "https://") {
-		tlsCfg = &tls.Config{}
-		if cert != "" {
-			// Pin the server's own certificate, as the installer does; a
-			// self-signed one would fail the system roots.
-			want, err := leafFingerprint(cert)
-			if err != nil {
-				return fmt.Errorf("healthcheck: %w", err)
-			}
-			tlsCfg.InsecureSkipVerify = true // verified by fingerprint below
-			tlsCfg.VerifyConnection = func(cs tls.ConnectionState) error {
-				if got := fingerprint(cs.PeerCertificates[0].Raw); got != want {
-					return fmt.Errorf("certificate fingerprint %s is not %s's, %s", got, cert, want)
-				}
-				return nil
-			}
+	if cert != "" && strings.HasPrefix(*url, "https://") {
+		// Pin the server's own certificate, as the installer does; a
+		// self-signed one would fail the system roots.
+		want, err := leafFingerprint(cert)
+		if err != nil {
+			return fmt.Errorf("healthcheck: %w", err)
 		}
+		tlsCfg = pinned(want)
 	}
 	status, body, err := get(*url, tlsCfg, 5*time.Second)
 	if err != nil {
@@ -798,10 +769,10 @@ func certCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	// The key first, and only readable by its owner; the certificate is public.
-	if err := writeFile(keyPath, keyPEM, 0o600, *force); err != nil {
+	if err := writeAtomic(keyPath, keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := writeFile(certPath, certPEM, 0o644, *force); err != nil {
+	if err := writeAtomic(certPath, certPEM, 0o644); err != nil {
 		return err
 	}
 	fp := fingerprint(der)

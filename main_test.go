@@ -46,6 +46,29 @@ func TestValidateCommand(t *testing.T) {
 			},
 		},
 		{
+			name: "first_boot_script_checked_and_warned_that_it_needs_public_url",
+			files: map[string]string{
+				"defaults.toml":                "first-boot-script = \"scripts/setup.sh\"\n" + string(defaults),
+				"scripts/setup.sh":             "#!/bin/sh\necho {{.Hostname}}\n",
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+			},
+			want: []string{
+				"warning: defaults.toml: first-boot-script: needs an ISO of release 8.3 or later",
+				"warning: defaults.toml: first-boot-script: needs pxe-pilot serve --public-url",
+				"0 errors",
+			},
+		},
+		{
+			name: "first_boot_script_with_a_bad_placeholder_is_error",
+			files: map[string]string{
+				"defaults.toml":                "first-boot-script = \"scripts/setup.sh\"\n" + string(defaults),
+				"scripts/setup.sh":             "#!/bin/sh\necho {{.Hostnme}}\n",
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+			},
+			wantErr: true,
+			want:    []string{`hosts/aa-bb-cc-dd-ee-ff.toml: first-boot-script (set in defaults.toml): "scripts/setup.sh": {{.Hostnme}}: no such placeholder (did you mean {{.Hostname}}?)`},
+		},
+		{
 			name:    "toml_error_names_line_and_column",
 			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": "hostname = \"x\"\n[disk\n"},
 			wantErr: true,

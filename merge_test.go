@@ -72,6 +72,22 @@ type mergeCase struct {
 
 var mergeCases = []mergeCase{
 	{
+		name: "first_boot_script_in_host_drops_native_source_below",
+		layers: []tree{
+			{"first-boot": tree{"source": "from-url", "url": "https://x/s.sh", "cert-fingerprint": "AB", "ordering": "fully-up"}},
+			{"first-boot": tree{"script": "scripts/s.sh"}},
+		},
+		want: tree{"first-boot": tree{"script": "scripts/s.sh", "ordering": "fully-up"}},
+	},
+	{
+		name: "native_first_boot_in_host_drops_script_below",
+		layers: []tree{
+			{"first-boot": tree{"script": "scripts/s.sh", "ordering": "network-online"}},
+			{"first-boot": tree{"source": "from-iso"}},
+		},
+		want: tree{"first-boot": tree{"source": "from-iso", "ordering": "network-online"}},
+	},
+	{
 		name:   "no_layers_is_empty",
 		layers: nil,
 		want:   tree{},
@@ -402,6 +418,12 @@ func TestParseLayerRejectsBothSidesInOneFile(t *testing.T) {
 		{"network_address_and_dhcp_source", "defaults.toml",
 			"[network]\naddress = \"10.0.0.10/24\"\nsource = \"from-dhcp\"\n",
 			[]string{"network.address", `network.source = "from-dhcp"`}},
+		{"first_boot_script_and_native_first_boot", hostFile,
+			"first-boot-script = \"scripts/a.sh\"\n[first-boot]\nsource = \"from-iso\"\n",
+			[]string{"first-boot-script", "[first-boot] source"}},
+		{"first_boot_ordering_written_twice", hostFile,
+			"first-boot-ordering = \"fully-up\"\n[first-boot]\nordering = \"network-online\"\n",
+			[]string{"first-boot-ordering: also set as first-boot.ordering in this file"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -430,6 +452,9 @@ func TestParseLayerTranslates(t *testing.T) {
 		{"top_level_hostname_moves_to_global",
 			`hostname = "pve1"`,
 			tree{"global": tree{"hostname": "pve1"}}},
+		{"first_boot_script_and_ordering_move_to_first_boot",
+			"first-boot-script = \"scripts/s.sh\"\nfirst-boot-ordering = \"network-online\"\n",
+			tree{"first-boot": tree{"script": "scripts/s.sh", "ordering": "network-online"}}},
 		{"top_level_hostname_joins_global",
 			"hostname = \"pve1\"\n[global]\nkeyboard = \"de\"\n",
 			tree{"global": tree{"hostname": "pve1", "keyboard": "de"}}},

@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"net"
 	"os"
@@ -94,6 +93,20 @@ func standIn(data []byte) (string, bool) {
 		return "", false
 	}
 	return "systemd found no " + path + " to hand over: create it, or comment out its setting in pxe-pilot.env", true
+}
+
+// pinned is a client TLS config that trusts the one certificate whose
+// fingerprint is fp, and nothing else, as the installer does.
+func pinned(fp string) *tls.Config {
+	return &tls.Config{
+		InsecureSkipVerify: true, // verified by fingerprint below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if got := fingerprint(cs.PeerCertificates[0].Raw); got != fp {
+				return fmt.Errorf("certificate fingerprint %s, not the pinned %s", got, fp)
+			}
+			return nil
+		},
+	}
 }
 
 // Where `pxe-pilot cert` writes, in --out.
@@ -189,28 +202,4 @@ func selfSigned(hosts []string, now time.Time) (certPEM, keyPEM, der []byte, not
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
 	return certPEM, keyPEM, der, notAfter, nil
-}
-
-// writeFile writes data to path with mode perm, replacing an existing file
-// only if replace is set. A replaced file gets perm too, which os.WriteFile
-// would not change.
-func writeFile(path string, data []byte, perm fs.FileMode, replace bool) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if replace {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("replacing %s: %w", path, err)
-		}
-	}
-	f, err := os.OpenFile(path, flags, perm)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, unwrapPath(err))
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }

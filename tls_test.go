@@ -193,19 +193,11 @@ func TestHTTPSPinnedToTheFingerprint(t *testing.T) {
 		t.Errorf("serve logged:\n%s\nwant the fingerprint cert printed, %s", log, printed[1])
 	}
 
-	pinned := func(fp string) *http.Client {
-		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-			InsecureSkipVerify: true, // the installer checks the fingerprint alone
-			VerifyConnection: func(cs tls.ConnectionState) error {
-				if got := fingerprint(cs.PeerCertificates[0].Raw); got != fp {
-					return fmt.Errorf("fingerprint %s, want %s", got, fp)
-				}
-				return nil
-			},
-		}}}
+	client := func(fp string) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: pinned(fp)}}
 	}
 	body := bytes.NewReader(mustRead(t, "examples/requests/pve-9.2.json"))
-	resp, err := pinned(printed[1]).Post("https://"+addr+"/answer", "application/json", body)
+	resp, err := client(printed[1]).Post("https://"+addr+"/answer", "application/json", body)
 	if err != nil {
 		t.Fatalf("POST /answer pinned to %s: %v", printed[1], err)
 	}
@@ -215,7 +207,7 @@ func TestHTTPSPinnedToTheFingerprint(t *testing.T) {
 		t.Errorf("POST /answer over HTTPS = %d\n%s\nwant the answer", resp.StatusCode, answer)
 	}
 	other := strings.Repeat("AB:", 31) + "AB"
-	if _, err := pinned(other).Get("https://" + addr + "/health"); err == nil {
+	if _, err := client(other).Get("https://" + addr + "/health"); err == nil {
 		t.Errorf("a client pinned to %s reached pxe-pilot", other)
 	}
 	if resp, err := http.Get("http://" + addr + "/health"); err == nil && resp.StatusCode == http.StatusOK {

@@ -41,15 +41,16 @@ type tracker struct {
 	dry         bool        // render's: records nothing and refuses no one
 }
 
-// newTracker sets tracking up, creating the state dir and its secret.
-func newTracker(configDir, publicURL, fingerprint, stateDir string, once bool) (*tracker, error) {
+// newTracker sets tracking up, creating the state dir and its secret; a
+// dry one (render's) creates nothing and needs the secret serve made.
+func newTracker(configDir, publicURL, fingerprint, stateDir string, once, dry bool) (*tracker, error) {
 	if once && stateDir == "" {
 		return nil, errors.New("--once needs --state-dir: it refuses machines the state dir says were installed")
 	}
 	if publicURL == "" && stateDir == "" {
 		return nil, nil
 	}
-	t := &tracker{publicURL: strings.TrimRight(publicURL, "/"), fingerprint: fingerprint, once: once, dir: configDir}
+	t := &tracker{publicURL: strings.TrimRight(publicURL, "/"), fingerprint: fingerprint, once: once, dir: configDir, dry: dry}
 	if publicURL != "" {
 		if err := checkPublicURL(publicURL); err != nil {
 			return nil, err
@@ -58,13 +59,20 @@ func newTracker(configDir, publicURL, fingerprint, stateDir string, once bool) (
 			return nil, fmt.Errorf("--public-url %q is http://, but pxe-pilot serves HTTPS; give its https:// URL", publicURL)
 		}
 	}
-	if stateDir != "" {
+	switch {
+	case stateDir != "" && dry:
+		secret, err := readSecret(filepath.Join(stateDir, "secret"), false)
+		if err != nil {
+			return nil, err
+		}
+		t.state, t.secret = &stateStore{dir: stateDir, secret: secret}, secret
+	case stateDir != "":
 		st, err := openState(stateDir)
 		if err != nil {
 			return nil, err
 		}
 		t.state, t.secret = st, st.secret
-	} else {
+	default:
 		// Without a state dir, script URLs are signed with a secret of
 		// this process: they stop working at a restart, which only
 		// matters between an answer and its script's fetch.
@@ -196,7 +204,7 @@ func openState(dir string) (*stateStore, error) {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
 	}
-	secret, err := readSecret(filepath.Join(dir, "secret"))
+	secret, err := readSecret(filepath.Join(dir, "secret"), true)
 	if err != nil {
 		return nil, err
 	}
@@ -232,10 +240,11 @@ func (s *stateStore) locked(fn func() error) error {
 	return fn()
 }
 
-// readSecret reads the state dir's secret, creating it the first time.
-func readSecret(path string) ([]byte, error) {
+// readSecret reads the state dir's secret, creating it the first time
+// if create is set.
+func readSecret(path string, create bool) ([]byte, error) {
 	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) && create {
 		s := make([]byte, 32)
 		rand.Read(s)
 		data = []byte(hex.EncodeToString(s) + "\n")
@@ -243,7 +252,7 @@ func readSecret(path string) ([]byte, error) {
 			return nil, fmt.Errorf("state dir: creating the secret: %w", err)
 		}
 	} else if err != nil {
-		return nil, fmt.Errorf("state dir: reading the secret: %w", err)
+		return nil, fmt.Errorf("state dir: reading the secret: %w (serve makes it at its first start)", err)
 	}
 	secret, err := hex.DecodeString(strings.TrimSpace(string(data)))
 	if err != nil || len(secret) < 16 {
@@ -431,7 +440,7 @@ func writeAtomic(path string, data []byte, perm fs.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("state: %w", err)
+		return fmt.Errorf("writing %s: %w", path, unwrapPath(err))
 	}
 	defer os.Remove(tmp.Name()) // no-op once renamed
 	// Root (pxe-pilot rearm, say) writes files the dir's owner, the
@@ -441,23 +450,21 @@ func writeAtomic(path string, data []byte, perm fs.FileMode) error {
 			tmp.Chown(int(st.Uid), int(st.Gid))
 		}
 	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("state: %w", err)
+	err = tmp.Chmod(perm)
+	if err == nil {
+		_, err = tmp.Write(data)
 	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("state: %w", err)
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("state: %w", err)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("state: %w", err)
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("state: %w", err)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, unwrapPath(err))
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()

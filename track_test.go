@@ -126,11 +126,11 @@ func TestWebhookToken(t *testing.T) {
 // another machine gets another.
 func TestWebhookTokenIsStable(t *testing.T) {
 	dir := t.TempDir()
-	a, err := newTracker("", "https://10.0.0.2:8443", "", dir, false)
+	a, err := newTracker("", "https://10.0.0.2:8443", "", dir, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := newTracker("", "https://10.0.0.2:8443", "", dir, false)
+	b, err := newTracker("", "https://10.0.0.2:8443", "", dir, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestNewTracker(t *testing.T) {
 			if stateDir == "new" {
 				stateDir = filepath.Join(t.TempDir(), "state")
 			}
-			got, err := newTracker("cfg", tc.publicURL, tc.fp, stateDir, tc.once)
+			got, err := newTracker("cfg", tc.publicURL, tc.fp, stateDir, tc.once, false)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("newTracker(%q, %q, %q, %v) = %+v, %v; want an error containing %q", tc.publicURL, tc.fp, stateDir, tc.once, got, err, tc.wantErr)
@@ -260,44 +260,6 @@ func TestNewTracker(t *testing.T) {
 			}
 			if len(got.secret) < 16 || bytes.Equal(got.secret, make([]byte, len(got.secret))) {
 				t.Errorf("newTracker(%q, %q, %q, %v).secret = %x; want 16 or more random bytes", tc.publicURL, tc.fp, stateDir, tc.once, got.secret)
-			}
-		})
-	}
-}
-
-func TestParseServeTracking(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		args    []string
-		want    serveConfig // of the tracking fields
-		wantErr string      // substring; "" for none
-	}{
-		{name: "flags", args: []string{"--public-url", "https://10.0.0.2:8443", "--state-dir", "/var/lib/pxe-pilot", "--once"},
-			want: serveConfig{publicURL: "https://10.0.0.2:8443", stateDir: "/var/lib/pxe-pilot", once: true}},
-		{name: "env", env: map[string]string{"PXE_PILOT_PUBLIC_URL": "http://10.0.0.2:8080", "PXE_PILOT_STATE_DIR": "/srv/state", "PXE_PILOT_ONCE": "yes"},
-			want: serveConfig{publicURL: "http://10.0.0.2:8080", stateDir: "/srv/state", once: true}},
-		{name: "once_without_state_dir_is_error", args: []string{"--once"}, wantErr: "--once needs --state-dir"},
-		{name: "env_once_without_state_dir_is_error", env: map[string]string{"PXE_PILOT_ONCE": "1"}, wantErr: "--once needs --state-dir"},
-		{name: "public_url_without_scheme_is_error", args: []string{"--public-url", "10.0.0.2:8443"}, wantErr: `--public-url "10.0.0.2:8443"`},
-		{name: "public_url_with_query_is_error", args: []string{"--public-url", "https://10.0.0.2/?x=1"}, wantErr: "with no query"},
-		{name: "env_public_url_garbage_is_error", env: map[string]string{"PXE_PILOT_PUBLIC_URL": "pxe-pilot"}, wantErr: `--public-url "pxe-pilot"`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
-				"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE"} {
-				t.Setenv(k, tc.env[k])
-			}
-			got, err := parseServe(tc.args, io.Discard)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("parseServe(%q) with env %v = %+v, %v; want an error containing %q", tc.args, tc.env, got, err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got.publicURL != tc.want.publicURL || got.stateDir != tc.want.stateDir || got.once != tc.want.once {
-				t.Errorf("parseServe(%q) with env %v = %+v, %v; want public URL %q, state dir %q, once %v", tc.args, tc.env, got, err, tc.want.publicURL, tc.want.stateDir, tc.want.once)
 			}
 		})
 	}
@@ -1312,7 +1274,7 @@ func FuzzInstalled(f *testing.F) {
 		"hosts/aa-bb-cc-dd-ee-ff.toml":  string(mustRead(f, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")),
 		"hosts/serial-EXAMPLE0042.toml": string(mustRead(f, "examples/config/hosts/serial-EXAMPLE0042.toml")),
 	})
-	tr, err := newTracker(config, "http://127.0.0.1:8080", "", f.TempDir(), true)
+	tr, err := newTracker(config, "http://127.0.0.1:8080", "", f.TempDir(), true, false)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -1339,7 +1301,7 @@ func TestReportForgeryGuards(t *testing.T) {
 		"hosts/default.toml":           "hostname = \"pve-{{.MACHex}}\"\n[disk]\ntarget = \"sda\"\n",
 	})
 	state := t.TempDir()
-	tr, err := newTracker(config, "http://127.0.0.1:8080", "", state, true)
+	tr, err := newTracker(config, "http://127.0.0.1:8080", "", state, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1391,6 +1353,51 @@ func TestPublicURLWithAPath(t *testing.T) {
 		err := checkPublicURL(tc.url)
 		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("checkPublicURL(%q) = %v; want %q", tc.url, err, tc.wantErr)
+		}
+	}
+}
+
+// render --public-url shows what serve adds, with the token serve would
+// give, and writes nothing to the state dir.
+func TestRenderWithTracking(t *testing.T) {
+	for _, k := range []string{"PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_TLS_CERT"} {
+		t.Setenv(k, "")
+	}
+	state := t.TempDir()
+	st, err := openState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &tracker{secret: st.secret}
+	render := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(append([]string{"render", "--config-dir", "examples/config", "--mac", "aa:bb:cc:dd:ee:ff"}, args...), &out, io.Discard)
+		return out.String(), err
+	}
+	out, err := render("--public-url", "http://10.0.0.2:8080", "--state-dir", state)
+	want := "[post-installation-webhook]\nauth-token = '" + tr.webhookToken("aa-bb-cc-dd-ee-ff") + "'\nurl = 'http://10.0.0.2:8080/installed'\n"
+	if err != nil || !strings.HasSuffix(out, want) {
+		t.Errorf("render --public-url --state-dir = %v\n%s\nwant it to end with\n%s", err, out, want)
+	}
+	if files, _ := os.ReadDir(filepath.Join(state, "hosts")); len(files) != 0 {
+		t.Errorf("render wrote %d state files; want none", len(files))
+	}
+	out, err = render("--public-url", "http://10.0.0.2:8080", "--release", "8.3")
+	if err != nil || !strings.Contains(out, "[post-installation-webhook]\nurl = 'http://10.0.0.2:8080/installed'\n") || strings.Contains(out, "auth-token") {
+		t.Errorf("render --public-url --release 8.3 = %v\n%s\nwant a webhook with no token", err, out)
+	}
+	if out, err = render(); err != nil || strings.Contains(out, "webhook") {
+		t.Errorf("render without --public-url = %v\n%s\nwant no webhook", err, out)
+	}
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--public-url", "http://10.0.0.2:8080", "--state-dir", t.TempDir()}, "serve makes it at its first start"},
+		{[]string{"--public-url", "http://10.0.0.2:8080/answer"}, "without /answer"},
+	} {
+		if _, err := render(tc.args...); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("render %q = %v; want an error containing %q", tc.args, err, tc.wantErr)
 		}
 	}
 }
