@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -1017,53 +1016,6 @@ func TestRun(t *testing.T) {
 	if err := run(nil, io.Discard, io.Discard); errors.Is(err, flag.ErrHelp) {
 		t.Errorf("run(nil) = %v; want an error main reports, not flag.ErrHelp", err)
 	}
-}
-
-var hex12 = regexp.MustCompile(`^[0-9a-f]{12}$`)
-
-func FuzzParseRequest(f *testing.F) {
-	for _, seed := range []string{
-		installerBody("pve", "9.2", "AA:BB:CC:DD:EE:FF", "AA:BB:CC:DD:EE:FE"),
-		installerBody("pbs", "3.3", "aa-bb-cc-dd-ee-ff"),
-		installerBody("pve", "8.2", "aabb.ccdd.eeff", "aabbccddeeff", "not-a-mac"),
-		`{"$schema": {"version": "1.0"}, "product": {"product": "pve", "enable_btrfs": false}, "iso": {"release": "10.0"},
-		  "dmi": {"system": {"serial": "SYSTEMSERIAL0042"}}, "network_interfaces": [{"link": "eno1", "mac": "02:5E:00:12:34:56"}, {"link": "eno2", "mac": "02:5E:00:12:34:57"}]}`,
-		`{"network_interfaces": [null, {"mac": "../../etc/passwd"}, {"mac": 5}]}`,
-		`{"network_interfaces": {"mac": "aa:bb:cc:dd:ee:ff"}}`,
-		`[{"mac": "aa:bb:cc:dd:ee:ff"}]`,
-		`"aa:bb:cc:dd:ee:ff"`,
-		`null`,
-		`{`,
-		``,
-	} {
-		f.Add([]byte(seed))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := parseRequest(body)
-		if err != nil {
-			if len(req.macs) != 0 {
-				t.Errorf("parseRequest(%q) = %q with error %v; want no MACs with an error", body, req.macs, err)
-			}
-			return
-		}
-		if len(req.macs) == 0 || len(req.macs) > maxNICs {
-			t.Errorf("parseRequest(%q) = %d MACs and no error; want 1 to %d", body, len(req.macs), maxNICs)
-		}
-		seen := map[string]bool{}
-		for _, m := range req.macs {
-			if !hex12.MatchString(m) {
-				t.Errorf("parseRequest(%q) returned MAC %q; want 12 lowercase hex digits", body, m)
-			}
-			if seen[m] {
-				t.Errorf("parseRequest(%q) returned MAC %q twice", body, m)
-			}
-			seen[m] = true
-			if f := hostFileName(m); strings.ContainsAny(f, "/\\") || len(f) != len("aa-bb-cc-dd-ee-ff.toml") {
-				t.Errorf("parseRequest(%q): MAC %q makes host file %q", body, m, f)
-			}
-		}
-		req.release() // must not panic
-	})
 }
 
 func FuzzNormalizeMAC(f *testing.F) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -22,63 +23,69 @@ type request struct {
 	model   string   // dmi.system.name as sent
 }
 
-// parseRequest reads the installer's JSON as json.Unmarshal would into
-//
-//	struct {
-//		Product struct {
-//			Product     string `json:"product"`
-//			EnableBtrfs *bool  `json:"enable_btrfs"`
-//		} `json:"product"`
-//		ISO struct {
-//			Release string `json:"release"`
-//		} `json:"iso"`
-//		NetworkInterfaces []struct {
-//			Link string `json:"link"`
-//			MAC  string `json:"mac"`
-//		} `json:"network_interfaces"`
-//		DMI struct {
-//			System struct {
-//				Name   string `json:"name"`
-//				Serial string `json:"serial"`
-//				UUID   string `json:"uuid"`
-//			} `json:"system"`
-//		} `json:"dmi"`
-//	}
-//
-// but in one pass and without reflection (request_test.go holds it to
-// exactly that). Nothing from it becomes a path but the MACs, the serial
-// and the UUID, and only once normalizeMAC, serialKey and uuidKey have
-// vetted them.
+// installerRequest is what pxe-pilot decodes of the installer's system
+// info; the rest ($schema, the other dmi keys, ...) is only checked to be
+// JSON. Nothing from it becomes a path but the MACs, the serial and the
+// UUID, and only once normalizeMAC, serialKey and uuidKey have vetted them.
+type installerRequest struct {
+	Product struct {
+		Product     string `json:"product"`
+		EnableBtrfs *bool  `json:"enable_btrfs"`
+	} `json:"product"`
+	ISO struct {
+		Release string `json:"release"`
+	} `json:"iso"`
+	NetworkInterfaces []json.RawMessage `json:"network_interfaces"`
+	DMI               struct {
+		System struct {
+			Name   string `json:"name"`
+			Serial string `json:"serial"`
+			UUID   string `json:"uuid"`
+		} `json:"system"`
+	} `json:"dmi"`
+}
+
+// A nic is one of network_interfaces. The array is decoded an element at
+// a time (see parseRequest), so that where the key is repeated the last
+// array wins whole: json.Unmarshal alone decodes it over the earlier
+// entries, keeping what the later ones do not set, and a machine is better
+// not named by a MAC its request took back.
+type nic struct {
+	Link string `json:"link"`
+	MAC  string `json:"mac"`
+}
+
+// parseRequest decodes the installer's JSON and vets its NICs: at most
+// maxNICs, and at least one usable MAC.
 func parseRequest(body []byte) (request, error) {
-	r := reader{buf: body}
-	if !r.read() {
-		return request{}, notJSON(body, r.pos)
+	var in installerRequest
+	if err := json.Unmarshal(body, &in); err != nil {
+		return request{}, jsonError("request body", "POST the installer's system info", err)
 	}
-	if m := r.mismatch; m.got != "" {
-		if m.field == "" {
-			return request{}, fmt.Errorf("request body is not a JSON object but %s; POST the installer's system info", m.got)
-		}
-		return request{}, fmt.Errorf("request body: %s: want %s, got %s", m.field, m.want, m.got)
-	}
-	req := request{product: string(r.product), iso: string(r.release), btrfs: !r.btrfsOff,
-		serial: string(r.serial), uuid: string(r.uuid), model: string(r.model)}
-	if len(r.nics) > maxNICs {
-		return request{}, fmt.Errorf("request body: network_interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(r.nics), maxNICs)
+	req := request{product: in.Product.Product, iso: in.ISO.Release,
+		btrfs:  in.Product.EnableBtrfs == nil || *in.Product.EnableBtrfs,
+		serial: in.DMI.System.Serial, uuid: in.DMI.System.UUID, model: in.DMI.System.Name}
+	if len(in.NetworkInterfaces) > maxNICs {
+		return request{}, fmt.Errorf("request body: network_interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(in.NetworkInterfaces), maxNICs)
 	}
 	var bad []string
-	for _, nic := range r.nics {
-		mac, ok := normalizeMAC(string(nic.mac))
+	for _, raw := range in.NetworkInterfaces {
+		var nic nic
+		if err := json.Unmarshal(raw, &nic); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				te.Field = strings.TrimSuffix("network_interfaces."+te.Field, ".")
+			}
+			return request{}, jsonError("request body", "POST the installer's system info", err)
+		}
+		mac, ok := normalizeMAC(nic.MAC)
 		if !ok {
-			bad = append(bad, fmt.Sprintf("%q", string(nic.mac)))
+			bad = append(bad, fmt.Sprintf("%q", nic.MAC))
 			continue
 		}
 		if !slices.Contains(req.macs, mac) {
-			if req.macs == nil {
-				req.macs = make([]string, 0, len(r.nics))
-				req.links = make([]string, 0, len(r.nics))
-			}
 			req.macs = append(req.macs, mac)
-			req.links = append(req.links, string(nic.link))
+			req.links = append(req.links, nic.Link)
 		}
 	}
 	if len(req.macs) == 0 {
@@ -90,482 +97,33 @@ func parseRequest(body []byte) (request, error) {
 	return req, nil
 }
 
-// notJSON says where body breaks JSON's syntax in encoding/json's words,
-// which the server has always sent; only a body the reader refused comes
-// here, so the second look costs nothing on the path that matters.
-func notJSON(body []byte, at int) error {
+// jsonError says in one line what is wrong with a JSON body: where it
+// breaks JSON's syntax, or which field has a value of the wrong type.
+func jsonError(what, hint string, err error) error {
 	var se *json.SyntaxError
-	if err := json.Unmarshal(body, &struct{}{}); errors.As(err, &se) {
-		return fmt.Errorf("request body is not JSON (offset %d: %s); POST the installer's system info", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
-	}
-	// Unreachable while the reader and encoding/json agree on what JSON
-	// is, as FuzzParseRequestDifferential checks; refusing is still right.
-	return fmt.Errorf("request body is not JSON (near offset %d); POST the installer's system info", at)
-}
-
-// maxDepth is encoding/json's limit on nested objects and arrays.
-const maxDepth = 10000
-
-// reader checks a whole body against JSON's syntax, as strictly as
-// encoding/json does (RFC 8259, any bytes in strings, nesting at most
-// maxDepth deep), and on the way picks out the fields parseRequest needs,
-// as json.Unmarshal would decode them: keys match case-insensitively, a
-// repeated key's value is decoded over the earlier one (but see readNICs),
-// null leaves a field
-// as it was (it empties network_interfaces and enable_btrfs), and the first
-// value of the wrong type is remembered and skipped. A value it only
-// checks costs no allocation.
-//
-// Each method that reads a value starts at the value's first byte and
-// returns false on a syntax error, with pos near it.
-type reader struct {
-	buf   []byte
-	pos   int
-	depth int
-
-	product  []byte // product.product, unescaped
-	release  []byte // iso.release, unescaped
-	serial   []byte // dmi.system.serial, unescaped
-	uuid     []byte // dmi.system.uuid, unescaped
-	model    []byte // dmi.system.name, unescaped
-	btrfsOff bool   // product.enable_btrfs is false
-	nics     []nic
-	mismatch struct{ field, want, got string } // the first value of the wrong type
-}
-
-// nic is a network_interfaces entry: its mac and link, unescaped.
-type nic struct {
-	mac, link []byte
-}
-
-// read reads the whole body.
-func (r *reader) read() bool {
-	r.space()
-	var ok bool
-	switch r.peek() {
-	case '{':
-		ok = r.object(r.top)
-	case 'n':
-		ok = r.literal("null")
-	default:
-		ok = r.wrongType("", "object")
-	}
-	r.space()
-	return ok && r.pos == len(r.buf)
-}
-
-func (r *reader) top(key []byte) bool {
+	var te *json.UnmarshalTypeError
 	switch {
-	case keyIs(key, "product"):
-		return r.structField("product", r.productMember)
-	case keyIs(key, "iso"):
-		return r.structField("iso", r.isoMember)
-	case keyIs(key, "network_interfaces"):
-		return r.readNICs()
-	case keyIs(key, "dmi"):
-		return r.structField("dmi", r.dmiMember)
+	case errors.As(err, &se):
+		return fmt.Errorf("%s is not JSON (offset %d: %s); %s", what, se.Offset, strings.TrimPrefix(se.Error(), "json: "), hint)
+	case errors.As(err, &te) && te.Field == "":
+		return fmt.Errorf("%s is not a JSON object but %s; %s", what, te.Value, hint)
+	case errors.As(err, &te):
+		return fmt.Errorf("%s: %s: want %s, got %s", what, te.Field, jsonKind(te.Type), te.Value)
 	}
-	return r.skip()
+	return fmt.Errorf("%s is not JSON: %s; %s", what, strings.TrimPrefix(err.Error(), "json: "), hint)
 }
 
-func (r *reader) dmiMember(key []byte) bool {
-	if keyIs(key, "system") {
-		return r.structField("dmi.system", r.systemMember)
+// jsonKind names a Go type by the JSON value it takes.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
 	}
-	return r.skip()
-}
-
-func (r *reader) systemMember(key []byte) bool {
-	switch {
-	case keyIs(key, "serial"):
-		return r.stringField("dmi.system.serial", &r.serial)
-	case keyIs(key, "uuid"):
-		return r.stringField("dmi.system.uuid", &r.uuid)
-	case keyIs(key, "name"):
-		return r.stringField("dmi.system.name", &r.model)
-	}
-	return r.skip()
-}
-
-func (r *reader) productMember(key []byte) bool {
-	switch {
-	case keyIs(key, "product"):
-		return r.stringField("product.product", &r.product)
-	case keyIs(key, "enable_btrfs"):
-		switch r.peek() {
-		case 't', 'n':
-			r.btrfsOff = false
-			return r.skip()
-		case 'f':
-			r.btrfsOff = true
-			return r.skip()
-		}
-		return r.wrongType("product.enable_btrfs", "bool")
-	}
-	return r.skip()
-}
-
-func (r *reader) isoMember(key []byte) bool {
-	if keyIs(key, "release") {
-		return r.stringField("iso.release", &r.release)
-	}
-	return r.skip()
-}
-
-// readNICs reads network_interfaces. Where the key is repeated, the last
-// array wins whole (json.Unmarshal would decode it over the earlier
-// entries, keeping what the later ones do not set; no installer repeats a
-// key, and a machine is better not named by a MAC its request took back).
-func (r *reader) readNICs() bool {
-	switch r.peek() {
-	case '[':
-	case 'n':
-		r.nics = nil
-		return r.skip()
-	default:
-		return r.wrongType("network_interfaces", "array")
-	}
-	r.nics = r.nics[:0]
-	return r.array(func() bool {
-		r.nics = append(r.nics, nic{})
-		n := &r.nics[len(r.nics)-1]
-		return r.structField("network_interfaces", func(key []byte) bool {
-			switch {
-			case keyIs(key, "mac"):
-				return r.stringField("network_interfaces.mac", &n.mac)
-			case keyIs(key, "link"):
-				return r.stringField("network_interfaces.link", &n.link)
-			}
-			return r.skip()
-		})
-	})
-}
-
-// structField reads a value for a struct: an object, whose members go to
-// member, or null, which changes nothing.
-func (r *reader) structField(field string, member func(key []byte) bool) bool {
-	switch r.peek() {
-	case '{':
-		return r.object(member)
-	case 'n':
-		return r.skip()
-	}
-	return r.wrongType(field, "object")
-}
-
-// stringField reads a value for a string into dst, if not nil; null
-// changes nothing.
-func (r *reader) stringField(field string, dst *[]byte) bool {
-	switch r.peek() {
-	case '"':
-		start := r.pos
-		plain, ok := r.string()
-		if ok && dst != nil {
-			*dst = r.text(start, plain)
-		}
-		return ok
-	case 'n':
-		return r.skip()
-	}
-	return r.wrongType(field, "string")
-}
-
-// wrongType remembers, if it is the first, that field got a value that is
-// not a want, and skips the value: encoding/json reports the first such
-// value, and only once the whole body has proved to be JSON.
-func (r *reader) wrongType(field, want string) bool {
-	if r.mismatch.got == "" {
-		got := "number"
-		switch r.peek() {
-		case '{':
-			got = "object"
-		case '[':
-			got = "array"
-		case '"':
-			got = "string"
-		case 't', 'f':
-			got = "bool"
-		}
-		r.mismatch.field, r.mismatch.want, r.mismatch.got = field, want, got
-	}
-	return r.skip()
-}
-
-// keyIs reports whether key names the field name, all lowercase ASCII, as
-// encoding/json matches keys to struct fields: exactly or else with
-// Unicode's simple case folding (as strings.EqualFold does).
-func keyIs(key []byte, name string) bool {
-	if len(key) != len(name) {
-		// Only a key with non-ASCII letters can match in another length:
-		// the Kelvin sign folds to k, the long s to s. Of name's length,
-		// a key matches byte for byte, up to ASCII case.
-		return len(key) > len(name) && !isASCII(key) && bytes.EqualFold(key, []byte(name))
-	}
-	for i, c := range key {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != name[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-// skip checks the value at pos and steps over it.
-func (r *reader) skip() bool {
-	switch r.peek() {
-	case '{':
-		return r.object(nil)
-	case '[':
-		return r.array(nil)
-	case '"':
-		_, ok := r.string()
-		return ok
-	case 't':
-		return r.literal("true")
-	case 'f':
-		return r.literal("false")
-	case 'n':
-		return r.literal("null")
-	}
-	return r.number()
-}
-
-// object reads an object, calling member, if not nil, with each key,
-// unescaped, and pos at its value, which member must read. A nil member
-// skips the values.
-func (r *reader) object(member func(key []byte) bool) bool {
-	if !r.enter() {
-		return false
-	}
-	r.space()
-	if r.peek() == '}' {
-		return r.leave()
-	}
-	for {
-		start := r.pos
-		plain, ok := r.string()
-		if !ok {
-			return false
-		}
-		end := r.pos
-		r.space()
-		if r.peek() != ':' {
-			return false
-		}
-		r.pos++
-		r.space()
-		if member == nil {
-			ok = r.skip()
-		} else {
-			ok = member(r.token(start, end, plain))
-		}
-		if !ok {
-			return false
-		}
-		r.space()
-		switch r.peek() {
-		case ',':
-			r.pos++
-			r.space()
-		case '}':
-			return r.leave()
-		default:
-			return false
-		}
-	}
-}
-
-// array reads an array, calling elem, if not nil, with pos at each
-// element, which elem must read. A nil elem skips the elements.
-func (r *reader) array(elem func() bool) bool {
-	if !r.enter() {
-		return false
-	}
-	r.space()
-	if r.peek() == ']' {
-		return r.leave()
-	}
-	for {
-		var ok bool
-		if elem == nil {
-			ok = r.skip()
-		} else {
-			ok = elem()
-		}
-		if !ok {
-			return false
-		}
-		r.space()
-		switch r.peek() {
-		case ',':
-			r.pos++
-			r.space()
-		case ']':
-			return r.leave()
-		default:
-			return false
-		}
-	}
-}
-
-// enter steps into the object or array at pos.
-func (r *reader) enter() bool {
-	r.pos++
-	r.depth++
-	return r.depth <= maxDepth
-}
-
-// leave steps out of an object or array at its closing bracket.
-func (r *reader) leave() bool {
-	r.pos++
-	r.depth--
-	return true
-}
-
-// string steps over the string at pos; plain means it has no escapes and
-// only ASCII, so its text is its bytes.
-func (r *reader) string() (plain, ok bool) {
-	if r.peek() != '"' {
-		return false, false
-	}
-	plain = true
-	for i := r.pos + 1; i < len(r.buf); i++ {
-		switch c := r.buf[i]; {
-		case c == '"':
-			r.pos = i + 1
-			return plain, true
-		case c == '\\':
-			plain = false
-			if i++; i == len(r.buf) {
-				r.pos = i
-				return false, false
-			}
-			switch r.buf[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				for range 4 {
-					if i++; i == len(r.buf) || !isHex(r.buf[i]) {
-						r.pos = i
-						return false, false
-					}
-				}
-			default:
-				r.pos = i
-				return false, false
-			}
-		case c < ' ':
-			r.pos = i
-			return false, false
-		case c >= 0x80:
-			plain = false
-		}
-	}
-	r.pos = len(r.buf)
-	return false, false
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-// text is the text of the string just read from start.
-func (r *reader) text(start int, plain bool) []byte {
-	return r.token(start, r.pos, plain)
-}
-
-// token is the text of the string buf[start:end].
-func (r *reader) token(start, end int, plain bool) []byte {
-	if plain {
-		return r.buf[start+1 : end-1]
-	}
-	// Rare, and encoding/json's own unquoting is the one way to be sure
-	// escapes, invalid UTF-8 and lone surrogates come out exactly as they
-	// would from json.Unmarshal (the last two as U+FFFD). The token is a
-	// valid string, so there is no error.
-	var s string
-	json.Unmarshal(r.buf[start:end], &s)
-	return []byte(s)
-}
-
-// number steps over the number at pos:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (r *reader) number() bool {
-	if r.peek() == '-' {
-		r.pos++
-	}
-	switch c := r.peek(); {
-	case c == '0':
-		r.pos++
-	case '1' <= c && c <= '9':
-		r.digits()
-	default:
-		return false
-	}
-	if r.peek() == '.' {
-		r.pos++
-		if !r.digits() {
-			return false
-		}
-	}
-	if c := r.peek(); c == 'e' || c == 'E' {
-		r.pos++
-		if c := r.peek(); c == '+' || c == '-' {
-			r.pos++
-		}
-		if !r.digits() {
-			return false
-		}
-	}
-	return true
-}
-
-// digits steps over one or more decimal digits.
-func (r *reader) digits() bool {
-	start := r.pos
-	for r.pos < len(r.buf) && '0' <= r.buf[r.pos] && r.buf[r.pos] <= '9' {
-		r.pos++
-	}
-	return r.pos > start
-}
-
-func (r *reader) literal(lit string) bool {
-	end := r.pos + len(lit)
-	if end > len(r.buf) || string(r.buf[r.pos:end]) != lit {
-		return false
-	}
-	r.pos = end
-	return true
-}
-
-// peek is the byte at pos, or 0, which no JSON value starts with or
-// continues with, at the end.
-func (r *reader) peek() byte {
-	if r.pos < len(r.buf) {
-		return r.buf[r.pos]
-	}
-	return 0
-}
-
-func (r *reader) space() {
-	for r.pos < len(r.buf) {
-		switch r.buf[r.pos] {
-		case ' ', '\t', '\n', '\r':
-			r.pos++
-		default:
-			return
-		}
-	}
+	return t.Kind().String()
 }
 
 // release finds the answer-format rules for the requesting ISO, in Proxmox
