@@ -3,7 +3,6 @@ package main
 //go:generate go run gen_locales.go
 
 import (
-	"bytes"
 	"fmt"
 	"maps"
 	"math"
@@ -12,7 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // A release is a Proxmox VE ISO release, the unit in which the installer's
@@ -594,9 +594,9 @@ func describe(v any) string {
 	}
 }
 
-// render writes the answer as deterministic TOML: [global], [network],
-// [disk-setup], then the optional tables, keys sorted within each table,
-// spelled for the requesting release.
+// render writes the answer as deterministic TOML with go-toml: [global],
+// [network], [disk-setup], then the optional tables, keys sorted within
+// each table, spelled for the requesting release.
 func render(ans map[string]any, rel release) ([]byte, error) {
 	if rel.snakeCase() {
 		for _, s := range snakeKeys {
@@ -608,167 +608,19 @@ func render(ans map[string]any, rel release) ([]byte, error) {
 			}
 		}
 	}
-	e := emitter{buf: make([]byte, 0, 1024)}
-	for _, name := range answerTables {
-		t, _ := ans[name].(map[string]any)
-		if t == nil {
-			continue // validate has made sure the required ones are there
-		}
-		e.path = append(e.path[:0], name)
-		if err := e.table(t); err != nil {
-			return nil, &configError{"", "rendering the answer: " + err.Error()}
-		}
+	// A struct, not the map, keeps the tables in the installer's order.
+	doc := struct {
+		Global    any `toml:"global"`
+		Network   any `toml:"network"`
+		DiskSetup any `toml:"disk-setup"`
+		Webhook   any `toml:"post-installation-webhook,omitempty"`
+		FirstBoot any `toml:"first-boot,omitempty"`
+	}{ans["global"], ans["network"], ans["disk-setup"], ans["post-installation-webhook"], ans["first-boot"]}
+	out, err := toml.Marshal(doc)
+	if err != nil {
+		return nil, &configError{"", "rendering the answer: " + err.Error()}
 	}
-	return e.buf, nil
-}
-
-// answerTables are the answer's tables in the order they are written.
-var answerTables = []string{"global", "network", "disk-setup", "post-installation-webhook", "first-boot"}
-
-// emitter writes TOML as go-toml's Marshal writes the same values (a test
-// holds it to that), for the few types an answer has: strings, booleans,
-// integers, floats, arrays of them, and tables. Marshal's reflection cost
-// a third of composing an answer.
-type emitter struct {
-	buf        []byte
-	path       []string // the table being written
-	lastHeader bool     // the last line written is a table header
-}
-
-// table writes [path] and its keys, sorted: values first, then sub-tables.
-func (e *emitter) table(t map[string]any) error {
-	if len(e.buf) > 0 && !e.lastHeader {
-		e.buf = append(e.buf, '\n')
-	}
-	e.buf = append(e.buf, '[')
-	for i, k := range e.path {
-		if i > 0 {
-			e.buf = append(e.buf, '.')
-		}
-		e.buf = appendKey(e.buf, k)
-	}
-	e.buf = append(e.buf, "]\n"...)
-	e.lastHeader = true
-	keys := sortedKeys(t)
-	for _, k := range keys {
-		if _, sub := t[k].(map[string]any); sub {
-			continue
-		}
-		e.buf = appendKey(e.buf, k)
-		e.buf = append(e.buf, " = "...)
-		var err error
-		if e.buf, err = appendValue(e.buf, t[k]); err != nil {
-			return fmt.Errorf("%s: %w", keyPath(append(e.path, k)), err)
-		}
-		e.buf = append(e.buf, '\n')
-		e.lastHeader = false
-	}
-	for _, k := range keys {
-		if sub, ok := t[k].(map[string]any); ok {
-			e.path = append(e.path, k)
-			if err := e.table(sub); err != nil {
-				return err
-			}
-			e.path = e.path[:len(e.path)-1]
-		}
-	}
-	return nil
-}
-
-func appendKey(b []byte, k string) []byte {
-	if bareKey(k) {
-		return append(b, k...)
-	}
-	return appendString(b, k)
-}
-
-func appendValue(b []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case string:
-		return appendString(b, v), nil
-	case bool:
-		return strconv.AppendBool(b, v), nil
-	case int64:
-		return strconv.AppendInt(b, v, 10), nil
-	case float64:
-		switch {
-		case math.IsNaN(v):
-			return append(b, "nan"...), nil
-		case math.IsInf(v, 0):
-			if v > 0 {
-				return append(b, "inf"...), nil
-			}
-			return append(b, "-inf"...), nil
-		}
-		start := len(b)
-		b = strconv.AppendFloat(b, v, 'f', -1, 64)
-		if !bytes.ContainsAny(b[start:], ".eE") {
-			b = append(b, ".0"...) // a TOML float has a fraction or an exponent
-		}
-		return b, nil
-	case []any:
-		b = append(b, '[')
-		for i, x := range v {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			var err error
-			if b, err = appendValue(b, x); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, ']'), nil
-	}
-	return nil, fmt.Errorf("cannot write %s in an answer", describe(v))
-}
-
-// appendString writes a literal string ('...') where it can, else a basic
-// one ("...") with escapes.
-func appendString(b []byte, s string) []byte {
-	literal := utf8.ValidString(s)
-	for i := 0; i < len(s) && literal; i++ {
-		if c := s[i]; c == '\'' || c == 0x7f || c < 0x20 {
-			literal = false
-		}
-	}
-	if literal {
-		b = append(b, '\'')
-		b = append(b, s...)
-		return append(b, '\'')
-	}
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			if c < 0x20 || c == 0x7f {
-				b = fmt.Appendf(b, "\\u%04X", c)
-				break
-			}
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = fmt.Appendf(b, "\\u%04X", c) // as go-toml writes a byte that is not UTF-8
-				break
-			}
-			b = append(b, s[i:i+size]...)
-			i += size
-			continue
-		}
-		i++
-	}
-	return append(b, '"')
+	return out, nil
 }
 
 // validate checks an answer against the installer's schema for the

@@ -9,8 +9,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/pelletier/go-toml/v2"
 )
 
 // shared is the Proxmox installer's own accept/reject fixtures, present in
@@ -431,86 +429,4 @@ func TestComposeFillsEachMachinesOwnFacts(t *testing.T) {
 	if outs[0] != outs[2] {
 		t.Errorf("the same machine's answer changed after another's:\n%s\nthen\n%s", outs[0], outs[2])
 	}
-}
-
-// renderReference is render as it was written with go-toml's Marshal,
-// which the emitter replaced: the emitter is held to its bytes.
-func renderReference(ans map[string]any) ([]byte, error) {
-	doc := struct {
-		Global    any `toml:"global"`
-		Network   any `toml:"network"`
-		DiskSetup any `toml:"disk-setup"`
-		Webhook   any `toml:"post-installation-webhook,omitempty"`
-		FirstBoot any `toml:"first-boot,omitempty"`
-	}{ans["global"], ans["network"], ans["disk-setup"], ans["post-installation-webhook"], ans["first-boot"]}
-	return toml.Marshal(doc)
-}
-
-// renderable reports whether a tree holds only what an answer that passed
-// validate can: tables of strings, booleans, numbers and arrays of them.
-func renderable(v any, top bool) bool {
-	switch v := v.(type) {
-	case string, bool, int64:
-		return !top
-	case float64:
-		return !top
-	case []any:
-		for _, x := range v {
-			if _, ok := x.(map[string]any); ok || !renderable(x, false) {
-				return false
-			}
-		}
-		return !top
-	case map[string]any:
-		for _, x := range v {
-			if !renderable(x, false) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
-// FuzzRenderDifferential holds the emitter to go-toml's Marshal, byte for
-// byte, for any answer-shaped tree.
-func FuzzRenderDifferential(f *testing.F) {
-	responses, _ := filepath.Glob("testdata/*/*response")
-	configs, _ := filepath.Glob("testdata/*/config/*/*.toml")
-	for _, name := range append(responses, configs...) {
-		data := mustRead(f, name)
-		if _, body, ok := bytes.Cut(data, []byte("\n\n")); ok && strings.HasSuffix(name, "response") {
-			data = body
-		}
-		f.Add(data)
-	}
-	f.Add([]byte("[global]\nx = 'it''s'\ny = \"tab\\there\"\nz = 1.5e300\nw = -0.0\nv = [1, 2.5, 'a', true, []]\n[global.\"odd key\".\"\"]\n[network]\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var tree map[string]any
-		if toml.Unmarshal(data, &tree) != nil {
-			return
-		}
-		ans := map[string]any{}
-		for _, name := range answerTables {
-			if v, ok := tree[name]; ok {
-				if !renderable(v, true) {
-					return
-				}
-				ans[name] = v
-			}
-		}
-		for _, name := range answerTables[:3] {
-			if _, ok := ans[name]; !ok {
-				return // validate requires them
-			}
-		}
-		want, err := renderReference(ans)
-		if err != nil {
-			return
-		}
-		got, err := render(ans, r92)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("render = %v\n%s\ngo-toml's Marshal:\n%s", err, got, want)
-		}
-	})
 }
