@@ -36,13 +36,17 @@ type installerRequest struct {
 		Release string `json:"release"`
 	} `json:"iso"`
 	NetworkInterfaces []json.RawMessage `json:"network_interfaces"`
-	DMI               struct {
-		System struct {
-			Name   string `json:"name"`
-			Serial string `json:"serial"`
-			UUID   string `json:"uuid"`
-		} `json:"system"`
-	} `json:"dmi"`
+	DMI               dmi               `json:"dmi"`
+}
+
+// dmi is what the installer's request and its report say of the machine's
+// firmware, as far as pxe-pilot reads it.
+type dmi struct {
+	System struct {
+		Name   string `json:"name"`
+		Serial string `json:"serial"`
+		UUID   string `json:"uuid"`
+	} `json:"system"`
 }
 
 // A nic is one of network_interfaces. The array is decoded an element at

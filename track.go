@@ -488,13 +488,7 @@ type report struct {
 	ISO struct {
 		Release string `json:"release"`
 	} `json:"iso"`
-	DMI struct {
-		System struct {
-			Name   string `json:"name"`
-			Serial string `json:"serial"`
-			UUID   string `json:"uuid"`
-		} `json:"system"`
-	} `json:"dmi"`
+	DMI               dmi `json:"dmi"`
 	NetworkInterfaces []struct {
 		Name         string `json:"name"`
 		MAC          string `json:"mac"`
