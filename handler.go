@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -11,8 +12,8 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
-	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -36,6 +37,9 @@ type server struct {
 	authDelay time.Duration
 
 	track *tracker // --public-url, --state-dir, --once; nil keeps nothing
+
+	muxOnce sync.Once
+	routes  *http.ServeMux // see mux
 }
 
 // A refused token waits a second before its 401, which slows down guessing.
@@ -62,93 +66,153 @@ type outcome struct {
 	err     string      // the one-line error sent, if any
 }
 
+// A route answers one pattern of the mux and returns the status it sent;
+// o is the request's log line.
+type route func(w http.ResponseWriter, r *http.Request, o *outcome) int
+
+// routeHandler is a route as the mux holds it, so that ServeHTTP can tell
+// the mux's own answers (404, 405, redirects) from a match.
+type routeHandler struct{ fn route }
+
+type outcomeKey struct{}
+
+func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	o := r.Context().Value(outcomeKey{}).(*outcome)
+	o.status = h.fn(w, r, o)
+}
+
+// takes says, for a 405, what each path takes.
+var takes = map[string]string{
+	"/answer":    "/answer takes POST (the installer's system info as JSON)",
+	"/health":    "/health takes GET",
+	"/installed": "/installed takes POST (the installer's report as JSON)",
+}
+
+// mux routes pxe-pilot's paths; /installed and /first-boot/ exist only
+// with tracking. It is made on first use, so that a server literal works.
+func (s *server) mux() *http.ServeMux {
+	s.muxOnce.Do(func() {
+		m := http.NewServeMux()
+		handle := func(pattern string, fn route) { m.Handle(pattern, &routeHandler{fn}) }
+		handle("POST /answer", s.authorized(s.limited(s.answer)))
+		handle("GET /health", s.health)
+		switch {
+		case s.track == nil:
+			handle("/installed", func(w http.ResponseWriter, r *http.Request, o *outcome) int {
+				return s.fail(w, http.StatusNotFound, o, `"/installed": no such path; reports are taken with serve --public-url or --state-dir`)
+			})
+		default:
+			handle("POST /installed", s.limited(s.installed))
+			if s.track.publicURL != "" {
+				handle("GET /first-boot/{ticket...}", s.limited(s.script))
+			}
+		}
+		s.routes = m
+	})
+	return s.routes
+}
+
+// ServeHTTP is what every request shares: the one log line, a 500 for a
+// panic, the allow list, and pxe-pilot's own one-line 404 and 405 (the
+// installer shows the body on the console) where the mux has no route.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	var o outcome
+	o := &outcome{}
 	defer func() {
 		// A panic must not drop the installer's connection without a word:
 		// it gets a 500 it can show, and the log gets the stack.
 		if p := recover(); p != nil {
 			s.log.Error("panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			o.status = s.fail(w, http.StatusInternalServerError, &o, "internal error; see the server's log")
+			o.status = s.fail(w, http.StatusInternalServerError, o, "internal error; see the server's log")
 		}
-		attrs := []slog.Attr{
-			slog.String("remote", r.RemoteAddr),
-			slog.String("method", r.Method),
-			slog.String("path", shownPath(r.URL.Path)),
-			slog.Int("status", o.status),
-		}
-		if o.token != "" {
-			attrs = append(attrs, slog.String("token_name", o.token))
-		}
-		if o.host != "" {
-			attrs = append(attrs, slog.String("host", o.host))
-		}
-		if o.match != "" {
-			attrs = append(attrs, slog.String("match", o.match))
-		}
-		if o.layers != "" {
-			attrs = append(attrs, slog.String("layers", o.layers))
-		}
-		if o.tried != "" {
-			attrs = append(attrs, slog.String("tried", o.tried))
-		}
-		if o.release != "" {
-			attrs = append(attrs, slog.String("release", o.release))
-		}
-		attrs = append(attrs, o.extra...)
-		if o.err != "" {
-			attrs = append(attrs, slog.String("error", o.err))
-		}
-		attrs = append(attrs, slog.Duration("duration", time.Since(start)))
-		level := slog.LevelInfo
-		if o.status >= 500 {
-			level = slog.LevelError
-		} else if o.status >= 400 {
-			level = slog.LevelWarn
-		}
-		s.log.LogAttrs(r.Context(), level, "request", attrs...)
+		s.logRequest(r, o, time.Since(start))
 	}()
 
 	if r.URL.Path != "/health" && !s.allowed(r.RemoteAddr) {
-		o.status = s.fail(w, http.StatusForbidden, &o, "this address may not ask pxe-pilot: "+r.RemoteAddr+" is not in --allow")
+		o.status = s.fail(w, http.StatusForbidden, o, "this address may not ask pxe-pilot: "+r.RemoteAddr+" is not in --allow")
 		return
 	}
-	switch path := r.URL.Path; {
-	case path == "/answer":
-		if !s.method(w, r, &o, "/answer takes POST (the installer's system info as JSON)", http.MethodPost) {
-			return
-		}
-		if o.status = s.authorize(w, r, &o); o.status != 0 {
-			return
-		}
-		if !s.acquire(w, &o) {
-			return
-		}
-		defer s.release()
-		o.status = s.answer(w, r, &o)
-	case path == "/health":
-		if !s.method(w, r, &o, "/health takes GET", http.MethodGet, http.MethodHead) {
-			return
-		}
-		o.status = s.health(w)
-	case path == "/installed" && s.track != nil:
-		if !s.method(w, r, &o, "/installed takes POST (the installer's report as JSON)", http.MethodPost) || !s.acquire(w, &o) {
-			return
-		}
-		defer s.release()
-		o.status = s.installed(w, r, &o)
-	case strings.HasPrefix(path, "/first-boot/") && s.track != nil && s.track.publicURL != "":
-		if !s.method(w, r, &o, "first-boot scripts are fetched with GET", http.MethodGet, http.MethodHead) || !s.acquire(w, &o) {
-			return
-		}
-		defer s.release()
-		o.status = s.script(w, strings.TrimPrefix(path, "/first-boot/"), &o)
-	case path == "/installed":
-		o.status = s.fail(w, http.StatusNotFound, &o, `"/installed": no such path; reports are taken with serve --public-url or --state-dir`)
-	default:
-		o.status = s.fail(w, http.StatusNotFound, &o, fmt.Sprintf("%q: no such path; the installer posts to /answer", shownPath(path)))
+	mux := s.mux()
+	if h, _ := mux.Handler(r); !isRoute(h) {
+		s.noRoute(w, r, o, h)
+		return
 	}
+	mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outcomeKey{}, o)))
+}
+
+func isRoute(h http.Handler) bool {
+	_, ok := h.(*routeHandler)
+	return ok
+}
+
+// noRoute answers what the mux would answer with its own words: 405 (with
+// the Allow header the mux sets) or else 404, also where the mux would
+// redirect to a cleaned path, since an installer does not follow.
+func (s *server) noRoute(w http.ResponseWriter, r *http.Request, o *outcome, h http.Handler) {
+	rec := statusRecorder{header: http.Header{}}
+	h.ServeHTTP(&rec, r)
+	path := shownPath(r.URL.Path)
+	if rec.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", rec.header.Get("Allow"))
+		what, ok := takes[r.URL.Path]
+		if !ok {
+			what = "first-boot scripts are fetched with GET"
+		}
+		o.status = s.fail(w, http.StatusMethodNotAllowed, o, what+", not "+r.Method)
+		return
+	}
+	o.status = s.fail(w, http.StatusNotFound, o, fmt.Sprintf("%q: no such path; the installer posts to /answer", path))
+}
+
+// statusRecorder keeps the status and headers a handler sends, and drops
+// its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) WriteHeader(status int)      { r.status = status }
+func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+
+// logRequest writes the request's one log line.
+func (s *server) logRequest(r *http.Request, o *outcome, took time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("remote", r.RemoteAddr),
+		slog.String("method", r.Method),
+		slog.String("path", shownPath(r.URL.Path)),
+		slog.Int("status", o.status),
+	}
+	if o.token != "" {
+		attrs = append(attrs, slog.String("token_name", o.token))
+	}
+	if o.host != "" {
+		attrs = append(attrs, slog.String("host", o.host))
+	}
+	if o.match != "" {
+		attrs = append(attrs, slog.String("match", o.match))
+	}
+	if o.layers != "" {
+		attrs = append(attrs, slog.String("layers", o.layers))
+	}
+	if o.tried != "" {
+		attrs = append(attrs, slog.String("tried", o.tried))
+	}
+	if o.release != "" {
+		attrs = append(attrs, slog.String("release", o.release))
+	}
+	attrs = append(attrs, o.extra...)
+	if o.err != "" {
+		attrs = append(attrs, slog.String("error", o.err))
+	}
+	attrs = append(attrs, slog.Duration("duration", took))
+	level := slog.LevelInfo
+	if o.status >= 500 {
+		level = slog.LevelError
+	} else if o.status >= 400 {
+		level = slog.LevelWarn
+	}
+	s.log.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
 // shownPath is a request's path as the log and errors may show it: the
@@ -159,17 +223,6 @@ func shownPath(path string) string {
 		return "/first-boot/..."
 	}
 	return path
-}
-
-// method reports whether the request's method is one of methods; if not,
-// it sends 405 with Allow, saying what the path takes.
-func (s *server) method(w http.ResponseWriter, r *http.Request, o *outcome, takes string, methods ...string) bool {
-	if slices.Contains(methods, r.Method) {
-		return true
-	}
-	w.Header().Set("Allow", strings.Join(methods, ", "))
-	o.status = s.fail(w, http.StatusMethodNotAllowed, o, takes+", not "+r.Method)
-	return false
 }
 
 // allowed reports whether --allow lets the address ask.
@@ -190,25 +243,32 @@ func (s *server) allowed(remote string) bool {
 	return false
 }
 
-// acquire takes a slot for a request, if one is free, else sends 503;
-// release gives the slot back.
-func (s *server) acquire(w http.ResponseWriter, o *outcome) bool {
-	if s.slots == nil {
-		return true
-	}
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	default:
-		w.Header().Set("Retry-After", "1")
-		o.status = s.fail(w, http.StatusServiceUnavailable, o, fmt.Sprintf("too busy: %d requests are being answered, the most --max-inflight allows; try again", cap(s.slots)))
-		return false
+// limited runs next in one of --max-inflight's slots, if one is free,
+// else sends 503.
+func (s *server) limited(next route) route {
+	return func(w http.ResponseWriter, r *http.Request, o *outcome) int {
+		if s.slots == nil {
+			return next(w, r, o)
+		}
+		select {
+		case s.slots <- struct{}{}:
+			defer func() { <-s.slots }()
+			return next(w, r, o)
+		default:
+			w.Header().Set("Retry-After", "1")
+			return s.fail(w, http.StatusServiceUnavailable, o, fmt.Sprintf("too busy: %d requests are being answered, the most --max-inflight allows; try again", cap(s.slots)))
+		}
 	}
 }
 
-func (s *server) release() {
-	if s.slots != nil {
-		<-s.slots
+// authorized runs next if the request's bearer token is in the token file,
+// where there is one.
+func (s *server) authorized(next route) route {
+	return func(w http.ResponseWriter, r *http.Request, o *outcome) int {
+		if status := s.authorize(w, r, o); status != 0 {
+			return status
+		}
+		return next(w, r, o)
 	}
 }
 
@@ -475,8 +535,8 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) i
 }
 
 // script serves a first-boot script by the signed ticket of its URL.
-func (s *server) script(w http.ResponseWriter, ticket string, o *outcome) int {
-	st, ok := s.track.ticket(ticket)
+func (s *server) script(w http.ResponseWriter, r *http.Request, o *outcome) int {
+	st, ok := s.track.ticket(r.PathValue("ticket"))
 	if !ok {
 		return s.fail(w, http.StatusNotFound, o, "no such first-boot script: its URL is not one pxe-pilot signed (or pxe-pilot was restarted without --state-dir since)")
 	}
@@ -495,7 +555,7 @@ func (s *server) script(w http.ResponseWriter, ticket string, o *outcome) int {
 
 // health reports whether an answer could be composed at all: the config
 // dir is readable and defaults.toml, if present, parses.
-func (s *server) health(w http.ResponseWriter) int {
+func (s *server) health(w http.ResponseWriter, _ *http.Request, _ *outcome) int {
 	status, body := http.StatusOK, `{"status":"ok"}`
 	if err := checkConfigDir(s.dir); err != nil {
 		msg, _ := json.Marshal("pxe-pilot: " + err.Error())

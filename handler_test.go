@@ -356,6 +356,14 @@ func TestAnswerErrors(t *testing.T) {
 			wantCode: 404, wantBody: []string{"no such path"}},
 		{name: "root_is_404", method: "GET", path: "/",
 			wantCode: 404, wantBody: []string{"no such path"}},
+		{name: "unclean_path_is_404_not_a_redirect", method: "POST", path: "//answer", body: installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"),
+			wantCode: 404, wantBody: []string{`"//answer": no such path`}},
+		{name: "dot_segment_is_404_not_a_redirect", method: "POST", path: "/x/../answer", body: installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"),
+			wantCode: 404, wantBody: []string{"no such path"}},
+		{name: "installed_without_tracking_is_404_saying_so", method: "POST", path: "/installed", body: "{}",
+			wantCode: 404, wantBody: []string{"reports are taken with serve --public-url or --state-dir"}},
+		{name: "first_boot_without_tracking_is_404", method: "GET", path: "/first-boot/x",
+			wantCode: 404, wantBody: []string{`"/first-boot/...": no such path`}},
 		{name: "broken_host_file_is_500_naming_line_and_column",
 			files:  map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost},
 			method: "POST", path: "/answer", body: installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"),
@@ -1322,6 +1330,44 @@ func TestLogNeverHoldsBearerTokens(t *testing.T) {
 		}
 		if !strings.Contains(log.String(), "rack-a") {
 			t.Errorf("%s log does not name the token rack-a:\n%s", format, log.String())
+		}
+	}
+}
+
+// TestTrackingRoutes: /installed and /first-boot/ are mux patterns of their
+// own with tracking on; the mux's 405 keeps its Allow header and gets
+// pxe-pilot's one-line body, and no path is answered with a redirect.
+func TestTrackingRoutes(t *testing.T) {
+	config := writeTree(t, goodConfig())
+	tr, err := newTracker(config, "http://127.0.0.1:8080", "", t.TempDir(), false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{dir: config, log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr}
+	for _, tc := range []struct {
+		method, path string
+		wantCode     int
+		wantBody     string
+		wantAllow    string
+	}{
+		{"GET", "/installed", 405, "/installed takes POST (the installer's report as JSON), not GET", "POST"},
+		{"POST", "/installed", 400, "report body", ""},
+		{"POST", "/first-boot/abc", 405, "first-boot scripts are fetched with GET, not POST", "GET, HEAD"},
+		{"GET", "/first-boot/abc", 404, "no such first-boot script", ""},
+		{"HEAD", "/first-boot/abc", 404, "", ""},
+		{"GET", "/first-boot", 404, `"/first-boot": no such path`, ""},
+		{"GET", "/first-boot/../health", 404, "no such path", ""},
+	} {
+		rec := send(s, tc.method, tc.path, strings.NewReader(""))
+		what := tc.method + " " + tc.path
+		if rec.Code != tc.wantCode || !strings.Contains(rec.Body.String(), tc.wantBody) {
+			t.Errorf("%s = %d %q; want %d containing %q", what, rec.Code, rec.Body, tc.wantCode, tc.wantBody)
+		}
+		if got := rec.Header().Get("Allow"); got != tc.wantAllow {
+			t.Errorf("%s: Allow = %q; want %q", what, got, tc.wantAllow)
+		}
+		if loc := rec.Header().Get("Location"); loc != "" {
+			t.Errorf("%s: Location = %q; want no redirect", what, loc)
 		}
 	}
 }
