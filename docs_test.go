@@ -1,3 +1,5 @@
+// Tests that hold the README and the netboot guide to what they show.
+
 package main
 
 // The netboot guide, docs/netboot-setup.md, is held to what it shows:

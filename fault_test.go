@@ -1,3 +1,5 @@
+// Fault tests: config files replaced, rewritten and removed while the server answers.
+
 package main
 
 import (

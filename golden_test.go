@@ -1,3 +1,5 @@
+// Golden tests: each testdata/<case>/ config and request, and the exact response.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// HTTP: routes, status codes, the token and allow list, the one log line per request.
+
 package main
 
 import (

@@ -1,20 +1,18 @@
+// Tests of the HTTP server: routes, errors, the log, tokens and the allow list.
+
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -116,58 +114,6 @@ func requestLine(t *testing.T, what string, log *bytes.Buffer) string {
 		t.Fatalf("%s logged %d request lines; want 1:\n%s", what, len(lines), log)
 	}
 	return lines[0]
-}
-
-func TestNormalizeMAC(t *testing.T) {
-	tests := []struct {
-		in     string
-		want   string
-		wantOK bool
-	}{
-		{"aa:bb:cc:dd:ee:ff", "aabbccddeeff", true},
-		{"AA-BB-CC-DD-EE-FF", "aabbccddeeff", true},
-		{"aabb.ccdd.eeff", "aabbccddeeff", true},
-		{"AABBCCDDEEFF", "aabbccddeeff", true},
-		{"Aa:bB:cC:Dd:eE:Ff", "aabbccddeeff", true},
-		{"00:11:22:33:44:55", "001122334455", true},
-		{"", "", false},
-		{"aa:bb:cc:dd:ee", "", false},
-		{"aa:bb:cc:dd:ee:ff:00", "", false},
-		{"aabbccddeef", "", false},
-		{"aabbccddeeff0", "", false},
-		{"aa:bb:cc:dd:ee:f", "", false},
-		{"aa:bb:cc:dd:ee:fff", "", false},
-		{" aa:bb:cc:dd:ee:ff", "", false},
-		{"aa:bb:cc:dd:ee:ff\n", "", false},
-		{"aa:bb-cc:dd:ee:ff", "", false},
-		{"aa-bb:cc-dd:ee-ff", "", false},
-		{"aa:bb:cc:dd:ee-ff", "", false},
-		{"aabb.ccdd:eeff", "", false},
-		{"aabb-ccdd-eeff", "", false},
-		{"aa.bbccdd.eeff", "", false},
-		{"aa:bbc:cd:de:eff", "", false},
-		{"aa.bb.cc.dd.ee.ff", "", false},
-		{"aa/bb/cc/dd/ee/ff", "", false},
-		{"gg:bb:cc:dd:ee:ff", "", false},
-		{"aa:bb:cc:dd:ee:fg", "", false},
-		{"0xbbccddeeff", "", false},
-		{"aabbccddeef ", "", false},
-		{"../../etc/passwd", "", false},
-		{"../../etc/pa", "", false},
-		{"..:..:..:..:..:..", "", false},
-		{"aa:bb:cc:dd:ee:..", "", false},
-		{"../../../../../../etc/passwd", "", false},
-		{"aabb/ccdd/eeff", "", false},
-		{"aabbccddee\x00f", "", false},
-		{"aabbccddeeé", "", false},
-		{"ａabbccddeef", "", false},
-	}
-	for _, tc := range tests {
-		got, ok := normalizeMAC(tc.in)
-		if got != tc.want || ok != tc.wantOK {
-			t.Errorf("normalizeMAC(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.wantOK)
-		}
-	}
 }
 
 func TestAnswerMatchesEveryMACSpelling(t *testing.T) {
@@ -868,197 +814,6 @@ func TestPanicIsA500(t *testing.T) {
 	if !strings.Contains(log.String(), "panicReader: boom") || !strings.Contains(log.String(), "stack=") {
 		t.Errorf("POST /answer with a body that panics logged:\n%s\nwant the panic and its stack", log)
 	}
-}
-
-func TestParseServe(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		args    []string
-		want    serveConfig
-		wantErr string // substring; "" for none
-	}{
-		{name: "defaults", want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text"}},
-		{name: "env_config_dir", env: map[string]string{"CONFIG_DIR": "/etc/pxe-pilot"},
-			want: serveConfig{dir: "/etc/pxe-pilot", addr: ":8080", logFormat: "text"}},
-		{name: "flag_config_dir_wins_over_env", env: map[string]string{"CONFIG_DIR": "/etc/pxe-pilot"}, args: []string{"--config-dir", "/srv/cfg"},
-			want: serveConfig{dir: "/srv/cfg", addr: ":8080", logFormat: "text"}},
-		{name: "env_port", env: map[string]string{"PORT": "9000"},
-			want: serveConfig{dir: "./config", addr: ":9000", logFormat: "text"}},
-		{name: "env_listen", env: map[string]string{"LISTEN": "10.0.0.2:8081"},
-			want: serveConfig{dir: "./config", addr: "10.0.0.2:8081", logFormat: "text"}},
-		{name: "flag_port", args: []string{"--port", "9001"},
-			want: serveConfig{dir: "./config", addr: ":9001", logFormat: "text"}},
-		{name: "flag_listen", args: []string{"-listen=127.0.0.1:9002"},
-			want: serveConfig{dir: "./config", addr: "127.0.0.1:9002", logFormat: "text"}},
-		{name: "flag_port_wins_over_env_port", env: map[string]string{"PORT": "9000"}, args: []string{"--port", "9001"},
-			want: serveConfig{dir: "./config", addr: ":9001", logFormat: "text"}},
-		{name: "flag_port_wins_over_env_listen", env: map[string]string{"LISTEN": "10.0.0.2:8081"}, args: []string{"--port", "9001"},
-			want: serveConfig{dir: "./config", addr: ":9001", logFormat: "text"}},
-		{name: "flag_listen_wins_over_env_port", env: map[string]string{"PORT": "9000"}, args: []string{"--listen", "127.0.0.1:9002"},
-			want: serveConfig{dir: "./config", addr: "127.0.0.1:9002", logFormat: "text"}},
-		{name: "flag_listen_wins_over_env_listen_and_port", env: map[string]string{"LISTEN": "10.0.0.2:8081", "PORT": "9000"}, args: []string{"--listen", ":9003"},
-			want: serveConfig{dir: "./config", addr: ":9003", logFormat: "text"}},
-		{name: "env_log_format", env: map[string]string{"PXE_PILOT_LOG_FORMAT": "json"},
-			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "json"}},
-		{name: "flag_log_format_wins_over_env", env: map[string]string{"PXE_PILOT_LOG_FORMAT": "json"}, args: []string{"--log-format", "text"},
-			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text"}},
-		{name: "port_zero", args: []string{"--port", "0"},
-			want: serveConfig{dir: "./config", addr: ":0", logFormat: "text"}},
-		{name: "tls_listens_on_8443", args: []string{"--tls-cert", "c.pem", "--tls-key", "k.pem"},
-			want: serveConfig{dir: "./config", addr: ":8443", logFormat: "text", tlsCert: "c.pem", tlsKey: "k.pem"}},
-		{name: "tls_from_env", env: map[string]string{"PXE_PILOT_TLS_CERT": "c.pem", "PXE_PILOT_TLS_KEY": "k.pem"},
-			want: serveConfig{dir: "./config", addr: ":8443", logFormat: "text", tlsCert: "c.pem", tlsKey: "k.pem"}},
-		{name: "tls_with_a_port", args: []string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--port", "443"},
-			want: serveConfig{dir: "./config", addr: ":443", logFormat: "text", tlsCert: "c.pem", tlsKey: "k.pem"}},
-		{name: "tls_cert_without_key_is_error", args: []string{"--tls-cert", "c.pem"}, wantErr: "--tls-cert and --tls-key go together"},
-		{name: "tls_key_from_env_without_cert_is_error", env: map[string]string{"PXE_PILOT_TLS_KEY": "k.pem"}, wantErr: "--tls-cert and --tls-key go together"},
-		{name: "token_file", args: []string{"--token-file", "/run/credentials/tokens"},
-			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", tokenFile: "/run/credentials/tokens"}},
-		{name: "token_file_from_env", env: map[string]string{"PXE_PILOT_TOKEN_FILE": "/etc/pxe-pilot/tokens"},
-			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", tokenFile: "/etc/pxe-pilot/tokens"}},
-		{name: "allow_cidrs_and_addresses", args: []string{"--allow", "10.0.0.0/24, 192.168.1.7,fd00::/8,10.1.2.3/16"},
-			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", allow: []netip.Prefix{
-				netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("192.168.1.7/32"),
-				netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("10.1.0.0/16")}}},
-		{name: "allow_from_env", env: map[string]string{"PXE_PILOT_ALLOW": "10.0.0.0/24"},
-			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}}},
-		{name: "allow_garbage_is_error", args: []string{"--allow", "10.0.0.0/24,lan"}, wantErr: `--allow "lan": want a CIDR`},
-		{name: "allow_bad_prefix_is_error", args: []string{"--allow", "10.0.0.0/33"}, wantErr: `--allow "10.0.0.0/33"`},
-		{name: "max_inflight", args: []string{"--max-inflight", "64"},
-			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", maxInflight: 64}},
-		{name: "max_inflight_from_env", env: map[string]string{"PXE_PILOT_MAX_INFLIGHT": "5000"},
-			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", maxInflight: 5000}},
-		{name: "max_inflight_zero_is_error", args: []string{"--max-inflight", "0"}, wantErr: `--max-inflight "0": want a number of requests, 1 or more`},
-		{name: "max_inflight_word_is_error", env: map[string]string{"PXE_PILOT_MAX_INFLIGHT": "lots"}, wantErr: `--max-inflight "lots"`},
-		{name: "tracking", args: []string{"--public-url", "https://10.0.0.2:8443", "--state-dir", "/var/lib/pxe-pilot", "--once"},
-			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", publicURL: "https://10.0.0.2:8443", stateDir: "/var/lib/pxe-pilot", once: true}},
-		{name: "tracking_from_env", env: map[string]string{"PXE_PILOT_PUBLIC_URL": "http://pxe:8080", "PXE_PILOT_STATE_DIR": "/var/lib/pxe-pilot", "PXE_PILOT_ONCE": "yes"},
-			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", publicURL: "http://pxe:8080", stateDir: "/var/lib/pxe-pilot", once: true}},
-		{name: "once_without_state_dir_is_error", args: []string{"--once"}, wantErr: "--once needs --state-dir"},
-		{name: "once_from_env_without_state_dir_is_error", env: map[string]string{"PXE_PILOT_ONCE": "1"}, wantErr: "--once needs --state-dir"},
-		{name: "public_url_not_http_is_error", args: []string{"--public-url", "10.0.0.2:8443"}, wantErr: `--public-url "10.0.0.2:8443"`},
-		{name: "env_public_url_garbage_is_error", env: map[string]string{"PXE_PILOT_PUBLIC_URL": "pxe-pilot"}, wantErr: `--public-url "pxe-pilot"`},
-		{name: "public_url_with_query_is_error", args: []string{"--public-url", "http://10.0.0.2:8080/?x=1"}, wantErr: "with no query"},
-		{name: "flag_listen_and_port_is_error", args: []string{"--listen", ":8080", "--port", "8080"}, wantErr: "--listen and --port"},
-		{name: "env_listen_and_port_is_error", env: map[string]string{"LISTEN": ":8080", "PORT": "8080"}, wantErr: "LISTEN and PORT"},
-		{name: "flag_port_not_a_number_is_error", args: []string{"--port", "http"}, wantErr: `--port "http"`},
-		{name: "flag_port_too_big_is_error", args: []string{"--port", "65536"}, wantErr: `--port "65536"`},
-		{name: "flag_port_negative_is_error", args: []string{"--port", "-1"}, wantErr: `--port "-1"`},
-		{name: "flag_port_empty_is_error", args: []string{"--port="}, wantErr: `--port ""`},
-		{name: "env_port_not_a_number_is_error", env: map[string]string{"PORT": "eighty"}, wantErr: `PORT "eighty"`},
-		{name: "flag_listen_without_port_is_error", args: []string{"--listen", "10.0.0.2"}, wantErr: `"10.0.0.2": want HOST:PORT`},
-		{name: "env_listen_without_port_is_error", env: map[string]string{"LISTEN": "8080"}, wantErr: `"8080": want HOST:PORT`},
-		{name: "bad_log_format_is_error", args: []string{"--log-format", "yaml"}, wantErr: `"yaml": want text or json`},
-		{name: "bad_env_log_format_is_error", env: map[string]string{"PXE_PILOT_LOG_FORMAT": "logfmt"}, wantErr: `"logfmt": want text or json`},
-		{name: "argument_is_error", args: []string{"/etc/pxe-pilot"}, wantErr: "serve takes no arguments"},
-		{name: "unknown_flag_is_error", args: []string{"--config", "x"}, wantErr: "flag provided but not defined"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
-				"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE"} {
-				t.Setenv(k, tc.env[k])
-			}
-			got, err := parseServe(tc.args, io.Discard)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("parseServe(%q) with env %v = %+v, %v; want an error containing %q", tc.args, tc.env, got, err, tc.wantErr)
-				}
-				return
-			}
-			want := tc.want
-			if want.maxInflight == 0 {
-				want.maxInflight = defaultMaxInflight
-			}
-			if err != nil || !reflect.DeepEqual(got, want) {
-				t.Errorf("parseServe(%q) with env %v = %+v, %v; want %+v", tc.args, tc.env, got, err, want)
-			}
-		})
-	}
-}
-
-func TestRun(t *testing.T) {
-	tests := []struct {
-		name       string
-		args       []string
-		wantErr    string // substring; "" for none
-		wantStdout string // prefix
-		wantStderr string // substring
-	}{
-		{name: "version", args: []string{"version"}, wantStdout: "pxe-pilot "},
-		{name: "dash_dash_version", args: []string{"--version"}, wantStdout: "pxe-pilot "},
-		{name: "help", args: []string{"help"}, wantStdout: "pxe-pilot answers"},
-		{name: "no_command", args: nil, wantErr: "no command given", wantStderr: "Usage:"},
-		{name: "unknown_command", args: []string{"frobnicate"}, wantErr: `unknown command "frobnicate"`, wantStderr: "Usage:"},
-		{name: "serve_with_bad_flag", args: []string{"serve", "--port", "x"}, wantErr: `--port "x"`},
-		{name: "serve_help", args: []string{"serve", "-h"}, wantErr: flag.ErrHelp.Error(), wantStderr: "Usage:"},
-		{name: "serve_with_missing_config_dir", args: []string{"serve", "--config-dir", "/nonexistent/pxe-pilot", "--port", "0"},
-			wantErr: `config dir "/nonexistent/pxe-pilot" is missing`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT"} {
-				t.Setenv(k, "")
-			}
-			var stdout, stderr bytes.Buffer
-			err := run(tc.args, &stdout, &stderr)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("run(%q) = %v; want nil", tc.args, err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("run(%q) = %v; want an error containing %q", tc.args, err, tc.wantErr)
-			}
-			if !strings.HasPrefix(stdout.String(), tc.wantStdout) {
-				t.Errorf("run(%q) printed %q; want it to start with %q", tc.args, stdout.String(), tc.wantStdout)
-			}
-			if !strings.Contains(stderr.String(), tc.wantStderr) {
-				t.Errorf("run(%q) wrote %q to stderr; want %q in it", tc.args, stderr.String(), tc.wantStderr)
-			}
-		})
-	}
-	var stdout bytes.Buffer
-	if err := run([]string{"version"}, &stdout, io.Discard); err != nil || strings.Count(stdout.String(), "\n") != 1 || !strings.HasSuffix(stdout.String(), "\n") {
-		t.Errorf("run(version) = %v, printed %q; want one line", err, stdout.String())
-	}
-	if err := run(nil, io.Discard, io.Discard); errors.Is(err, flag.ErrHelp) {
-		t.Errorf("run(nil) = %v; want an error main reports, not flag.ErrHelp", err)
-	}
-}
-
-func FuzzNormalizeMAC(f *testing.F) {
-	for _, seed := range []string{
-		"aa:bb:cc:dd:ee:ff", "AA-BB-CC-DD-EE-FF", "aabb.ccdd.eeff", "AABBCCDDEEFF",
-		"aa:bb-cc:dd:ee:ff", "../../etc/passwd", "", "gg:bb:cc:dd:ee:ff", "aabb.ccdd.eef\xff",
-	} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		mac, ok := normalizeMAC(s)
-		if !ok {
-			if mac != "" {
-				t.Errorf("normalizeMAC(%q) = %q, false; want \"\" with false", s, mac)
-			}
-			return
-		}
-		if !hex12.MatchString(mac) {
-			t.Fatalf("normalizeMAC(%q) = %q; want 12 lowercase hex digits", s, mac)
-		}
-		dashed := strings.TrimSuffix(hostFileName(mac), ".toml")
-		for _, spelling := range []string{
-			mac,
-			strings.ToUpper(mac),
-			dashed,
-			strings.ToUpper(dashed),
-			strings.ReplaceAll(dashed, "-", ":"),
-			colonMACs([]string{mac})[0],
-			mac[0:4] + "." + mac[4:8] + "." + mac[8:12],
-		} {
-			if got, ok := normalizeMAC(spelling); !ok || got != mac {
-				t.Errorf("normalizeMAC(%q) = %q, %v; want %q, true (from %q)", spelling, got, ok, mac, s)
-			}
-		}
-	})
 }
 
 // sendFrom serves one request from a source address, with headers.

@@ -1,3 +1,5 @@
+// End-to-end tests of tracking with a fake installer: answer, script, report, --once, rearm.
+
 package main
 
 import (

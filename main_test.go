@@ -1,379 +1,20 @@
+// Tests of the command line: render, version, flags.
+
 package main
 
 import (
 	"bytes"
 	"errors"
+	"flag"
+	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
-
-func TestValidateCommand(t *testing.T) {
-	good := mustRead(t, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")
-	defaults := mustRead(t, "examples/config/defaults.toml")
-	tests := []struct {
-		name    string
-		files   map[string]string
-		args    []string
-		wantErr bool
-		want    []string // lines, in order, that the output must have
-	}{
-		{
-			name:  "example_config_is_clean_but_warns_about_8_2",
-			files: map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
-			want: []string{
-				"warning: defaults.toml: global.root-password-hashed: needs an ISO of release 8.3 or later",
-				"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 1 warnings",
-			},
-		},
-		{
-			name: "misnamed_host_files_get_the_name_they_need",
-			files: map[string]string{
-				"defaults.toml":                string(defaults),
-				"hosts/AA:BB:CC:DD:EE:FF.toml": string(good),
-				"hosts/aabbccddeeff.toml":      string(good),
-				"hosts/pve-node-01.toml":       string(good),
-				"hosts/README.md":              "not a host file",
-			},
-			wantErr: true,
-			want: []string{
-				"hosts/AA:BB:CC:DD:EE:FF.toml: never matches: name it hosts/aa-bb-cc-dd-ee-ff.toml",
-				"hosts/aabbccddeeff.toml: never matches: name it hosts/aa-bb-cc-dd-ee-ff.toml",
-				"hosts/pve-node-01.toml: never matches: a host file is named by a MAC",
-				"0 host files checked",
-			},
-		},
-		{
-			name: "first_boot_script_checked_and_warned_that_it_needs_public_url",
-			files: map[string]string{
-				"defaults.toml":                "first-boot-script = \"scripts/setup.sh\"\n" + string(defaults),
-				"scripts/setup.sh":             "#!/bin/sh\necho {{.Hostname}}\n",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-			},
-			want: []string{
-				"warning: defaults.toml: first-boot-script: needs an ISO of release 8.3 or later",
-				"warning: defaults.toml: first-boot-script: needs pxe-pilot serve --public-url",
-				"0 errors",
-			},
-		},
-		{
-			name: "first_boot_script_with_a_bad_placeholder_is_error",
-			files: map[string]string{
-				"defaults.toml":                "first-boot-script = \"scripts/setup.sh\"\n" + string(defaults),
-				"scripts/setup.sh":             "#!/bin/sh\necho {{.Hostnme}}\n",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-			},
-			wantErr: true,
-			want:    []string{`hosts/aa-bb-cc-dd-ee-ff.toml: first-boot-script (set in defaults.toml): "scripts/setup.sh": {{.Hostnme}}: no such placeholder (did you mean {{.Hostname}}?)`},
-		},
-		{
-			name:    "toml_error_names_line_and_column",
-			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": "hostname = \"x\"\n[disk\n"},
-			wantErr: true,
-			want:    []string{"hosts/aa-bb-cc-dd-ee-ff.toml:2:6: "},
-		},
-		{
-			name:    "every_problem_on_a_line_of_its_own",
-			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good) + "zfs.raid = \"raid5\"\n[global]\nkeyboard = \"us\"\n"},
-			wantErr: true,
-			want: []string{
-				"hosts/aa-bb-cc-dd-ee-ff.toml: global.keyboard: \"us\" is not one of",
-				"hosts/aa-bb-cc-dd-ee-ff.toml: disk-setup.zfs.raid: \"raid5\" is not one of",
-				"2 errors",
-			},
-		},
-		{
-			name:    "release_8_2_makes_the_hash_an_error",
-			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
-			args:    []string{"--release", "8.2"},
-			wantErr: true,
-			want:    []string{"hosts/aa-bb-cc-dd-ee-ff.toml: global.root-password-hashed (set in defaults.toml): the 8.2 installer does not know this key"},
-		},
-		{
-			name:    "broken_defaults_is_said_once",
-			files:   map[string]string{"defaults.toml": string(defaults) + "[global\n", "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
-			wantErr: true,
-			want:    []string{"defaults.toml:", "pxe-pilot: 1 host files checked for ISO release 9.2: 1 errors, 0 warnings"},
-		},
-		{
-			name:  "no_host_files_is_a_warning",
-			files: map[string]string{"defaults.toml": string(defaults)},
-			want:  []string{"warning: hosts/: missing"},
-		},
-		{
-			name: "profiles_of_defaults_and_host_nested_and_shared_are_clean",
-			files: map[string]string{
-				"defaults.toml":                "profiles = [\"site\"]\n" + string(defaults),
-				"profiles/site.toml":           "[global]\ntimezone = \"Europe/Vienna\"\n",
-				"profiles/rack-a.toml":         "profiles = [\"site\", \"zfs-mirror\"]\n[network]\ngateway = \"10.0.0.254\"\n",
-				"profiles/zfs-mirror.toml":     "[disk]\ntarget = [\"sda\", \"sdb\"]\nzfs.raid = \"raid1\"\n",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": "profiles = [\"rack-a\"]\nhostname = \"pve-node-01\"\n[network]\naddress = \"10.0.0.10/24\"\n",
-			},
-			want: []string{"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 1 warnings"},
-		},
-		{
-			name: "missing_profile_names_the_file_that_lists_it_and_the_chain",
-			files: map[string]string{
-				"defaults.toml":                string(defaults),
-				"profiles/rack-a.toml":         "profiles = [\"zfs-mirorr\"]\n",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": "profiles = [\"rack-a\"]\n" + string(good),
-			},
-			wantErr: true,
-			want: []string{
-				`profiles/rack-a.toml: profiles: "zfs-mirorr": profiles/zfs-mirorr.toml does not exist (hosts/aa-bb-cc-dd-ee-ff.toml -> profiles/rack-a.toml -> profiles/zfs-mirorr.toml)`,
-				"1 errors",
-			},
-		},
-		{
-			name: "missing_profile_of_defaults_is_said_once",
-			files: map[string]string{
-				"defaults.toml":                "profiles = [\"site\"]\n" + string(defaults),
-				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
-			},
-			wantErr: true,
-			want: []string{
-				`defaults.toml: profiles: "site": profiles/site.toml does not exist (defaults.toml -> profiles/site.toml)`,
-				"pxe-pilot: 2 host files checked for ISO release 9.2: 1 errors, 0 warnings",
-			},
-		},
-		{
-			name: "profile_listed_by_a_host_that_fails_to_stack_is_not_called_unused",
-			files: map[string]string{
-				"defaults.toml":                string(defaults),
-				"profiles/rack-a.toml":         "profiles = [\"zfs-mirorr\"]\n",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": "profiles = [\"rack-a\"]\n" + string(good),
-			},
-			wantErr: true,
-			want:    []string{"pxe-pilot: 1 host files checked for ISO release 9.2: 1 errors, 0 warnings"},
-		},
-		{
-			name: "profile_cycle_names_the_whole_cycle",
-			files: map[string]string{
-				"defaults.toml":                string(defaults),
-				"profiles/a.toml":              "profiles = [\"b\"]\n",
-				"profiles/b.toml":              "profiles = [\"a\"]\n",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": "profiles = [\"a\"]\n" + string(good),
-			},
-			wantErr: true,
-			want: []string{
-				`profiles/b.toml: profiles: "a" makes a cycle: hosts/aa-bb-cc-dd-ee-ff.toml -> profiles/a.toml -> profiles/b.toml -> profiles/a.toml`,
-				"1 errors",
-			},
-		},
-		{
-			name: "profile_listing_itself_is_a_cycle",
-			files: map[string]string{
-				"defaults.toml":                string(defaults),
-				"profiles/a.toml":              "profiles = [\"a\"]\n",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": "profiles = [\"a\"]\n" + string(good),
-			},
-			wantErr: true,
-			want:    []string{`profiles/a.toml: profiles: "a" makes a cycle: hosts/aa-bb-cc-dd-ee-ff.toml -> profiles/a.toml -> profiles/a.toml`},
-		},
-		{
-			name: "profile_name_with_a_slash_is_no_profile_name",
-			files: map[string]string{
-				"defaults.toml":                string(defaults),
-				"hosts/aa-bb-cc-dd-ee-ff.toml": "profiles = [\"../hosts/aa-bb-cc-dd-ee-01\"]\n" + string(good),
-				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
-			},
-			wantErr: true,
-			want: []string{
-				`hosts/aa-bb-cc-dd-ee-ff.toml: profiles: "../hosts/aa-bb-cc-dd-ee-01" is not a profile name`,
-				"pxe-pilot: 2 host files checked for ISO release 9.2: 1 errors, 1 warnings",
-			},
-		},
-		{
-			name: "profile_name_with_toml_gets_the_name_without",
-			files: map[string]string{
-				"defaults.toml":                "profiles = [\"site.toml\"]\n" + string(defaults),
-				"profiles/site.toml":           "",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-			},
-			wantErr: true,
-			want:    []string{`defaults.toml: profiles: "site.toml" is not a profile name: name the profile without .toml: "site" (defaults.toml)`},
-		},
-		{
-			name: "profile_file_that_no_name_can_list_is_an_error",
-			files: map[string]string{
-				"defaults.toml":                string(defaults),
-				"profiles/-rack.toml":          "",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-			},
-			wantErr: true,
-			want:    []string{"profiles/-rack.toml: cannot be listed"},
-		},
-		{
-			name: "unused_profile_is_a_warning",
-			files: map[string]string{
-				"defaults.toml":                string(defaults),
-				"profiles/old-rack.toml":       "[network]\ngateway = \"10.9.0.1\"\n",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-			},
-			want: []string{
-				"warning: profiles/old-rack.toml: no host uses it: no layer lists it in profiles",
-				"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 2 warnings",
-			},
-		},
-		{
-			name: "broken_unused_profile_is_an_error_with_line_and_column",
-			files: map[string]string{
-				"defaults.toml":                string(defaults),
-				"profiles/old-rack.toml":       "[network]\ngateway = \"10.9.0.1\"\n[disk\n",
-				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-			},
-			wantErr: true,
-			want: []string{
-				"profiles/old-rack.toml:3:6: ",
-				"pxe-pilot: 1 host files checked for ISO release 9.2: 1 errors, 1 warnings",
-			},
-		},
-		{
-			name: "serial_host_file_gets_a_note",
-			files: map[string]string{
-				"defaults.toml":         string(defaults),
-				"hosts/serial-S42.toml": "hostname = \"pve-s42\"\n[disk]\ntarget = \"sda\"\n",
-			},
-			want: []string{
-				"note: hosts/serial-S42.toml: answers the machine whose dmi.system.serial is S42 (unless one of its MACs has a host file)",
-				"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 1 warnings",
-			},
-		},
-		{
-			name: "placeholder_serial_file_never_matches",
-			files: map[string]string{
-				"defaults.toml": string(defaults),
-				"hosts/serial-To be filled by O.E.M..toml": string(good),
-				"hosts/serial-Default string.toml":         string(good),
-			},
-			wantErr: true,
-			want: []string{
-				`hosts/serial-Default string.toml: never matches: dmi.system.serial "Default string" is a firmware placeholder; a machine is matched by a serial only where it names one`,
-				`hosts/serial-To be filled by O.E.M..toml: never matches: dmi.system.serial "To be filled by O.E.M." is a firmware placeholder`,
-				"0 host files checked",
-			},
-		},
-		{
-			name: "serial_file_with_a_space_never_matches",
-			files: map[string]string{
-				"defaults.toml":          string(defaults),
-				"hosts/serial-S 42.toml": string(good),
-			},
-			wantErr: true,
-			want:    []string{`hosts/serial-S 42.toml: never matches: dmi.system.serial "S 42" has characters that cannot name a file`},
-		},
-		{
-			name: "uppercase_uuid_file_never_matches_and_gets_its_lowercase_name",
-			files: map[string]string{
-				"defaults.toml": string(defaults),
-				"hosts/uuid-4C4C4544-0042-3510-8057-B4C04F4E3532.toml": "hostname = \"pve-u\"\n[disk]\ntarget = \"sda\"\n",
-			},
-			wantErr: true,
-			want: []string{
-				"hosts/uuid-4C4C4544-0042-3510-8057-B4C04F4E3532.toml: never matches: name it hosts/uuid-4c4c4544-0042-3510-8057-b4c04f4e3532.toml (UUIDs are matched in lowercase)",
-				"0 host files checked",
-			},
-		},
-		{
-			name: "placeholder_uuid_file_never_matches",
-			files: map[string]string{
-				"defaults.toml": string(defaults),
-				"hosts/uuid-03000200-0400-0500-0006-000700080009.toml": "hostname = \"pve-u\"\n[disk]\ntarget = \"sda\"\n",
-			},
-			wantErr: true,
-			want: []string{
-				"hosts/uuid-03000200-0400-0500-0006-000700080009.toml: never matches: dmi.system.uuid 03000200-0400-0500-0006-000700080009 is a firmware placeholder; a machine is matched by a UUID only where it names one",
-			},
-		},
-		{
-			name: "uuid_file_without_hyphens_never_matches",
-			files: map[string]string{
-				"defaults.toml": string(defaults),
-				"hosts/uuid-4c4c4544004235108057b4c04f4e3532.toml": "hostname = \"pve-u\"\n[disk]\ntarget = \"sda\"\n",
-			},
-			wantErr: true,
-			want:    []string{"hosts/uuid-4c4c4544004235108057b4c04f4e3532.toml: never matches: dmi.system.uuid \"4c4c4544004235108057b4c04f4e3532\" is not of the form 8-4-4-4-12 hex digits"},
-		},
-		{
-			name: "lowercase_uuid_host_file_gets_a_note",
-			files: map[string]string{
-				"defaults.toml": string(defaults),
-				"hosts/uuid-4c4c4544-0042-3510-8057-b4c04f4e3532.toml": "hostname = \"pve-u\"\n[disk]\ntarget = \"sda\"\n",
-			},
-			want: []string{
-				"note: hosts/uuid-4c4c4544-0042-3510-8057-b4c04f4e3532.toml: answers the machine whose dmi.system.uuid is 4c4c4544-0042-3510-8057-b4c04f4e3532 (unless one of its MACs has a host file)",
-				"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 1 warnings",
-			},
-		},
-		{
-			name: "unknown_placeholder_in_defaults_names_key_and_file",
-			files: map[string]string{
-				"defaults.toml":                strings.Replace(string(defaults), `mailto = "ops@example.com"`, `mailto = "ops+{{.Serail}}@example.com"`, 1),
-				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-			},
-			wantErr: true,
-			want: []string{
-				"hosts/aa-bb-cc-dd-ee-ff.toml: global.mailto (set in defaults.toml): {{.Serail}}: no such placeholder (did you mean {{.Serial}}?)",
-				"1 errors",
-			},
-		},
-		{
-			name: "known_placeholders_validate_with_sample_facts",
-			files: map[string]string{
-				"defaults.toml":         strings.Replace(string(defaults), `mailto = "ops@example.com"`, `mailto = "ops+{{.Serial}}-{{.MACHex}}@example.com"`, 1),
-				"hosts/serial-S42.toml": "hostname = \"pve-{{.Serial}}\"\n[disk]\ntarget = \"sda\"\n",
-			},
-			want: []string{"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 1 warnings"},
-		},
-		{
-			name: "serial_host_with_static_address_and_no_filter_is_an_error",
-			files: map[string]string{
-				"defaults.toml":         string(defaults),
-				"hosts/serial-S42.toml": string(good),
-			},
-			wantErr: true,
-			want: []string{
-				"note: hosts/serial-S42.toml: answers the machine whose dmi.system.serial is S42",
-				"hosts/serial-S42.toml: network.filter: missing; hosts/serial-S42.toml is not named by a MAC, so the static network.address needs a filter",
-				"1 errors",
-			},
-		},
-		{
-			name: "serial_host_with_static_address_and_a_filter_is_clean",
-			files: map[string]string{
-				"defaults.toml":         string(defaults),
-				"hosts/serial-S42.toml": strings.Replace(string(good), "[network]\n", "[network]\nfilter.ID_NET_NAME = \"eno1\"\n", 1),
-			},
-			want: []string{"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 1 warnings"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := writeTree(t, tt.files)
-			var out bytes.Buffer
-			err := run(append([]string{"validate", "--config-dir", dir}, tt.args...), &out, &out)
-			if tt.wantErr != errors.Is(err, errValidate) {
-				t.Errorf("validate = %v; want error %v\n%s", err, tt.wantErr, out.String())
-			}
-			rest := out.String()
-			for _, w := range tt.want {
-				i := strings.Index(rest, w)
-				if i < 0 {
-					t.Fatalf("validate output lacks %q (in order):\n%s", w, out.String())
-				}
-				rest = rest[i+len(w):]
-			}
-			for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-				if strings.Contains(line, "warning") && !strings.HasPrefix(line, "warning: ") && !strings.HasPrefix(line, "pxe-pilot: ") {
-					t.Errorf("an error line says warning: %q", line)
-				}
-			}
-		})
-	}
-}
 
 // render prints exactly what the server answers, for every golden case.
 func TestRenderMatchesServer(t *testing.T) {
@@ -519,5 +160,161 @@ func TestVersionSetAtLinkTime(t *testing.T) {
 	var out bytes.Buffer
 	if err := run([]string{"version"}, &out, &out); err != nil || out.String() != "pxe-pilot v1.2.3\n" {
 		t.Errorf("version = %q, %v; want %q", out.String(), err, "pxe-pilot v1.2.3\n")
+	}
+}
+
+func TestParseServe(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    serveConfig
+		wantErr string // substring; "" for none
+	}{
+		{name: "defaults", want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text"}},
+		{name: "env_config_dir", env: map[string]string{"CONFIG_DIR": "/etc/pxe-pilot"},
+			want: serveConfig{dir: "/etc/pxe-pilot", addr: ":8080", logFormat: "text"}},
+		{name: "flag_config_dir_wins_over_env", env: map[string]string{"CONFIG_DIR": "/etc/pxe-pilot"}, args: []string{"--config-dir", "/srv/cfg"},
+			want: serveConfig{dir: "/srv/cfg", addr: ":8080", logFormat: "text"}},
+		{name: "env_port", env: map[string]string{"PORT": "9000"},
+			want: serveConfig{dir: "./config", addr: ":9000", logFormat: "text"}},
+		{name: "env_listen", env: map[string]string{"LISTEN": "10.0.0.2:8081"},
+			want: serveConfig{dir: "./config", addr: "10.0.0.2:8081", logFormat: "text"}},
+		{name: "flag_port", args: []string{"--port", "9001"},
+			want: serveConfig{dir: "./config", addr: ":9001", logFormat: "text"}},
+		{name: "flag_listen", args: []string{"-listen=127.0.0.1:9002"},
+			want: serveConfig{dir: "./config", addr: "127.0.0.1:9002", logFormat: "text"}},
+		{name: "flag_port_wins_over_env_port", env: map[string]string{"PORT": "9000"}, args: []string{"--port", "9001"},
+			want: serveConfig{dir: "./config", addr: ":9001", logFormat: "text"}},
+		{name: "flag_port_wins_over_env_listen", env: map[string]string{"LISTEN": "10.0.0.2:8081"}, args: []string{"--port", "9001"},
+			want: serveConfig{dir: "./config", addr: ":9001", logFormat: "text"}},
+		{name: "flag_listen_wins_over_env_port", env: map[string]string{"PORT": "9000"}, args: []string{"--listen", "127.0.0.1:9002"},
+			want: serveConfig{dir: "./config", addr: "127.0.0.1:9002", logFormat: "text"}},
+		{name: "flag_listen_wins_over_env_listen_and_port", env: map[string]string{"LISTEN": "10.0.0.2:8081", "PORT": "9000"}, args: []string{"--listen", ":9003"},
+			want: serveConfig{dir: "./config", addr: ":9003", logFormat: "text"}},
+		{name: "env_log_format", env: map[string]string{"PXE_PILOT_LOG_FORMAT": "json"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "json"}},
+		{name: "flag_log_format_wins_over_env", env: map[string]string{"PXE_PILOT_LOG_FORMAT": "json"}, args: []string{"--log-format", "text"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text"}},
+		{name: "port_zero", args: []string{"--port", "0"},
+			want: serveConfig{dir: "./config", addr: ":0", logFormat: "text"}},
+		{name: "tls_listens_on_8443", args: []string{"--tls-cert", "c.pem", "--tls-key", "k.pem"},
+			want: serveConfig{dir: "./config", addr: ":8443", logFormat: "text", tlsCert: "c.pem", tlsKey: "k.pem"}},
+		{name: "tls_from_env", env: map[string]string{"PXE_PILOT_TLS_CERT": "c.pem", "PXE_PILOT_TLS_KEY": "k.pem"},
+			want: serveConfig{dir: "./config", addr: ":8443", logFormat: "text", tlsCert: "c.pem", tlsKey: "k.pem"}},
+		{name: "tls_with_a_port", args: []string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--port", "443"},
+			want: serveConfig{dir: "./config", addr: ":443", logFormat: "text", tlsCert: "c.pem", tlsKey: "k.pem"}},
+		{name: "tls_cert_without_key_is_error", args: []string{"--tls-cert", "c.pem"}, wantErr: "--tls-cert and --tls-key go together"},
+		{name: "tls_key_from_env_without_cert_is_error", env: map[string]string{"PXE_PILOT_TLS_KEY": "k.pem"}, wantErr: "--tls-cert and --tls-key go together"},
+		{name: "token_file", args: []string{"--token-file", "/run/credentials/tokens"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", tokenFile: "/run/credentials/tokens"}},
+		{name: "token_file_from_env", env: map[string]string{"PXE_PILOT_TOKEN_FILE": "/etc/pxe-pilot/tokens"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", tokenFile: "/etc/pxe-pilot/tokens"}},
+		{name: "allow_cidrs_and_addresses", args: []string{"--allow", "10.0.0.0/24, 192.168.1.7,fd00::/8,10.1.2.3/16"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", allow: []netip.Prefix{
+				netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("192.168.1.7/32"),
+				netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("10.1.0.0/16")}}},
+		{name: "allow_from_env", env: map[string]string{"PXE_PILOT_ALLOW": "10.0.0.0/24"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}}},
+		{name: "allow_garbage_is_error", args: []string{"--allow", "10.0.0.0/24,lan"}, wantErr: `--allow "lan": want a CIDR`},
+		{name: "allow_bad_prefix_is_error", args: []string{"--allow", "10.0.0.0/33"}, wantErr: `--allow "10.0.0.0/33"`},
+		{name: "max_inflight", args: []string{"--max-inflight", "64"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", maxInflight: 64}},
+		{name: "max_inflight_from_env", env: map[string]string{"PXE_PILOT_MAX_INFLIGHT": "5000"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", maxInflight: 5000}},
+		{name: "max_inflight_zero_is_error", args: []string{"--max-inflight", "0"}, wantErr: `--max-inflight "0": want a number of requests, 1 or more`},
+		{name: "max_inflight_word_is_error", env: map[string]string{"PXE_PILOT_MAX_INFLIGHT": "lots"}, wantErr: `--max-inflight "lots"`},
+		{name: "tracking", args: []string{"--public-url", "https://10.0.0.2:8443", "--state-dir", "/var/lib/pxe-pilot", "--once"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", publicURL: "https://10.0.0.2:8443", stateDir: "/var/lib/pxe-pilot", once: true}},
+		{name: "tracking_from_env", env: map[string]string{"PXE_PILOT_PUBLIC_URL": "http://pxe:8080", "PXE_PILOT_STATE_DIR": "/var/lib/pxe-pilot", "PXE_PILOT_ONCE": "yes"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", publicURL: "http://pxe:8080", stateDir: "/var/lib/pxe-pilot", once: true}},
+		{name: "once_without_state_dir_is_error", args: []string{"--once"}, wantErr: "--once needs --state-dir"},
+		{name: "once_from_env_without_state_dir_is_error", env: map[string]string{"PXE_PILOT_ONCE": "1"}, wantErr: "--once needs --state-dir"},
+		{name: "public_url_not_http_is_error", args: []string{"--public-url", "10.0.0.2:8443"}, wantErr: `--public-url "10.0.0.2:8443"`},
+		{name: "env_public_url_garbage_is_error", env: map[string]string{"PXE_PILOT_PUBLIC_URL": "pxe-pilot"}, wantErr: `--public-url "pxe-pilot"`},
+		{name: "public_url_with_query_is_error", args: []string{"--public-url", "http://10.0.0.2:8080/?x=1"}, wantErr: "with no query"},
+		{name: "flag_listen_and_port_is_error", args: []string{"--listen", ":8080", "--port", "8080"}, wantErr: "--listen and --port"},
+		{name: "env_listen_and_port_is_error", env: map[string]string{"LISTEN": ":8080", "PORT": "8080"}, wantErr: "LISTEN and PORT"},
+		{name: "flag_port_not_a_number_is_error", args: []string{"--port", "http"}, wantErr: `--port "http"`},
+		{name: "flag_port_too_big_is_error", args: []string{"--port", "65536"}, wantErr: `--port "65536"`},
+		{name: "flag_port_negative_is_error", args: []string{"--port", "-1"}, wantErr: `--port "-1"`},
+		{name: "flag_port_empty_is_error", args: []string{"--port="}, wantErr: `--port ""`},
+		{name: "env_port_not_a_number_is_error", env: map[string]string{"PORT": "eighty"}, wantErr: `PORT "eighty"`},
+		{name: "flag_listen_without_port_is_error", args: []string{"--listen", "10.0.0.2"}, wantErr: `"10.0.0.2": want HOST:PORT`},
+		{name: "env_listen_without_port_is_error", env: map[string]string{"LISTEN": "8080"}, wantErr: `"8080": want HOST:PORT`},
+		{name: "bad_log_format_is_error", args: []string{"--log-format", "yaml"}, wantErr: `"yaml": want text or json`},
+		{name: "bad_env_log_format_is_error", env: map[string]string{"PXE_PILOT_LOG_FORMAT": "logfmt"}, wantErr: `"logfmt": want text or json`},
+		{name: "argument_is_error", args: []string{"/etc/pxe-pilot"}, wantErr: "serve takes no arguments"},
+		{name: "unknown_flag_is_error", args: []string{"--config", "x"}, wantErr: "flag provided but not defined"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
+				"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE"} {
+				t.Setenv(k, tc.env[k])
+			}
+			got, err := parseServe(tc.args, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("parseServe(%q) with env %v = %+v, %v; want an error containing %q", tc.args, tc.env, got, err, tc.wantErr)
+				}
+				return
+			}
+			want := tc.want
+			if want.maxInflight == 0 {
+				want.maxInflight = defaultMaxInflight
+			}
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("parseServe(%q) with env %v = %+v, %v; want %+v", tc.args, tc.env, got, err, want)
+			}
+		})
+	}
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantErr    string // substring; "" for none
+		wantStdout string // prefix
+		wantStderr string // substring
+	}{
+		{name: "version", args: []string{"version"}, wantStdout: "pxe-pilot "},
+		{name: "dash_dash_version", args: []string{"--version"}, wantStdout: "pxe-pilot "},
+		{name: "help", args: []string{"help"}, wantStdout: "pxe-pilot answers"},
+		{name: "no_command", args: nil, wantErr: "no command given", wantStderr: "Usage:"},
+		{name: "unknown_command", args: []string{"frobnicate"}, wantErr: `unknown command "frobnicate"`, wantStderr: "Usage:"},
+		{name: "serve_with_bad_flag", args: []string{"serve", "--port", "x"}, wantErr: `--port "x"`},
+		{name: "serve_help", args: []string{"serve", "-h"}, wantErr: flag.ErrHelp.Error(), wantStderr: "Usage:"},
+		{name: "serve_with_missing_config_dir", args: []string{"serve", "--config-dir", "/nonexistent/pxe-pilot", "--port", "0"},
+			wantErr: `config dir "/nonexistent/pxe-pilot" is missing`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT"} {
+				t.Setenv(k, "")
+			}
+			var stdout, stderr bytes.Buffer
+			err := run(tc.args, &stdout, &stderr)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("run(%q) = %v; want nil", tc.args, err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("run(%q) = %v; want an error containing %q", tc.args, err, tc.wantErr)
+			}
+			if !strings.HasPrefix(stdout.String(), tc.wantStdout) {
+				t.Errorf("run(%q) printed %q; want it to start with %q", tc.args, stdout.String(), tc.wantStdout)
+			}
+			if !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("run(%q) wrote %q to stderr; want %q in it", tc.args, stderr.String(), tc.wantStderr)
+			}
+		})
+	}
+	var stdout bytes.Buffer
+	if err := run([]string{"version"}, &stdout, io.Discard); err != nil || strings.Count(stdout.String(), "\n") != 1 || !strings.HasSuffix(stdout.String(), "\n") {
+		t.Errorf("run(version) = %v, printed %q; want one line", err, stdout.String())
+	}
+	if err := run(nil, io.Discard, io.Discard); errors.Is(err, flag.ErrHelp) {
+		t.Errorf("run(nil) = %v; want an error main reports, not flag.ErrHelp", err)
 	}
 }

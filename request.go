@@ -1,3 +1,5 @@
+// The installer's request: its JSON decoded, its MACs, serial and UUID vetted, the facts an answer depends on.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Tests of decoding and vetting the installer's request.
+
 package main
 
 import (
@@ -557,4 +559,91 @@ func TestRequestFacts(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNormalizeMAC(t *testing.T) {
+	tests := []struct {
+		in     string
+		want   string
+		wantOK bool
+	}{
+		{"aa:bb:cc:dd:ee:ff", "aabbccddeeff", true},
+		{"AA-BB-CC-DD-EE-FF", "aabbccddeeff", true},
+		{"aabb.ccdd.eeff", "aabbccddeeff", true},
+		{"AABBCCDDEEFF", "aabbccddeeff", true},
+		{"Aa:bB:cC:Dd:eE:Ff", "aabbccddeeff", true},
+		{"00:11:22:33:44:55", "001122334455", true},
+		{"", "", false},
+		{"aa:bb:cc:dd:ee", "", false},
+		{"aa:bb:cc:dd:ee:ff:00", "", false},
+		{"aabbccddeef", "", false},
+		{"aabbccddeeff0", "", false},
+		{"aa:bb:cc:dd:ee:f", "", false},
+		{"aa:bb:cc:dd:ee:fff", "", false},
+		{" aa:bb:cc:dd:ee:ff", "", false},
+		{"aa:bb:cc:dd:ee:ff\n", "", false},
+		{"aa:bb-cc:dd:ee:ff", "", false},
+		{"aa-bb:cc-dd:ee-ff", "", false},
+		{"aa:bb:cc:dd:ee-ff", "", false},
+		{"aabb.ccdd:eeff", "", false},
+		{"aabb-ccdd-eeff", "", false},
+		{"aa.bbccdd.eeff", "", false},
+		{"aa:bbc:cd:de:eff", "", false},
+		{"aa.bb.cc.dd.ee.ff", "", false},
+		{"aa/bb/cc/dd/ee/ff", "", false},
+		{"gg:bb:cc:dd:ee:ff", "", false},
+		{"aa:bb:cc:dd:ee:fg", "", false},
+		{"0xbbccddeeff", "", false},
+		{"aabbccddeef ", "", false},
+		{"../../etc/passwd", "", false},
+		{"../../etc/pa", "", false},
+		{"..:..:..:..:..:..", "", false},
+		{"aa:bb:cc:dd:ee:..", "", false},
+		{"../../../../../../etc/passwd", "", false},
+		{"aabb/ccdd/eeff", "", false},
+		{"aabbccddee\x00f", "", false},
+		{"aabbccddeeé", "", false},
+		{"ａabbccddeef", "", false},
+	}
+	for _, tc := range tests {
+		got, ok := normalizeMAC(tc.in)
+		if got != tc.want || ok != tc.wantOK {
+			t.Errorf("normalizeMAC(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.wantOK)
+		}
+	}
+}
+
+func FuzzNormalizeMAC(f *testing.F) {
+	for _, seed := range []string{
+		"aa:bb:cc:dd:ee:ff", "AA-BB-CC-DD-EE-FF", "aabb.ccdd.eeff", "AABBCCDDEEFF",
+		"aa:bb-cc:dd:ee:ff", "../../etc/passwd", "", "gg:bb:cc:dd:ee:ff", "aabb.ccdd.eef\xff",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		mac, ok := normalizeMAC(s)
+		if !ok {
+			if mac != "" {
+				t.Errorf("normalizeMAC(%q) = %q, false; want \"\" with false", s, mac)
+			}
+			return
+		}
+		if !hex12.MatchString(mac) {
+			t.Fatalf("normalizeMAC(%q) = %q; want 12 lowercase hex digits", s, mac)
+		}
+		dashed := strings.TrimSuffix(hostFileName(mac), ".toml")
+		for _, spelling := range []string{
+			mac,
+			strings.ToUpper(mac),
+			dashed,
+			strings.ToUpper(dashed),
+			strings.ReplaceAll(dashed, "-", ":"),
+			colonMACs([]string{mac})[0],
+			mac[0:4] + "." + mac[4:8] + "." + mac[8:12],
+		} {
+			if got, ok := normalizeMAC(spelling); !ok || got != mac {
+				t.Errorf("normalizeMAC(%q) = %q, %v; want %q, true (from %q)", spelling, got, ok, mac, s)
+			}
+		}
+	})
 }

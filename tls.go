@@ -1,3 +1,5 @@
+// TLS: certificates, their fingerprints, and the pinned client the installer's way.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Tests of TLS set-up and certificates.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Install tracking: the webhook, the state dir, first-boot scripts, status and rearm.
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+// Tests of install tracking.
+
 package main
 
 import (

@@ -1,0 +1,504 @@
+// The config dir: which host file a machine gets, reading and caching layers, profiles.
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// A layer is one config file, its keys already translated to the
+// installer's own names (see translateLayer), so that a host file written
+// with friendly keys overrides defaults written with native ones key by key.
+type layer struct {
+	name     string         // the file, relative to the config dir: "defaults.toml", "hosts/aa-bb-cc-dd-ee-ff.toml"
+	tree     map[string]any // the file's tables, as go-toml decodes them
+	profiles []string       // the profiles it lists, merged below it
+	fills    bool           // some string value holds "{{": a placeholder, for expand
+}
+
+// configError is a problem with one config file, reported to the client
+// as a 500 because the operator, not the machine, has to fix it.
+type configError struct {
+	file string // relative to the config dir; empty where no file is at fault
+	msg  string
+}
+
+func (e *configError) Error() string {
+	if e.file == "" {
+		return e.msg
+	}
+	return e.file + ": " + e.msg
+}
+
+// readLayer reads and parses one file of the config dir. A file that does
+// not exist is reported with ok = false and no error: both defaults.toml
+// and every host file are optional until a request needs one.
+func readLayer(dir, name string) (l layer, ok bool, err error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	path := filepath.Join(dir, filepath.FromSlash(name))
+	data, err := readFile(path, (*bp)[:0])
+	*bp = data[:0]
+	if errors.Is(err, fs.ErrNotExist) {
+		return layer{}, false, nil
+	}
+	if err != nil {
+		// The client sees the relative path, not the OS error's absolute one.
+		return layer{}, false, &configError{name, "cannot read: " + unwrapPath(err).Error()}
+	}
+	if l, ok := parsed.get(path, data); ok {
+		return l, true, nil
+	}
+	l, err = parseLayer(name, data)
+	if err != nil {
+		return layer{}, false, err
+	}
+	parsed.put(path, data, l)
+	return l, true, nil
+}
+
+// parsed remembers recently parsed layers by their file's exact bytes.
+// Every request still reads every file it needs, so an edit applies to the
+// next request as before; what is saved is parsing the same bytes again,
+// chiefly defaults.toml, which every answer shares. Cached trees are
+// shared between requests, which is safe because nothing writes to a
+// layer once it is parsed (mergeLayers copies what it changes).
+var parsed = layerCache{max: 64}
+
+type layerCache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[string]cachedLayer // by file path
+}
+
+type cachedLayer struct {
+	data string // the file's bytes the layer was parsed from
+	l    layer
+}
+
+func (c *layerCache) get(path string, data []byte) (layer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[path]
+	if !ok || e.data != string(data) {
+		return layer{}, false
+	}
+	return e.l, true
+}
+
+func (c *layerCache) put(path string, data []byte, l layer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = make(map[string]cachedLayer, c.max)
+	}
+	if _, ok := c.entries[path]; !ok && len(c.entries) >= c.max {
+		for k := range c.entries { // any one: map order is random enough
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[path] = cachedLayer{string(data), l}
+}
+
+// maxLayer bounds a config file: far above any real one, and it keeps a
+// file that is really a device or a pipe from filling the memory.
+const maxLayer = 1 << 20
+
+// bufPool holds the buffers layer files are read into. go-toml copies every
+// string it decodes, so a buffer is free again once its file is parsed.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// readFile reads a whole file into buf with as few system calls as it can:
+// open, one read and close for a small file, where os.ReadFile also
+// stats the file, registers it with the poller and reads twice. It runs
+// twice per answer, and the answer's cost is measured against the HTTP
+// connection's.
+func readFile(path string, buf []byte) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return buf, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) >= maxLayer {
+				return buf, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", maxLayer)}
+			}
+			buf = slices.Grow(buf, len(buf))
+		}
+		want := cap(buf) - len(buf)
+		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return buf, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		buf = buf[:len(buf)+n]
+		// A regular file returns all it has up to the space given, so a
+		// short read is its end.
+		if n < want {
+			return buf, nil
+		}
+	}
+}
+
+// parseLayer decodes one file's TOML, takes its profiles and translates
+// its keys.
+func parseLayer(name string, data []byte) (layer, error) {
+	var tree map[string]any
+	if err := toml.Unmarshal(data, &tree); err != nil {
+		return layer{}, tomlError(name, err)
+	}
+	profiles, err := takeProfiles(name, tree)
+	if err != nil {
+		return layer{}, err
+	}
+	tree, err = translateLayer(name, tree)
+	if err != nil {
+		return layer{}, err
+	}
+	return layer{name: name, tree: tree, profiles: profiles, fills: hasBraces(tree)}, nil
+}
+
+// hasBraces reports whether any string in v holds "{{". Layers are parsed
+// once and cached, so this spares composing an answer a walk of the whole
+// merged tree when, as usually, no layer has a placeholder.
+func hasBraces(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.Contains(v, "{{")
+	case []any:
+		return slices.ContainsFunc(v, hasBraces)
+	case map[string]any:
+		for _, x := range v {
+			if hasBraces(x) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// takeProfiles removes a layer's top-level profiles key and returns the
+// names it lists. Whether each is a plain name is for stacker.add to say,
+// with the chain that led to it.
+func takeProfiles(name string, tree map[string]any) ([]string, error) {
+	v, ok := tree["profiles"]
+	if !ok {
+		return nil, nil
+	}
+	delete(tree, "profiles")
+	list, ok := v.([]any)
+	if !ok {
+		return nil, &configError{name, "profiles: want a list of profile names such as [\"zfs-mirror\", \"rack-a\"], got " + describe(v)}
+	}
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		p, ok := e.(string)
+		switch {
+		case !ok:
+			return nil, &configError{name, "profiles: want profile names, got " + describe(e)}
+		case slices.Contains(out, p):
+			return nil, &configError{name, fmt.Sprintf("profiles: %q is listed twice", p)}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// plainName reports whether s may name a profile: letters, digits, '-',
+// '_' and '.', starting with a letter or digit, at most 64 long.
+func plainName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '-' && c != '_' && c != '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// profileFile is the file a profile name stands for.
+func profileFile(name string) string { return "profiles/" + name + ".toml" }
+
+// stacker puts layers in merge order, lowest first: each layer's profiles
+// just below it, in the order listed, each with its own profiles below it
+// in turn. A profile reached twice is merged once, where first reached.
+type stacker struct {
+	dir    string
+	layers []layer
+	seen   map[string]bool // profile files already stacked
+}
+
+// add stacks l, its profiles below it. chain is the way l was reached,
+// from defaults.toml or a host file, for the error of a missing profile or
+// a cycle.
+func (s *stacker) add(l layer, chain []string) error {
+	for _, p := range l.profiles {
+		// A profile name becomes a path, profiles/<name>.toml, so it may
+		// not climb out of profiles/.
+		if base := strings.TrimSuffix(p, ".toml"); !plainName(p) || base != p {
+			hint := "a name is letters, digits, '-', '_' and '.', and names the file profiles/<name>.toml"
+			if base != p && plainName(base) {
+				hint = fmt.Sprintf("name the profile without .toml: %q", base)
+			}
+			return &configError{l.name, fmt.Sprintf("profiles: %q is not a profile name: %s (%s)", p, hint, strings.Join(chain, " -> "))}
+		}
+		file := profileFile(p)
+		path := strings.Join(append(chain, file), " -> ")
+		if slices.Contains(chain, file) {
+			return &configError{l.name, fmt.Sprintf("profiles: %q makes a cycle: %s", p, path)}
+		}
+		if s.seen[file] {
+			continue
+		}
+		pl, ok, err := readLayer(s.dir, file)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &configError{l.name, fmt.Sprintf("profiles: %q: %s does not exist (%s)", p, file, path)}
+		}
+		if s.seen == nil {
+			s.seen = map[string]bool{}
+		}
+		s.seen[file] = true
+		if err := s.add(pl, append(chain, file)); err != nil {
+			return err
+		}
+	}
+	s.layers = append(s.layers, l)
+	return nil
+}
+
+// stackLayers puts defaults.toml (if ok), the host file and the profiles
+// of both in merge order; the host file is always last.
+func stackLayers(dir string, def layer, hasDefaults bool, host layer) ([]layer, error) {
+	if !hasDefaults && len(host.profiles) == 0 {
+		return []layer{host}, nil
+	}
+	if len(def.profiles) == 0 && len(host.profiles) == 0 {
+		return []layer{def, host}, nil
+	}
+	s := stacker{dir: dir}
+	if hasDefaults {
+		if err := s.add(def, []string{def.name}); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.add(host, []string{host.name}); err != nil {
+		return nil, err
+	}
+	return s.layers, nil
+}
+
+// tomlError turns a go-toml error into "file:line:column: problem".
+func tomlError(name string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "toml: ")
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		return &configError{fmt.Sprintf("%s:%d:%d", name, row, col), msg}
+	}
+	return &configError{name, msg}
+}
+
+// noHostError is a machine no host file names: a 404, since an
+// auto-installer wipes disks and a machine nobody named must not be
+// installed by accident.
+type noHostError struct {
+	macs    []string // the MACs tried, as 12 hex digits
+	tried   []string // every host file looked for, in order
+	skipped []string // why the serial or UUID named no file
+}
+
+func (e *noHostError) Error() string {
+	msg := "no host file for this machine: tried " + strings.Join(e.tried, ", ")
+	if len(e.tried) == 0 {
+		msg = "no host file for this machine: it names no MAC"
+	}
+	if len(e.skipped) > 0 {
+		msg += " (" + strings.Join(e.skipped, "; ") + ")"
+	}
+	if len(e.tried) == 0 {
+		return msg + ", and there is no hosts/default.toml"
+	}
+	return msg + "; create " + e.tried[0] + " for it (or hosts/default.toml to answer every machine that has none)"
+}
+
+// A match is how a machine found its host file.
+type match struct {
+	by   string // "mac", "serial", "uuid" or "default"
+	key  string // the MAC as 12 hex digits, the serial or the UUID; empty for default
+	file string // the host file: "hosts/aa-bb-cc-dd-ee-ff.toml"
+}
+
+func (m match) String() string {
+	switch m.by {
+	case "mac":
+		return "mac " + colonMACs([]string{m.key})[0]
+	case "default":
+		return "default"
+	}
+	return m.by + " " + m.key
+}
+
+// loadHost reads the layers that compose one machine's answer, lowest
+// first: the profiles of defaults.toml, defaults.toml if it exists, the
+// profiles of the host file, and the host file (see findHost).
+func loadHost(dir string, req request) ([]layer, match, error) {
+	host, m, err := findHost(dir, req)
+	if err != nil {
+		return nil, match{}, err
+	}
+	def, hasDefaults, err := readLayer(dir, "defaults.toml")
+	if err != nil {
+		return nil, match{}, &hostError{m, err}
+	}
+	layers, err := stackLayers(dir, def, hasDefaults, host)
+	if err != nil {
+		return nil, match{}, &hostError{m, err}
+	}
+	return layers, m, nil
+}
+
+// findHost reads the machine's host file: the first that exists of
+// hosts/<mac>.toml for each NIC in request order, hosts/serial-<serial>.toml,
+// hosts/uuid-<uuid>.toml and hosts/default.toml. A host file that exists
+// but is broken stops the search: falling through to a later one would
+// install a half-configured machine as another host.
+func findHost(dir string, req request) (layer, match, error) {
+	for _, mac := range req.macs {
+		if l, m, found, err := readHost(dir, match{"mac", mac, "hosts/" + hostFileName(mac)}); found || err != nil {
+			return l, m, err
+		}
+	}
+	nf := &noHostError{macs: req.macs}
+	for _, mac := range req.macs {
+		nf.tried = append(nf.tried, "hosts/"+hostFileName(mac))
+	}
+	for _, id := range req.ids() {
+		if id.key == "" {
+			if id.sent {
+				nf.skipped = append(nf.skipped, id.why)
+			}
+			continue
+		}
+		m := match{id.by, id.key, "hosts/" + id.by + "-" + id.key + ".toml"}
+		if l, m, found, err := readHost(dir, m); found || err != nil {
+			return l, m, err
+		}
+		nf.tried = append(nf.tried, m.file)
+	}
+	if l, m, found, err := readHost(dir, match{by: "default", file: "hosts/default.toml"}); found || err != nil {
+		return l, m, err
+	}
+	// No file at all may be no config dir at all: the operator's problem,
+	// not the machine's.
+	if _, err := os.Stat(dir); err != nil {
+		return layer{}, match{}, &configError{"", fmt.Sprintf("config dir %s: %v", dir, unwrapPath(err))}
+	}
+	return layer{}, match{}, nf
+}
+
+// readHost reads the host file m names, if it exists.
+func readHost(dir string, m match) (layer, match, bool, error) {
+	l, found, err := readLayer(dir, m.file)
+	if err != nil {
+		return layer{}, match{}, false, &hostError{m, err}
+	}
+	return l, m, found, nil
+}
+
+// hostError is a config error met while loading a machine's layers; it
+// remembers the host file that matched and how, for the request's log line.
+type hostError struct {
+	match match
+	err   error
+}
+
+func (e *hostError) Error() string { return e.err.Error() }
+
+func (e *hostError) Unwrap() error { return e.err }
+
+// checkConfigDir reports whether answers can be composed at all: the dir
+// can be listed and defaults.toml, if present, is sound, profiles and all.
+func checkConfigDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("config dir %s: %w", dir, unwrapPath(err))
+	}
+	defer f.Close()
+	if _, err := f.Readdirnames(1); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config dir %s: %w", dir, unwrapPath(err))
+	}
+	def, ok, err := readLayer(dir, "defaults.toml")
+	if err == nil && ok {
+		_, err = stackLayers(dir, def, false, def)
+	}
+	return err
+}
+
+// unwrapPath drops the path from an OS error whose message names it already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// hostMatch reads a host file's name, without .toml: what it matches, or
+// why it never can.
+func hostMatch(name string) (match, string) {
+	file := "hosts/" + name + ".toml"
+	switch {
+	case name == "default":
+		return match{by: "default", file: file}, ""
+	case strings.HasPrefix(name, "serial-"):
+		s := strings.TrimPrefix(name, "serial-")
+		if s == "" {
+			return match{}, "it names no serial: name it hosts/serial-<dmi.system.serial>.toml"
+		}
+		if k, why := serialKey(s); k != s {
+			return match{}, why + "; a machine is matched by a serial only where it names one"
+		}
+		return match{"serial", s, file}, ""
+	case strings.HasPrefix(name, "uuid-"):
+		u := strings.TrimPrefix(name, "uuid-")
+		switch k, why := uuidKey(u); {
+		case u == "":
+			return match{}, "it names no UUID: name it hosts/uuid-<dmi.system.uuid in lowercase>.toml"
+		case k == "":
+			return match{}, why + "; a machine is matched by a UUID only where it names one"
+		case k != u:
+			return match{}, "name it hosts/uuid-" + k + ".toml (UUIDs are matched in lowercase)"
+		}
+		return match{"uuid", u, file}, ""
+	}
+	m, ok := normalizeMAC(name)
+	switch {
+	case !ok:
+		return match{}, "a host file is named by a MAC in lowercase with hyphens (aa-bb-cc-dd-ee-ff.toml), serial-<serial>.toml, uuid-<uuid>.toml, or is default.toml"
+	case hostFileName(m) != name+".toml":
+		return match{}, "name it hosts/" + hostFileName(m)
+	}
+	return match{"mac", m, file}, ""
+}

@@ -1,0 +1,226 @@
+// Friendly keys (hostname, [disk], address) to the installer's own, and its spellings per release.
+
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// snakeKeys are the only keys that ever had two spellings, each with its
+// table path: the installer's 8.2 and 8.3 ISOs know only the snake_case one.
+var snakeKeys = []struct {
+	table        []string
+	kebab, snake string
+}{
+	{[]string{"global"}, "root-password", "root_password"},
+	{[]string{"global"}, "root-password-hashed", "root_password_hashed"},
+	{[]string{"global"}, "root-ssh-keys", "root_ssh_keys"},
+	{[]string{"global"}, "reboot-on-error", "reboot_on_error"},
+	{[]string{"disk-setup"}, "disk-list", "disk_list"},
+	{[]string{"disk-setup"}, "filter-match", "filter_match"},
+	{[]string{"disk-setup", "zfs"}, "arc-max", "arc_max"},
+	{[]string{"post-installation-webhook"}, "cert-fingerprint", "cert_fingerprint"},
+}
+
+// translateLayer rewrites one file's friendly keys (hostname, [disk],
+// address, root_password_hash, snake_case spellings) into the installer's
+// kebab-case names, so that layers merge key by key whatever spelling each
+// uses. Keys it does not know pass through for validate to judge. raw is
+// the parser's fresh output and is changed in place.
+func translateLayer(name string, raw map[string]any) (map[string]any, error) {
+	fail := func(key, format string, a ...any) error {
+		return &configError{name, key + ": " + fmt.Sprintf(format, a...)}
+	}
+	tableAt := func(key string) (map[string]any, error) {
+		v, ok := raw[key]
+		if !ok {
+			return nil, nil
+		}
+		t, ok := v.(map[string]any)
+		if !ok {
+			return nil, fail(key, "want a table ([%s]), got %s", key, describe(v))
+		}
+		return t, nil
+	}
+
+	if h, ok := raw["hostname"]; ok {
+		g, err := tableAt("global")
+		if err != nil {
+			return nil, err
+		}
+		if g == nil {
+			g = map[string]any{}
+			raw["global"] = g
+		}
+		if _, dup := g["hostname"]; dup {
+			return nil, fail("hostname", "set both at the top and in [global]; keep one")
+		}
+		g["hostname"] = h
+		delete(raw, "hostname")
+	}
+
+	for _, s := range snakeKeys {
+		if err := respellKey(name, raw, s.table, s.snake, s.kebab); err != nil {
+			return nil, err
+		}
+	}
+
+	// [disk] is the friendly spelling of [disk-setup]; where one file has
+	// both, the native table wins key by key.
+	disk, err := tableAt("disk")
+	if err != nil {
+		return nil, err
+	}
+	if disk != nil {
+		if t, ok := disk["target"]; ok {
+			list, err := diskTargets(t)
+			if err != nil {
+				return nil, fail("disk.target", "%s", err)
+			}
+			disk["disk-list"] = list
+			delete(disk, "target")
+		}
+		if err := respellDisk(name, raw); err != nil {
+			return nil, err
+		}
+		native, err := tableAt("disk-setup")
+		if err != nil {
+			return nil, err
+		}
+		if native != nil {
+			mergeInto(disk, native)
+		}
+		raw["disk-setup"] = disk
+		delete(raw, "disk")
+	}
+
+	// first-boot-script (pxe-pilot serves it) and first-boot-ordering go
+	// in [first-boot], where either-or with a native source is decided.
+	for _, k := range [][2]string{{"first-boot-script", "script"}, {"first-boot-ordering", "ordering"}} {
+		v, ok := raw[k[0]]
+		if !ok {
+			continue
+		}
+		fb, err := tableAt("first-boot")
+		if err != nil {
+			return nil, err
+		}
+		if fb == nil {
+			fb = map[string]any{}
+			raw["first-boot"] = fb
+		}
+		if _, dup := fb[k[1]]; dup {
+			return nil, fail(k[0], "also set as first-boot.%s in this file; keep one", k[1])
+		}
+		fb[k[1]] = v
+		delete(raw, k[0])
+	}
+
+	if g, _ := raw["global"].(map[string]any); g != nil {
+		friendly(g, "root_password_hash", "root-password-hashed")
+	}
+	if n, _ := raw["network"].(map[string]any); n != nil {
+		friendly(n, "address", "cidr")
+	}
+	if d, _ := raw["disk-setup"].(map[string]any); d != nil {
+		if l, ok := d["disk-list"].([]any); ok {
+			list, err := diskTargets(l)
+			if err != nil {
+				return nil, fail("disk-setup.disk-list", "%s", err)
+			}
+			d["disk-list"] = list
+		}
+	}
+	if p, _ := lookup(raw, "network", "interface-name-pinning", "mapping").(map[string]any); p != nil {
+		// MAC keys in uppercase broke installers before 9.1.7.
+		for k, v := range p {
+			if lk := strings.ToLower(k); lk != k {
+				if _, dup := p[lk]; dup {
+					return nil, fail("network.interface-name-pinning.mapping", "%s is listed twice (%s and %s)", lk, k, lk)
+				}
+				delete(p, k)
+				p[lk] = v
+			}
+		}
+	}
+	l := layer{name: name, tree: raw}
+	if err := checkExclusives(l); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// respellDisk moves the snake_case keys of the friendly [disk] table to
+// their kebab-case spelling, as translateLayer does for [disk-setup].
+func respellDisk(name string, raw map[string]any) error {
+	for _, s := range snakeKeys {
+		if s.table[0] != "disk-setup" {
+			continue
+		}
+		path := append([]string{"disk"}, s.table[1:]...)
+		if err := respellKey(name, raw, path, s.snake, s.kebab); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func respellKey(name string, raw map[string]any, table []string, snake, kebab string) error {
+	t, _ := lookup(raw, table...).(map[string]any)
+	if t == nil {
+		return nil
+	}
+	v, ok := t[snake]
+	if !ok {
+		return nil
+	}
+	if _, dup := t[kebab]; dup {
+		key := keyPath(table)
+		return &configError{name, key + "." + snake + " and " + key + "." + kebab + " are one key spelled twice; keep " + kebab}
+	}
+	t[kebab] = v
+	delete(t, snake)
+	return nil
+}
+
+// friendly moves a friendly key to its native name unless the native key is
+// set too, which then wins.
+func friendly(t map[string]any, from, to string) {
+	if v, ok := t[from]; ok {
+		if _, native := t[to]; !native {
+			t[to] = v
+		}
+		delete(t, from)
+	}
+}
+
+// diskTargets turns disk.target (a device or a list of them) into the
+// installer's disk-list of kernel names: "/dev/sda" becomes "sda".
+func diskTargets(v any) ([]any, error) {
+	var in []any
+	switch v := v.(type) {
+	case string:
+		in = []any{v}
+	case []any:
+		in = v
+	default:
+		return nil, fmt.Errorf("want a device name or a list of them, got %s", describe(v))
+	}
+	out := make([]any, 0, len(in))
+	for _, e := range in {
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("want device names, got %s", describe(e))
+		}
+		if strings.HasPrefix(s, "/dev/disk/") {
+			return nil, fmt.Errorf("%q: the installer takes kernel names (sda, nvme0n1), not /dev/disk/ links; to pick a disk by serial, set [disk-setup.filter] ID_SERIAL = \"*<serial>*\" instead", s)
+		}
+		s = strings.TrimPrefix(s, "/dev/")
+		if s == "" || strings.ContainsAny(s, "/ \t\n") {
+			return nil, fmt.Errorf("%q is not a disk's kernel name (such as sda or nvme0n1)", e)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

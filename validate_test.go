@@ -1,0 +1,132 @@
+// Tests of the installer's rules.
+
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// validAnswer is a complete native answer that every release from 8.4 takes.
+const validAnswer = `[global]
+keyboard = "de"
+country = "at"
+fqdn = "pve.example.com"
+mailto = "ops@example.com"
+timezone = "Europe/Vienna"
+root-password = "12345678"
+
+[network]
+source = "from-dhcp"
+
+[disk-setup]
+filesystem = "zfs"
+disk-list = ["sda", "sdb"]
+zfs.raid = "raid1"
+`
+
+// TestValidateRules pins each rule the installer enforces with an answer
+// that breaks it: the answer is refused, for that reason, at that key.
+// (Each edit is applied to validAnswer with strings.Replace.)
+func TestValidateRules(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, new string // the edit; old "" appends new
+		release  release
+		want     string
+	}{
+		{"valid_answer_passes", "", "", r92, ""},
+		{"unknown_table", "", "\n[disk_setup]\nx = 1\n", r92, `disk_setup: unknown table; did you mean disk-setup?`},
+		{"unknown_key_suggestion", `zfs.raid = "raid1"`, `zfs.raid = "raid1"` + "\nzfs.ashfit = 12", r92, `disk-setup.zfs.ashfit: unknown key; did you mean ashift?`},
+		{"key_too_new_for_release", `timezone`, "reboot-mode = \"power-off\"\ntimezone", r83, `global.reboot-mode: the 8.3 installer does not know this key (it needs 8.4 or later)`},
+		{"keyboard_enum", `keyboard = "de"`, `keyboard = "german"`, r92, `global.keyboard: "german" is not one of de, de-ch`},
+		{"country_enum", `country = "at"`, `country = "AT"`, r92, `global.country: "AT" is not a country code the installer knows`},
+		{"timezone_suggestion", `Europe/Vienna`, `Europe/Viena`, r92, `did you mean Europe/Vienna?`},
+		{"timezone_utc_is_fine", `Europe/Vienna`, `UTC`, r92, ""},
+		{"filesystem_enum", `filesystem = "zfs"`, `filesystem = "ZFS"`, r92, `disk-setup.filesystem: "ZFS" is not one of ext4, xfs, zfs, btrfs`},
+		{"raid_uppercase_is_fine", `"raid1"`, `"RAID1"`, r92, ""},
+		{"raid_mixed_case_refused", `"raid1"`, `"Raid1"`, r92, `disk-setup.zfs.raid: "Raid1" is not one of`},
+		{"reboot_mode_enum", `timezone`, "reboot-mode = \"halt\"\ntimezone", r92, `global.reboot-mode: "halt" is not one of reboot, power-off`},
+		{"filter_match_enum", `disk-list = ["sda", "sdb"]`, "filter.ID_SERIAL = \"*x*\"\nfilter-match = \"some\"", r92, `disk-setup.filter-match: "some" is not one of any, all`},
+		{"zfs_checksum_enum", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.checksum = \"md5\"", r92, `disk-setup.zfs.checksum: "md5" is not one of on, fletcher4, sha256`},
+		{"zfs_compress_enum", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.compress = \"brotli\"", r92, `disk-setup.zfs.compress: "brotli" is not one of`},
+		{"ashift_range", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.ashift = 17", r92, `disk-setup.zfs.ashift: 17 is not between 9 and 16`},
+		{"copies_range", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.copies = 0", r92, `disk-setup.zfs.copies: 0 is not between 1 and 3`},
+		{"arc_max_minimum", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 32", r92, `disk-setup.zfs.arc-max: 32 is less than 64`},
+		{"arc_max_float_refused", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 2048.0", r92, `disk-setup.zfs.arc-max: want a whole number, got the float 2048`},
+		{"zfs_hdsize_minimum", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.hdsize = 1.5", r92, `disk-setup.zfs.hdsize: 1.5 is less than 2`},
+		{"size_nan_refused", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.hdsize = nan", r92, `disk-setup.zfs.hdsize: want a size in GiB`},
+		{"bool_type", `timezone`, "reboot-on-error = \"yes\"\ntimezone", r92, `global.reboot-on-error: want true or false, got the string "yes"`},
+		{"ssh_keys_type", `timezone`, "root-ssh-keys = \"ssh-ed25519 AAAA\"\ntimezone", r92, `global.root-ssh-keys: want an array of strings`},
+		{"fqdn_needs_a_dot", `pve.example.com`, `pve`, r92, `global.fqdn: "pve" is not fully qualified`},
+		{"fqdn_label_characters", `pve.example.com`, `pve_01.example.com`, r92, `label "pve_01" may hold only letters, digits and inner hyphens`},
+		{"fqdn_label_hyphen_edge", `pve.example.com`, `-pve.example.com`, r92, `label "-pve" may hold only`},
+		{"fqdn_label_length", `pve.example.com`, strings.Repeat("a", 64) + ".example.com", r92, `must be 1 to 63 characters`},
+		{"fqdn_total_length", `pve.example.com`, strings.Repeat("abcdefgh.", 28) + "com", r92, `is longer than 253 characters`},
+		{"fqdn_host_all_digits", `pve.example.com`, `1234.example.com`, r92, `the host name must not be all digits`},
+		{"fqdn_dhcp_table_before_8_4", `fqdn = "pve.example.com"`, `fqdn = { source = "from-dhcp" }`, r83, `global.fqdn: the 8.3 installer takes fqdn only as a name`},
+		{"fqdn_dhcp_table_source", `fqdn = "pve.example.com"`, `fqdn = { source = "from-answer" }`, r92, `global.fqdn.source: the string "from-answer" is not from-dhcp`},
+		{"mailto_form", `ops@example.com`, `ops.example.com`, r92, `global.mailto: "ops.example.com" is not an e-mail address`},
+		{"mailto_placeholder", `ops@example.com`, `mail@example.invalid`, r92, `the installer's placeholder`},
+		{"password_bytes", `"12345678"`, `"1234567"`, r92, `global.root-password: must be at least 8 characters long`},
+		{"password_counted_in_bytes", `"12345678"`, `"ääää"`, r92, ""},
+		{"hash_form", `root-password = "12345678"`, `root-password-hashed = "secret-password"`, r92, `global.root-password-hashed: not a crypt(3) hash`},
+		{"no_password", `root-password = "12345678"`, ``, r92, "One of `global.root-password` or `global.root-password-hashed` must be set"},
+		{"required_key_missing", `mailto = "ops@example.com"`, ``, r92, `global.mailto: missing`},
+		{"dhcp_allows_no_static_keys", `source = "from-dhcp"`, "source = \"from-dhcp\"\ndns = \"10.0.0.1\"", r92, `network.dns: not allowed with source = "from-dhcp"`},
+		{"static_needs_all_four", `source = "from-dhcp"`, "source = \"from-answer\"\ncidr = \"10.0.0.10/24\"", r92, `network.dns: missing`},
+		{"cidr_prefix_range", `source = "from-dhcp"`, "source = \"from-answer\"\ncidr = \"10.0.0.10/33\"\ndns = \"10.0.0.1\"\ngateway = \"10.0.0.1\"\nfilter.ID_NET_NAME = \"eno1\"", r92, `network.cidr: "10.0.0.10/33": invalid IP address`},
+		{"ip_form", `source = "from-dhcp"`, "source = \"from-answer\"\ncidr = \"10.0.0.10/24\"\ndns = \"10.0.0.256\"\ngateway = \"10.0.0.1\"\nfilter.ID_NET_NAME = \"eno1\"", r92, `network.dns: "10.0.0.256" is not an IP address`},
+		{"static_ipv6_is_fine", `source = "from-dhcp"`, "source = \"from-answer\"\ncidr = \"2001:db8::10/64\"\ndns = \"2001:db8::1\"\ngateway = \"2001:db8::1\"\nfilter.ID_NET_NAME = \"eno1\"", r92, ""},
+		{"empty_filter", `disk-list = ["sda", "sdb"]`, `filter = {}`, r92, `disk-setup.filter: empty`},
+		{"disk_list_duplicate", `["sda", "sdb"]`, `["sda", "sdb", "sda"]`, r92, `List of disks contains duplicate device sda`},
+		{"disk_list_and_filter_together", `disk-list = ["sda", "sdb"]`, "disk-list = [\"sda\", \"sdb\"]\nfilter.ID_SERIAL = \"*x*\"", r92, `disk-setup.disk-list and disk-setup.filter cannot be set at the same time`},
+		{"filter_match_without_filter", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nfilter-match = \"any\"", r92, `disk-setup.filter-match: set without disk-setup.filter`},
+		{"raid10_disk_count", `zfs.raid = "raid1"`, `zfs.raid = "raid10"`, r92, `ZFS RAID10 needs at least 4 disks, got 2`},
+		{"raid10_even_count", "disk-list = [\"sda\", \"sdb\"]\nzfs.raid = \"raid1\"", "disk-list = [\"sda\", \"sdb\", \"sdc\", \"sdd\", \"sde\"]\nzfs.raid = \"raid10\"", r92, `ZFS RAID10 needs an even number of disks, got 5`},
+		{"raidz2_disk_count", `zfs.raid = "raid1"`, `zfs.raid = "raidz-2"`, r92, `ZFS RAIDZ-2 needs at least 4 disks, got 2`},
+		{"raidz3_disk_count", `zfs.raid = "raid1"`, `zfs.raid = "RAIDZ-3"`, r92, `ZFS RAIDZ-3 needs at least 5 disks, got 2`},
+		{"btrfs_raid_enum", `filesystem = "zfs"`, "filesystem = \"btrfs\"\nbtrfs.raid = \"raidz-1\"", r92, `disk-setup.btrfs.raid: "raidz-1" is not one of raid0, raid1, raid10`},
+		{"btrfs_compress_before_8_3", `filesystem = "zfs"`, "filesystem = \"btrfs\"\nbtrfs.raid = \"raid1\"\nbtrfs.compress = \"zstd\"", r82, `disk-setup.btrfs.compress: the 8.2 installer does not know this key`},
+		{"options_of_another_filesystem", `filesystem = "zfs"`, "filesystem = \"ext4\"\nlvm.swapsize = 4", r92, `disk-setup.zfs: options for zfs, but filesystem is ext4`},
+		{"ext4_one_disk", `filesystem = "zfs"`, `filesystem = "xfs"`, r92, `disk-setup.disk-list: xfs installs on one disk, got 2`},
+		{"swap_at_most_half", "filesystem = \"zfs\"\ndisk-list = [\"sda\", \"sdb\"]\nzfs.raid = \"raid1\"", "filesystem = \"ext4\"\ndisk-list = [\"sda\"]\nlvm.hdsize = 32\nlvm.swapsize = 16.01", r92, `Swap size 16.01 GiB cannot be greater than 16 GiB (hard disk size / 2)`},
+		{"webhook_url_form", "", "\n[post-installation-webhook]\nurl = \"ftp://10.0.0.2/x\"\n", r92, `post-installation-webhook.url: "ftp://10.0.0.2/x" is not an http:// or https:// URL`},
+		{"webhook_fingerprint_form", "", "\n[post-installation-webhook]\nurl = \"https://10.0.0.2/x\"\ncert-fingerprint = \"abcd\"\n", r92, `is not a SHA-256 fingerprint`},
+		{"webhook_token_before_9_2", "", "\n[post-installation-webhook]\nurl = \"https://10.0.0.2/x\"\nauth-token = \"t\"\n", r91, `post-installation-webhook.auth-token: the 9.1 installer does not know this key`},
+		{"first_boot_from_url_needs_url", "", "\n[first-boot]\nsource = \"from-url\"\n", r92, `first-boot.url: missing`},
+		{"first_boot_ordering_enum", "", "\n[first-boot]\nsource = \"from-iso\"\nordering = \"late\"\n", r92, `first-boot.ordering: "late" is not one of before-network, network-online, fully-up`},
+		{"pinning_before_9_1", `source = "from-dhcp"`, "source = \"from-dhcp\"\ninterface-name-pinning.enabled = true", r84, `network.interface-name-pinning: the 8.4 installer does not know this key`},
+		{"pinning_name_length", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"ab:cd:ef:12:34:56\" = \"nameoverfifteenchars\"", r92, `interface name 'nameoverfifteenchars' for 'ab:cd:ef:12:34:56' cannot be longer than 15 characters`},
+		{"pinning_name_form", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"ab:cd:ef:12:34:56\" = \"lan-0\"", r92, `interface name 'lan-0' for 'ab:cd:ef:12:34:56': want 2 to 15 letters`},
+		{"pinning_names_unique", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"ab:cd:ef:12:34:56\" = \"lan0\"\n\"ab:cd:ef:12:34:57\" = \"lan0\"", r92, `interface name 'lan0' is given to both`},
+		{"pinning_uppercase_name_on_9_1", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"ab:cd:ef:12:34:56\" = \"LAN0\"", r91, `interface name 'LAN0': some 9.1 installers take only lowercase names`},
+		{"pinning_uppercase_name_on_9_2", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"ab:cd:ef:12:34:56\" = \"LAN0\"", r92, ``},
+		{"pinning_mac_form", `source = "from-dhcp"`, "source = \"from-dhcp\"\n[network.interface-name-pinning.mapping]\n\"eno1\" = \"lan0\"", r92, `"eno1" is not a MAC address`},
+		{"secret_values_never_echoed", `root-password = "12345678"`, `root-password = 87654321`, r92, `global.root-password: want a string, got a number`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			answer := validAnswer + tt.new
+			if tt.old != "" {
+				if !strings.Contains(validAnswer, tt.old) {
+					t.Fatalf("validAnswer has no %q to replace", tt.old)
+				}
+				answer = strings.Replace(validAnswer, tt.old, tt.new, 1)
+			}
+			l, err := parseLayer("hosts/aa-bb-cc-dd-ee-ff.toml", []byte(answer))
+			if err == nil {
+				_, err = compose([]layer{l}, facts{mac: "aabbccddeeff", release: tt.release, btrfs: true})
+			}
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("compose = %v; want it served", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("compose = %v; want an error containing %q", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "87654321") {
+				t.Errorf("error echoes a password: %v", err)
+			}
+		})
+	}
+}
