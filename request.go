@@ -37,7 +37,7 @@ type installerRequest struct {
 	ISO struct {
 		Release string `json:"release"`
 	} `json:"iso"`
-	NetworkInterfaces []json.RawMessage `json:"network_interfaces"`
+	NetworkInterfaces json.RawMessage `json:"network_interfaces"`
 	DMI               dmi               `json:"dmi"`
 }
 
@@ -51,11 +51,11 @@ type dmi struct {
 	} `json:"system"`
 }
 
-// A nic is one of network_interfaces. The array is decoded an element at
-// a time (see parseRequest), so that where the key is repeated the last
-// array wins whole: json.Unmarshal alone decodes it over the earlier
-// entries, keeping what the later ones do not set, and a machine is better
-// not named by a MAC its request took back.
+// A nic is one of network_interfaces. The array is decoded on its own,
+// from the last network_interfaces key, so that where the key is repeated
+// the last array wins whole: json.Unmarshal alone decodes it over the
+// earlier entries, keeping what the later ones do not set, and a machine
+// is better not named by a MAC its request took back.
 type nic struct {
 	Link string `json:"link"`
 	MAC  string `json:"mac"`
@@ -71,19 +71,21 @@ func parseRequest(body []byte) (request, error) {
 	req := request{product: in.Product.Product, iso: in.ISO.Release,
 		btrfs:  in.Product.EnableBtrfs == nil || *in.Product.EnableBtrfs,
 		serial: in.DMI.System.Serial, uuid: in.DMI.System.UUID, model: in.DMI.System.Name}
-	if len(in.NetworkInterfaces) > maxNICs {
-		return request{}, fmt.Errorf("request body: network_interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(in.NetworkInterfaces), maxNICs)
-	}
-	var bad []string
-	for _, raw := range in.NetworkInterfaces {
-		var nic nic
-		if err := json.Unmarshal(raw, &nic); err != nil {
+	var nics []nic
+	if len(in.NetworkInterfaces) > 0 {
+		if err := json.Unmarshal(in.NetworkInterfaces, &nics); err != nil {
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
 				te.Field = strings.TrimSuffix("network_interfaces."+te.Field, ".")
 			}
 			return request{}, jsonError("request body", "POST the installer's system info", err)
 		}
+	}
+	if len(nics) > maxNICs {
+		return request{}, fmt.Errorf("request body: network_interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(nics), maxNICs)
+	}
+	var bad []string
+	for _, nic := range nics {
 		mac, ok := normalizeMAC(nic.MAC)
 		if !ok {
 			bad = append(bad, fmt.Sprintf("%q", nic.MAC))
