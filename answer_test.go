@@ -101,7 +101,7 @@ func BenchmarkCompose(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	layers, m, err := loadHost("examples/config", req)
+	layers, m, err := loadHost(openDir(b, "examples/config"), req)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func BenchmarkAnswer(b *testing.B) {
 			b.Fatal(err)
 		}
 		rel, _, _ := req.release()
-		layers, m, err := loadHost("examples/config", req)
+		layers, m, err := loadHost(openDir(b, "examples/config"), req)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -49,13 +49,19 @@ func checkDir(dir string, rel release) dirReport {
 		r.lines = append(r.lines, "note: "+fmt.Sprintf(format, a...))
 	}
 
+	c, err := openConfigDir(dir)
+	if err != nil {
+		errorf("%v", err)
+		return r
+	}
+	defer c.close()
 	used := map[string]bool{}   // profile files some layer lists
 	warned := map[string]bool{} // "file: key" already warned of
-	def, hasDefaults, defErr := readLayer(dir, "defaults.toml")
+	def, hasDefaults, defErr := readLayer(c, "defaults.toml")
 	if defErr == nil && hasDefaults {
 		// The profiles of defaults.toml are every host's: check them once.
-		_, defErr = stackLayers(dir, def, false, def)
-		markUsed(dir, def, used)
+		_, defErr = stackLayers(c, def, false, def)
+		markUsed(c, def, used)
 	}
 	if defErr != nil {
 		errorf("%v", defErr)
@@ -70,7 +76,7 @@ func checkDir(dir string, rel release) dirReport {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".toml") {
+		if !strings.HasSuffix(name, ".toml") {
 			continue
 		}
 		file := "hosts/" + name
@@ -83,16 +89,16 @@ func checkDir(dir string, rel release) dirReport {
 			notef("%s: answers the machine whose dmi.system.%s is %s (unless one of its MACs has a host file)", file, m.by, m.key)
 		}
 		r.hosts++
-		host, _, err := readLayer(dir, file)
+		host, _, err := readLayer(c, file)
 		if err != nil {
 			errorf("%v", err)
 			continue
 		}
-		markUsed(dir, host, used)
+		markUsed(c, host, used)
 		if defErr != nil {
 			continue // every answer needs defaults.toml, whose error is said once above
 		}
-		layers, err := stackLayers(dir, def, hasDefaults, host)
+		layers, err := stackLayers(c, def, hasDefaults, host)
 		if err != nil {
 			errorf("%v", err)
 			continue
@@ -173,9 +179,9 @@ func checkDir(dir string, rel release) dirReport {
 		if used[file] {
 			continue
 		}
-		l, _, err := readLayer(dir, file)
+		l, _, err := readLayer(c, file)
 		if err == nil {
-			_, err = stackLayers(dir, l, false, l) // its own profiles
+			_, err = stackLayers(c, l, false, l) // its own profiles
 		}
 		if err != nil {
 			errorf("%v", err)
@@ -195,15 +201,15 @@ func checkDir(dir string, rel release) dirReport {
 
 // markUsed marks the profiles l lists as used, and theirs in turn, also
 // where a chain is broken: its error is said, and its profiles are used.
-func markUsed(dir string, l layer, used map[string]bool) {
+func markUsed(c *configDir, l layer, used map[string]bool) {
 	for _, p := range l.profiles {
 		file := profileFile(p)
 		if used[file] {
 			continue
 		}
 		used[file] = true
-		if pl, ok, err := readLayer(dir, file); ok && err == nil {
-			markUsed(dir, pl, used)
+		if pl, ok, err := readLayer(c, file); ok && err == nil {
+			markUsed(c, pl, used)
 		}
 	}
 }

@@ -5,7 +5,10 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -371,5 +374,38 @@ func TestValidateCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestValidateReportsUnreadableHostFiles: a host file that exists but
+// cannot be read is an error of validate's, as it is a 500 of serve's.
+func TestValidateReportsUnreadableHostFiles(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"defaults.toml":                string(mustRead(t, "examples/config/defaults.toml")),
+		"hosts/aa-bb-cc-dd-ee-ff.toml": string(mustRead(t, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")),
+	})
+	hosts := filepath.Join(dir, "hosts")
+	for name, mk := range map[string]func(string) error{
+		"aa-bb-cc-dd-ee-01.toml": func(p string) error { return os.Symlink("nowhere.toml", p) },
+		"aa-bb-cc-dd-ee-02.toml": func(p string) error { return syscall.Mkfifo(p, 0o644) },
+		"aa-bb-cc-dd-ee-03.toml": func(p string) error { return os.Mkdir(p, 0o755) },
+	} {
+		if err := mk(filepath.Join(hosts, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	err := run([]string{"validate", "--config-dir", dir}, &out, &out)
+	if !errors.Is(err, errValidate) {
+		t.Errorf("validate = %v; want it to fail\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"hosts/aa-bb-cc-dd-ee-01.toml: cannot read: a symlink to a file that does not exist",
+		"hosts/aa-bb-cc-dd-ee-02.toml: cannot read: not a regular file but a FIFO",
+		"hosts/aa-bb-cc-dd-ee-03.toml: cannot read: not a regular file but a directory",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

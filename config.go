@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -41,31 +43,166 @@ func (e *configError) Error() string {
 	return e.file + ": " + e.msg
 }
 
+// A configDir is the config dir as one request reads it: opened once, when
+// the request starts, and every file read through that handle, so that a
+// deploy that swaps or re-creates the directory while installers ask
+// cannot give a machine an answer composed of two configs. (On Linux the
+// reads are relative to the directory's file descriptor; see
+// config_linux.go.)
+type configDir struct {
+	path string // as the operator gave it, for messages and to tell whether it was replaced
+	fd   int
+}
+
+func openConfigDir(path string) (*configDir, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		msg := fmt.Sprintf("config dir %s: %v", path, err)
+		// Gone for a moment, as between the two renames of a deploy that
+		// moves the old dir away and the new one in?
+		var parent syscall.Stat_t
+		if err == syscall.ENOENT && syscall.Stat(filepath.Dir(path), &parent) == nil {
+			if ago := time.Since(changedAt(&parent)); ago < settleTime {
+				return nil, &changingError{fmt.Sprintf("%s, and its parent dir changed %.1f s ago: the config dir is being replaced; boot the machine again in a few seconds", msg, max(ago, 0).Seconds())}
+			}
+		}
+		return nil, &configError{"", msg}
+	}
+	return &configDir{path: path, fd: fd}, nil
+}
+
+func (c *configDir) close() { syscall.Close(c.fd) }
+
+// read reads the file name, a slash-separated path in the dir, into buf.
+// A name that does not exist is fs.ErrNotExist; one that exists but cannot
+// be read (a symlink to nothing, a FIFO, a directory, no permission) is an
+// error that says why, at once: a FIFO is opened without waiting for a
+// writer.
+func (c *configDir) read(name string, buf []byte) ([]byte, error) {
+	fd, err := c.openAt(name, readFlags)
+	if err == syscall.ENOENT {
+		// Not there, or a symlink to nothing, which is there but
+		// cannot be read: opened without following, it is.
+		switch fd, err := c.openAt(name, readFlags|syscall.O_NOFOLLOW); err {
+		case syscall.ELOOP:
+			return buf, errors.New("a symlink to a file that does not exist")
+		case nil: // made since the first look
+			return readRegular(fd, buf)
+		}
+		return buf, fs.ErrNotExist
+	}
+	if err != nil {
+		return buf, err
+	}
+	buf, err = readRegular(fd, buf)
+	if err == nil && len(buf) == 0 {
+		// An empty file is the operator's "nothing to add", or a copy
+		// that has made the file and not yet written it.
+		err = c.missing(name+" is empty", nil)
+	}
+	return buf, err
+}
+
 // readLayer reads and parses one file of the config dir. A file that does
 // not exist is reported with ok = false and no error: both defaults.toml
 // and every host file are optional until a request needs one.
-func readLayer(dir, name string) (l layer, ok bool, err error) {
+func readLayer(c *configDir, name string) (l layer, ok bool, err error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	path := filepath.Join(dir, filepath.FromSlash(name))
-	data, err := readFile(path, (*bp)[:0])
+	data, err := c.read(name, (*bp)[:0])
 	*bp = data[:0]
 	if errors.Is(err, fs.ErrNotExist) {
 		return layer{}, false, nil
 	}
 	if err != nil {
-		// The client sees the relative path, not the OS error's absolute one.
-		return layer{}, false, &configError{name, "cannot read: " + unwrapPath(err).Error()}
+		return layer{}, false, &configError{name, "cannot read: " + err.Error()}
 	}
-	if l, ok := parsed.get(path, data); ok {
+	if l, ok := parsed.get(name, data); ok {
 		return l, true, nil
 	}
 	l, err = parseLayer(name, data)
 	if err != nil {
 		return layer{}, false, err
 	}
-	parsed.put(path, data, l)
+	parsed.put(name, data, l)
 	return l, true, nil
+}
+
+// settleTime is how long after a change the config dir counts as being
+// deployed: long enough to copy a few hundred files, short enough that a
+// machine that asked at the wrong moment gets its answer at its next boot.
+// (Tests that make a config dir and ask at once set it to 0.)
+var settleTime = 3 * time.Second
+
+// unsettled says why a file the request did not find may be missing only
+// for now, or "" when the dir is settled: the dir the request opened is no
+// longer the one at its path (it was replaced or removed), or it, hosts/
+// or profiles/ changed less than settleTime ago, as when a deploy removes
+// the dir and copies the new one in file by file.
+func (c *configDir) unsettled(now time.Time) string {
+	var opened, atPath syscall.Stat_t
+	if syscall.Fstat(c.fd, &opened) != nil || opened.Nlink == 0 {
+		return "the config dir was removed while this request read it"
+	}
+	if syscall.Stat(c.path, &atPath) != nil || opened.Dev != atPath.Dev || opened.Ino != atPath.Ino {
+		return "the config dir was replaced while this request read it"
+	}
+	for _, sub := range []string{".", "hosts", "profiles"} {
+		st := opened
+		if sub != "." && c.statDir(sub, &st) != nil {
+			continue
+		}
+		if ago := now.Sub(changedAt(&st)); ago < settleTime {
+			name := "the config dir"
+			if sub != "." {
+				name = sub + "/"
+			}
+			return fmt.Sprintf("%s changed %.1f s ago", name, max(ago, 0).Seconds())
+		}
+	}
+	return ""
+}
+
+// statDir stats the directory sub of the dir.
+func (c *configDir) statDir(sub string, st *syscall.Stat_t) error {
+	fd, err := c.openAt(sub, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	return syscall.Fstat(fd, st)
+}
+
+// changingError is a config dir caught mid-deploy: a 503, since the same
+// request will be answered once the files are all there.
+type changingError struct{ msg string }
+
+func (e *changingError) Error() string { return e.msg }
+
+// configStatus is the status and message for an error in the config: a
+// 503 while the dir is being changed, when a mistake may be a file half
+// copied; else a 500, since the operator has to fix it.
+func (c *configDir) configStatus(err error) (int, []byte) {
+	var ce *changingError
+	if !errors.As(err, &ce) {
+		if why := c.unsettled(time.Now()); why != "" {
+			err = &changingError{"the config dir is being changed (" + why + "): " + err.Error() + "; boot the machine again in a few seconds"}
+		}
+	}
+	if errors.As(err, &ce) {
+		return http.StatusServiceUnavailable, []byte(err.Error())
+	}
+	return http.StatusInternalServerError, []byte(err.Error())
+}
+
+// missing is the error for a file the request needed, or fell through
+// for want of: err, unless the config dir is being changed, when it is a
+// changingError that says what was missing and why that may be for now.
+func (c *configDir) missing(what string, err error) error {
+	if why := c.unsettled(time.Now()); why != "" {
+		return &changingError{"the config dir is being changed (" + why + "), and " + what + "; nothing is taken from a config dir caught mid-deploy: boot the machine again in a few seconds"}
+	}
+	return err
 }
 
 // parsed remembers recently parsed layers by their file's exact bytes.
@@ -120,21 +257,44 @@ const maxLayer = 1 << 20
 // string it decodes, so a buffer is free again once its file is parsed.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
-// readFile reads a whole file into buf with as few system calls as it can:
-// open, one read and close for a small file, where os.ReadFile also
-// stats the file, registers it with the poller and reads twice. It runs
-// twice per answer, and the answer's cost is measured against the HTTP
-// connection's.
+// readFlags open a config file for reading without blocking: a FIFO opens
+// at once, for readRegular to refuse.
+const readFlags = syscall.O_RDONLY | syscall.O_CLOEXEC | syscall.O_NONBLOCK | syscall.O_NOCTTY
+
+// readFile reads the regular file at path into buf, as configDir.read does.
 func readFile(path string, buf []byte) ([]byte, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	fd, err := syscall.Open(path, readFlags, 0)
 	if err != nil {
 		return buf, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
+	buf, err = readRegular(fd, buf)
+	if err != nil {
+		return buf, &fs.PathError{Op: "read", Path: path, Err: err}
+	}
+	return buf, nil
+}
+
+// readRegular reads all of fd, and closes it, if it is a regular file of
+// at most maxLayer bytes, with as few system calls as it can: one fstat and
+// one read for a small file, where os.ReadFile also registers the file
+// with the poller and reads twice.
+func readRegular(fd int, buf []byte) ([]byte, error) {
 	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return buf, err
+	}
+	if kind := fileKind(uint32(st.Mode)); kind != "" {
+		return buf, errors.New("not a regular file but " + kind)
+	}
+	if st.Size > maxLayer {
+		return buf, fmt.Errorf("larger than %d bytes", maxLayer)
+	}
+	buf = slices.Grow(buf, int(st.Size)+1) // +1: the read that finds the end
 	for {
 		if len(buf) == cap(buf) {
-			if len(buf) >= maxLayer {
-				return buf, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", maxLayer)}
+			if len(buf) > maxLayer {
+				return buf, fmt.Errorf("larger than %d bytes", maxLayer)
 			}
 			buf = slices.Grow(buf, len(buf))
 		}
@@ -144,7 +304,7 @@ func readFile(path string, buf []byte) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return buf, &fs.PathError{Op: "read", Path: path, Err: err}
+			return buf, err
 		}
 		buf = buf[:len(buf)+n]
 		// A regular file returns all it has up to the space given, so a
@@ -153,6 +313,23 @@ func readFile(path string, buf []byte) ([]byte, error) {
 			return buf, nil
 		}
 	}
+}
+
+// fileKind names a file type other than a regular file's, for an error.
+func fileKind(mode uint32) string {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		return ""
+	case syscall.S_IFDIR:
+		return "a directory"
+	case syscall.S_IFIFO:
+		return "a FIFO"
+	case syscall.S_IFSOCK:
+		return "a socket"
+	case syscall.S_IFCHR, syscall.S_IFBLK:
+		return "a device"
+	}
+	return "a special file"
 }
 
 // parseLayer decodes one file's TOML, takes its profiles and translates
@@ -242,7 +419,7 @@ func profileFile(name string) string { return "profiles/" + name + ".toml" }
 // just below it, in the order listed, each with its own profiles below it
 // in turn. A profile reached twice is merged once, where first reached.
 type stacker struct {
-	dir    string
+	cfg    *configDir
 	layers []layer
 	seen   map[string]bool // profile files already stacked
 }
@@ -269,12 +446,12 @@ func (s *stacker) add(l layer, chain []string) error {
 		if s.seen[file] {
 			continue
 		}
-		pl, ok, err := readLayer(s.dir, file)
+		pl, ok, err := readLayer(s.cfg, file)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return &configError{l.name, fmt.Sprintf("profiles: %q: %s does not exist (%s)", p, file, path)}
+			return s.cfg.missing(file+" does not exist", &configError{l.name, fmt.Sprintf("profiles: %q: %s does not exist (%s)", p, file, path)})
 		}
 		if s.seen == nil {
 			s.seen = map[string]bool{}
@@ -290,14 +467,14 @@ func (s *stacker) add(l layer, chain []string) error {
 
 // stackLayers puts defaults.toml (if ok), the host file and the profiles
 // of both in merge order; the host file is always last.
-func stackLayers(dir string, def layer, hasDefaults bool, host layer) ([]layer, error) {
+func stackLayers(c *configDir, def layer, hasDefaults bool, host layer) ([]layer, error) {
 	if !hasDefaults && len(host.profiles) == 0 {
 		return []layer{host}, nil
 	}
 	if len(def.profiles) == 0 && len(host.profiles) == 0 {
 		return []layer{def, host}, nil
 	}
-	s := stacker{dir: dir}
+	s := stacker{cfg: c}
 	if hasDefaults {
 		if err := s.add(def, []string{def.name}); err != nil {
 			return nil, err
@@ -363,16 +540,22 @@ func (m match) String() string {
 // loadHost reads the layers that compose one machine's answer, lowest
 // first: the profiles of defaults.toml, defaults.toml if it exists, the
 // profiles of the host file, and the host file (see findHost).
-func loadHost(dir string, req request) ([]layer, match, error) {
-	host, m, err := findHost(dir, req)
+func loadHost(c *configDir, req request) ([]layer, match, error) {
+	host, m, err := findHost(c, req)
 	if err != nil {
 		return nil, match{}, err
 	}
-	def, hasDefaults, err := readLayer(dir, "defaults.toml")
+	def, hasDefaults, err := readLayer(c, "defaults.toml")
+	if err == nil && !hasDefaults {
+		// Without defaults.toml, an answer is the host file's alone: right
+		// where the operator keeps no defaults, wrong where they are on
+		// their way.
+		err = c.missing("defaults.toml does not exist", nil)
+	}
 	if err != nil {
 		return nil, match{}, &hostError{m, err}
 	}
-	layers, err := stackLayers(dir, def, hasDefaults, host)
+	layers, err := stackLayers(c, def, hasDefaults, host)
 	if err != nil {
 		return nil, match{}, &hostError{m, err}
 	}
@@ -384,9 +567,9 @@ func loadHost(dir string, req request) ([]layer, match, error) {
 // hosts/uuid-<uuid>.toml and hosts/default.toml. A host file that exists
 // but is broken stops the search: falling through to a later one would
 // install a half-configured machine as another host.
-func findHost(dir string, req request) (layer, match, error) {
+func findHost(c *configDir, req request) (layer, match, error) {
 	for _, mac := range req.macs {
-		if l, m, found, err := readHost(dir, match{"mac", mac, "hosts/" + hostFileName(mac)}); found || err != nil {
+		if l, m, found, err := readHost(c, match{"mac", mac, "hosts/" + hostFileName(mac)}); found || err != nil {
 			return l, m, err
 		}
 	}
@@ -402,25 +585,27 @@ func findHost(dir string, req request) (layer, match, error) {
 			continue
 		}
 		m := match{id.by, id.key, "hosts/" + id.by + "-" + id.key + ".toml"}
-		if l, m, found, err := readHost(dir, m); found || err != nil {
+		if l, m, found, err := readHost(c, m); found || err != nil {
 			return l, m, err
 		}
 		nf.tried = append(nf.tried, m.file)
 	}
-	if l, m, found, err := readHost(dir, match{by: "default", file: "hosts/default.toml"}); found || err != nil {
-		return l, m, err
+	// No file names the machine itself. Falling through to default.toml,
+	// which answers any machine nobody named, or saying there is no such
+	// host, is right only of a config dir that is not being deployed:
+	// mid-copy, the machine's own file may not be there yet.
+	if err := c.missing("no host file names this machine", nil); err != nil {
+		return layer{}, match{}, err
 	}
-	// No file at all may be no config dir at all: the operator's problem,
-	// not the machine's.
-	if _, err := os.Stat(dir); err != nil {
-		return layer{}, match{}, &configError{"", fmt.Sprintf("config dir %s: %v", dir, unwrapPath(err))}
+	if l, m, found, err := readHost(c, match{by: "default", file: "hosts/default.toml"}); found || err != nil {
+		return l, m, err
 	}
 	return layer{}, match{}, nf
 }
 
 // readHost reads the host file m names, if it exists.
-func readHost(dir string, m match) (layer, match, bool, error) {
-	l, found, err := readLayer(dir, m.file)
+func readHost(c *configDir, m match) (layer, match, bool, error) {
+	l, found, err := readLayer(c, m.file)
 	if err != nil {
 		return layer{}, match{}, false, &hostError{m, err}
 	}
@@ -449,9 +634,14 @@ func checkConfigDir(dir string) error {
 	if _, err := f.Readdirnames(1); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config dir %s: %w", dir, unwrapPath(err))
 	}
-	def, ok, err := readLayer(dir, "defaults.toml")
+	c, err := openConfigDir(dir)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	def, ok, err := readLayer(c, "defaults.toml")
 	if err == nil && ok {
-		_, err = stackLayers(dir, def, false, def)
+		_, err = stackLayers(c, def, false, def)
 	}
 	return err
 }

@@ -5,11 +5,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 const hostFile = "hosts/aa-bb-cc-dd-ee-ff.toml"
@@ -124,6 +127,32 @@ func TestParseLayerSyntaxErrorNamesFileLineColumn(t *testing.T) {
 
 // writeTree writes files (path relative to the root, "/"-separated) into a
 // fresh temporary dir; content asDir makes a directory in the file's place.
+// TestMain runs the tests with no settle time: they write a config dir and
+// ask it at once, which a server would take for a deploy under way. The
+// tests of that rule, and those of deploys, set it back.
+func TestMain(m *testing.M) {
+	settleTime = 0
+	os.Exit(m.Run())
+}
+
+// withSettleTime sets the settle time for one test.
+func withSettleTime(t *testing.T, d time.Duration) {
+	old := settleTime
+	settleTime = d
+	t.Cleanup(func() { settleTime = old })
+}
+
+// openDir opens a config dir for the test, closed when it ends.
+func openDir(t testing.TB, dir string) *configDir {
+	t.Helper()
+	c, err := openConfigDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
 func writeTree(t testing.TB, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
@@ -168,7 +197,7 @@ func TestReadLayer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeTree(t, tc.files)
-			l, ok, err := readLayer(dir, tc.read)
+			l, ok, err := readLayer(openDir(t, dir), tc.read)
 			if ok != tc.wantOK {
 				t.Errorf("readLayer(%q) ok = %v; want %v", tc.read, ok, tc.wantOK)
 			}
@@ -262,7 +291,7 @@ func TestLoadHost(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeTree(t, tc.files)
-			layers, m, err := loadHost(dir, request{macs: tc.macs})
+			layers, m, err := loadHost(openDir(t, dir), request{macs: tc.macs})
 			mac := m.key
 			if tc.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
@@ -293,7 +322,7 @@ func TestLoadHost(t *testing.T) {
 func TestLoadHostWithoutAFileIsNoHostError(t *testing.T) {
 	dir := writeTree(t, map[string]string{"defaults.toml": "", "hosts/README": "not a host"})
 	macs := []string{macB, macA, macC}
-	_, _, err := loadHost(dir, request{macs: macs})
+	_, _, err := loadHost(openDir(t, dir), request{macs: macs})
 	var nf *noHostError
 	if !errors.As(err, &nf) {
 		t.Fatalf("loadHost(%q) = %v (%T); want a *noHostError", macs, err, err)
@@ -317,7 +346,7 @@ func TestLoadHostWithoutAFileIsNoHostError(t *testing.T) {
 
 func TestNoHostErrorWithoutMACs(t *testing.T) {
 	dir := writeTree(t, map[string]string{})
-	_, _, err := loadHost(dir, request{})
+	_, _, err := loadHost(openDir(t, dir), request{})
 	if err == nil {
 		t.Fatal("loadHost(nil) = nil error; want a no-host error")
 	}
@@ -362,7 +391,7 @@ func TestTakeProfiles(t *testing.T) {
 			}
 			got, err := takeProfiles(hostFile, tr)
 			if err == nil && tc.wantErr != "" {
-				s := stacker{dir: t.TempDir()}
+				s := stacker{cfg: openDir(t, t.TempDir())}
 				err = s.add(layer{name: hostFile, profiles: got}, []string{hostFile})
 			}
 			if tc.wantErr != "" {
@@ -443,7 +472,7 @@ func TestLoadHostStacksProfiles(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeTree(t, tc.files)
-			layers, _, err := loadHost(dir, request{macs: []string{macA}})
+			layers, _, err := loadHost(openDir(t, dir), request{macs: []string{macA}})
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr && !strings.HasPrefix(err.Error(), tc.wantErr) {
 					t.Fatalf("loadHost = %v; want error %q", err, tc.wantErr)
@@ -512,7 +541,7 @@ func TestLoadHostMatchOrder(t *testing.T) {
 			}
 			dir := writeTree(t, files)
 			req := request{macs: []string{macA, macB}, serial: tc.serial, uuid: tc.uuid}
-			layers, m, err := loadHost(dir, req)
+			layers, m, err := loadHost(openDir(t, dir), req)
 			if tc.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
 					t.Fatalf("loadHost(%+v) = %v; want an error starting %q", req, err, tc.wantErr)
@@ -524,6 +553,125 @@ func TestLoadHostMatchOrder(t *testing.T) {
 			}
 			if got := layers[len(layers)-1].name; got != tc.wantFile || m.file != tc.wantFile || m.by != tc.wantBy {
 				t.Errorf("loadHost(%+v) = %s, matched %+v; want %s by %s", req, got, m, tc.wantFile, tc.wantBy)
+			}
+		})
+	}
+}
+
+// TestUnreadableFiles: a host file (or defaults.toml, or a profile) that
+// exists but cannot be read is a 500 naming it, at once, and never a fall
+// through to the machine's serial file or hosts/default.toml; a symlink to
+// a regular file in the config dir is read as that file.
+func TestUnreadableFiles(t *testing.T) {
+	const serialHost = "hostname = \"by-serial\"\n[disk]\ntarget = \"sda\"\n"
+	tests := []struct {
+		name     string
+		file     string                  // the file made unreadable
+		make     func(path string) error // makes it so
+		wantCode int
+		wantBody string
+	}{
+		{"dangling_symlink", hostFile, func(p string) error { return os.Symlink("gone.toml", p) },
+			500, hostFile + ": cannot read: a symlink to a file that does not exist"},
+		{"fifo", hostFile, func(p string) error { return syscall.Mkfifo(p, 0o644) },
+			500, hostFile + ": cannot read: not a regular file but a FIFO"},
+		{"directory", hostFile, func(p string) error { return os.Mkdir(p, 0o755) },
+			500, hostFile + ": cannot read: not a regular file but a directory"},
+		{"symlink_loop", hostFile, func(p string) error { return os.Symlink(filepath.Base(p), p) },
+			500, hostFile + ": cannot read: too many levels of symbolic links"},
+		{"defaults_fifo", "defaults.toml", func(p string) error { return syscall.Mkfifo(p, 0o644) },
+			500, "defaults.toml: cannot read: not a regular file but a FIFO"},
+		{"profile_fifo", "profiles/base.toml", func(p string) error { return syscall.Mkfifo(p, 0o644) },
+			500, "profiles/base.toml: cannot read: not a regular file but a FIFO"},
+		{"symlink_to_a_file_in_the_config_dir_works", hostFile, func(p string) error {
+			if err := os.WriteFile(filepath.Join(filepath.Dir(p), "..", "shared-host.toml"), []byte(goodHost), 0o644); err != nil {
+				return err
+			}
+			return os.Symlink("../shared-host.toml", p)
+		}, 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{
+				"defaults.toml":         "profiles = [\"base\"]\n" + goodDefaults,
+				"profiles/base.toml":    "[global]\nreboot-on-error = true\n",
+				hostFile:                goodHost,
+				"hosts/serial-S42.toml": serialHost,
+				"hosts/default.toml":    serialHost,
+			}
+			s, _ := testServer(t, files)
+			path := filepath.Join(s.dir, filepath.FromSlash(tc.file))
+			os.Remove(path)
+			if err := tc.make(path); err != nil {
+				t.Fatal(err)
+			}
+			body := `{"product":{"product":"pve"},"iso":{"release":"9.2"},"dmi":{"system":{"serial":"S42"}},"network_interfaces":[{"link":"eno1","mac":"aa:bb:cc:dd:ee:ff"}]}`
+			done := make(chan *httptest.ResponseRecorder, 1)
+			go func() { done <- send(s, "POST", "/answer", strings.NewReader(body)) }()
+			var rec *httptest.ResponseRecorder
+			select {
+			case rec = <-done:
+			case <-time.After(10 * time.Second): // a hang, not a slow answer
+				t.Fatal("POST /answer did not return: reading the file blocked")
+			}
+			if rec.Code != tc.wantCode || !strings.Contains(rec.Body.String(), tc.wantBody) {
+				t.Errorf("POST /answer = %d %q; want %d containing %q", rec.Code, rec.Body, tc.wantCode, tc.wantBody)
+			}
+			if strings.Contains(rec.Body.String(), "by-serial") || rec.Header().Get("X-PXE-Pilot-Host") == "hosts/serial-S42.toml" {
+				t.Errorf("POST /answer fell through to the serial's host file: %q", rec.Body)
+			}
+			if strings.Contains(rec.Body.String(), s.dir) {
+				t.Errorf("POST /answer = %q; want names relative to the config dir", rec.Body)
+			}
+		})
+	}
+}
+
+// TestUnsettledConfigDir: in a config dir that changed a moment ago, the
+// fall-through to hosts/default.toml, a missing defaults.toml or profile,
+// and an empty file are refused with a 503 and Retry-After; once settled,
+// each is taken as the operator's own choice.
+func TestUnsettledConfigDir(t *testing.T) {
+	const body = `{"product":{"product":"pve"},"iso":{"release":"9.2"},"network_interfaces":[{"link":"eno1","mac":"aa:bb:cc:dd:ee:ff"}]}`
+	tests := []struct {
+		name         string
+		files        map[string]string
+		wantSettled  int
+		wantChanging string // in the 503's body
+	}{
+		{"falls_through_to_default_toml",
+			map[string]string{"defaults.toml": goodDefaults, "hosts/default.toml": goodHost},
+			200, "no host file names this machine"},
+		{"no_defaults_toml",
+			map[string]string{hostFile: "hostname = \"pve1\"\n" + strings.NewReplacer("[disk]\n", "[disk]\ntarget = \"sda\"\n", "[network]\ndns = \"1.1.1.1\"\n", "").Replace(goodDefaults)},
+			200, "defaults.toml does not exist"},
+		{"empty_host_file",
+			map[string]string{"defaults.toml": "hostname = \"pve-{{.MACHex}}\"\n" + strings.Replace(goodDefaults, "[disk]\n", "[disk]\ntarget = \"sda\"\n", 1), hostFile: ""},
+			200, hostFile + " is empty"},
+		{"no_such_profile",
+			map[string]string{"defaults.toml": goodDefaults, hostFile: "profiles = [\"zfs\"]\n" + goodHost},
+			500, "profiles/zfs.toml does not exist"},
+		{"no_host_file_at_all",
+			map[string]string{"defaults.toml": goodDefaults},
+			404, "no host file names this machine"},
+		{"broken_host_file",
+			map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost},
+			500, hostFile + ":2:6"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := testServer(t, tc.files)
+			withSettleTime(t, time.Hour) // every dir just made is changing
+			rec := send(s, "POST", "/answer", strings.NewReader(body))
+			if rec.Code != 503 || !strings.Contains(rec.Body.String(), "config dir is being changed") || !strings.Contains(rec.Body.String(), tc.wantChanging) {
+				t.Errorf("changing: POST /answer = %d %q; want 503 saying %q", rec.Code, rec.Body, tc.wantChanging)
+			}
+			if got := rec.Header().Get("Retry-After"); got == "" {
+				t.Error("changing: the 503 has no Retry-After")
+			}
+			settleTime = 0
+			if rec := send(s, "POST", "/answer", strings.NewReader(body)); rec.Code != tc.wantSettled {
+				t.Errorf("settled: POST /answer = %d %q; want %d", rec.Code, rec.Body, tc.wantSettled)
 			}
 		})
 	}

@@ -11,10 +11,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // These tests drive pxe-pilot as many installers at once would, over
@@ -327,4 +329,169 @@ func TestConfigDirComesAndGoes(t *testing.T) {
 	check("defaults.toml broken", 503, 500)
 	replace(t, filepath.Join(dir, "defaults.toml"), faultDefaults(1))
 	check("defaults.toml mended", 200, 200)
+}
+
+// deployVersion is version v of a whole config dir: defaults.toml, a host
+// file for each of faultHosts machines and hosts/default.toml, every file
+// marked with v so that an answer shows which versions it was made of.
+func deployVersion(v int) map[string]string {
+	files := map[string]string{
+		"defaults.toml":      faultDefaults(v % 2),
+		"hosts/default.toml": fmt.Sprintf("hostname = \"anyone-v%d\"\n[disk]\ntarget = \"sda\"\n", v),
+	}
+	for i := range faultHosts {
+		files["hosts/"+hostFileName(strings.ReplaceAll(faultMAC(i), ":", ""))] = faultHost(i, v%2)
+	}
+	return files
+}
+
+// writeFiles writes files into dir, creating it, in the order of names.
+func writeFiles(t *testing.T, dir string, files map[string]string, names []string) {
+	for _, name := range names {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := os.WriteFile(path, []byte(files[name]), 0o644); err != nil {
+			t.Error(err)
+			return
+		}
+	}
+}
+
+// TestDeploysThatReplaceTheWholeDir: installers ask while deploys replace
+// the whole config dir, as rsync, git and copy scripts do: renamed into
+// place, removed and copied in file by file (defaults.toml first, or last),
+// or flipped by a symlink. Every answer is one machine's own, composed of
+// one version of the config; a machine with its own host file never gets
+// hosts/default.toml's answer, and none gets an answer without
+// defaults.toml. What cannot be answered so is refused with a 503 (or,
+// should a deploy leave no dir at the path for longer than the settle
+// time, a 500).
+func TestDeploysThatReplaceTheWholeDir(t *testing.T) {
+	withSettleTime(t, 3*time.Second) // as served
+	const (
+		deploys   = 24
+		askers    = 8
+		machines  = faultHosts + 1 // the last one has no host file: hosts/default.toml answers it
+		maxAsks   = 4000           // per asker: bounded even if a deploy stalls
+		unknownID = faultHosts
+	)
+	// Every answer each machine may get: one version of everything.
+	valid := make([]map[string]bool, machines)
+	for i := range valid {
+		valid[i] = map[string]bool{}
+	}
+	for v := range 2 {
+		files := deployVersion(v)
+		d, err := parseLayer("defaults.toml", []byte(files["defaults.toml"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range machines {
+			name := "hosts/default.toml"
+			if i < faultHosts {
+				name = "hosts/" + hostFileName(strings.ReplaceAll(faultMAC(i), ":", ""))
+			}
+			h, err := parseLayer(name, []byte(files[name]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mac := strings.ReplaceAll(faultMAC(i), ":", "")
+			f := facts{mac: mac, release: r92, btrfs: true}
+			if i == unknownID {
+				f.mac = ""
+			}
+			out, err := compose([]layer{d, h}, f)
+			if err != nil {
+				t.Fatalf("machine %d, version %d: %v", i, v, err)
+			}
+			valid[i][string(out)] = true
+		}
+	}
+
+	styles := []struct {
+		name   string
+		deploy func(t *testing.T, root, link string, v int) // makes version v the config at link
+	}{
+		{"renamed_into_place", func(t *testing.T, root, link string, v int) {
+			next, old := link+".next", link+".old"
+			writeFiles(t, next, deployVersion(v), sortedKeys(deployVersion(v)))
+			os.Rename(link, old)
+			os.Rename(next, link)
+			os.RemoveAll(old)
+		}},
+		{"removed_and_copied_defaults_first", func(t *testing.T, root, link string, v int) {
+			os.RemoveAll(link)
+			writeFiles(t, link, deployVersion(v), sortedKeys(deployVersion(v))) // defaults.toml sorts first
+		}},
+		{"removed_and_copied_defaults_last", func(t *testing.T, root, link string, v int) {
+			os.RemoveAll(link)
+			names := sortedKeys(deployVersion(v))
+			names = append(names[1:], names[0])
+			slices.Reverse(names[:len(names)-1]) // hosts/default.toml before the machines' files
+			writeFiles(t, link, deployVersion(v), names)
+		}},
+		{"symlink_flipped", func(t *testing.T, root, link string, v int) {
+			release := filepath.Join(root, fmt.Sprintf("release-%d", v))
+			writeFiles(t, release, deployVersion(v), sortedKeys(deployVersion(v)))
+			tmp := link + ".new"
+			os.Remove(tmp)
+			if err := os.Symlink(release, tmp); err != nil {
+				t.Error(err)
+			}
+			os.Rename(tmp, link)
+			os.RemoveAll(filepath.Join(root, fmt.Sprintf("release-%d", v-2)))
+		}},
+	}
+	for _, style := range styles {
+		t.Run(style.name, func(t *testing.T) {
+			root := t.TempDir()
+			link := filepath.Join(root, "config")
+			if style.name == "symlink_flipped" {
+				style.deploy(t, root, link, 0)
+			} else {
+				writeFiles(t, link, deployVersion(0), sortedKeys(deployVersion(0)))
+			}
+			s := &server{dir: link, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+
+			var done atomic.Bool
+			var asked, ok, busy, gone, wrong atomic.Int64
+			var wg sync.WaitGroup
+			for a := range askers {
+				wg.Go(func() {
+					for n := 0; n < maxAsks && !done.Load(); n++ {
+						i := (a + n*askers) % machines
+						rec := send(s, "POST", "/answer", strings.NewReader(installerBody("pve", "9.2", faultMAC(i))))
+						asked.Add(1)
+						body := rec.Body.String()
+						switch {
+						case rec.Code == http.StatusOK && valid[i][body]:
+							ok.Add(1)
+						case rec.Code == http.StatusServiceUnavailable && strings.Contains(body, "config dir is being"):
+							busy.Add(1)
+						case rec.Code == http.StatusInternalServerError && strings.Contains(body, "config dir "+link):
+							gone.Add(1)
+						default:
+							wrong.Add(1)
+							if wrong.Load() <= 5 {
+								t.Errorf("machine %d got %d %q", i, rec.Code, body)
+							}
+						}
+					}
+				})
+			}
+			for v := 1; v <= deploys; v++ {
+				style.deploy(t, root, link, v)
+			}
+			done.Store(true)
+			wg.Wait()
+			t.Logf("%d requests during %d deploys: %d answered, %d refused as mid-deploy (503), %d with the dir not there (500), %d wrong",
+				asked.Load(), deploys, ok.Load(), busy.Load(), gone.Load(), wrong.Load())
+			if wrong.Load() != 0 {
+				t.Errorf("%d of %d answers were wrong", wrong.Load(), asked.Load())
+			}
+		})
+	}
 }

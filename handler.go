@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -351,6 +352,9 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request, o *outcome) int 
 	if o.host != "" {
 		w.Header().Set("X-PXE-Pilot-Host", o.host)
 	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int(settleTime.Seconds())))
+	}
 	if status != http.StatusOK {
 		return s.fail(w, status, o, string(out))
 	}
@@ -379,8 +383,21 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 		return http.StatusBadRequest, []byte(err.Error())
 	}
 	o.release, o.note = rel.String(), note
-	layers, m, err := loadHost(dir, req)
+	c, err := openConfigDir(dir)
 	if err != nil {
+		var ce *changingError
+		if errors.As(err, &ce) {
+			return http.StatusServiceUnavailable, []byte(err.Error())
+		}
+		return http.StatusInternalServerError, []byte(err.Error())
+	}
+	defer c.close()
+	layers, m, err := loadHost(c, req)
+	if err != nil {
+		var he *hostError
+		if errors.As(err, &he) {
+			o.host, o.match = he.match.file, he.match.String()
+		}
 		var nf *noHostError
 		if errors.As(err, &nf) {
 			if t != nil && t.state != nil && !t.dry {
@@ -396,11 +413,7 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 			}
 			return http.StatusNotFound, []byte(err.Error())
 		}
-		var he *hostError
-		if errors.As(err, &he) {
-			o.host, o.match = he.match.file, he.match.String()
-		}
-		return http.StatusInternalServerError, []byte(err.Error())
+		return c.configStatus(err)
 	}
 	o.host, o.match = m.file, m.String()
 	names := make([]string, len(layers))
@@ -431,7 +444,7 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 	}
 	out, err = compose(layers, f)
 	if err != nil {
-		return http.StatusInternalServerError, []byte(err.Error())
+		return c.configStatus(err)
 	}
 	if t != nil && t.state != nil && !t.dry {
 		// The token was given if pxe-pilot's webhook went out, not the
@@ -466,14 +479,14 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) i
 			return s.fail(w, http.StatusUnauthorized, o, "the report's token is not one pxe-pilot gave; it cannot say which machine this is")
 		}
 		key = k
-		if _, m, err := findHost(s.dir, req); err == nil {
+		if _, m, err := s.findHost(req); err == nil {
 			o.host, o.match = m.file, m.String()
 		}
 	default:
 		if len(req.macs) == 0 && req.serial == "" && req.uuid == "" {
 			return s.fail(w, http.StatusBadRequest, o, "report body: names no MAC in network-interfaces, and no dmi serial or UUID, so it cannot say which machine it is")
 		}
-		_, m, err := findHost(s.dir, req)
+		_, m, err := s.findHost(req)
 		if err != nil {
 			var nf *noHostError
 			if errors.As(err, &nf) {
@@ -534,6 +547,16 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) i
 	w.WriteHeader(http.StatusOK)
 	io.WriteString(w, `{"status":"recorded"}`+"\n")
 	return http.StatusOK
+}
+
+// findHost finds the host file of a machine that reports.
+func (s *server) findHost(req request) (layer, match, error) {
+	c, err := openConfigDir(s.dir)
+	if err != nil {
+		return layer{}, match{}, err
+	}
+	defer c.close()
+	return findHost(c, req)
 }
 
 // script serves a first-boot script by the signed ticket of its URL.

@@ -38,7 +38,7 @@ type installerRequest struct {
 		Release string `json:"release"`
 	} `json:"iso"`
 	NetworkInterfaces json.RawMessage `json:"network_interfaces"`
-	DMI               dmi               `json:"dmi"`
+	DMI               dmi             `json:"dmi"`
 }
 
 // dmi is what the installer's request and its report say of the machine's

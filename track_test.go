@@ -70,7 +70,7 @@ func TestMachineKey(t *testing.T) {
 			for _, f := range tc.files {
 				files[f] = trackHost
 			}
-			_, m, err := findHost(writeTree(t, files), tc.req)
+			_, m, err := findHost(openDir(t, writeTree(t, files)), tc.req)
 			if err != nil {
 				t.Fatalf("findHost(%+v) = %v", tc.req, err)
 			}
