@@ -47,6 +47,7 @@ func expand(ans map[string]any, f facts) []problem {
 
 type expander struct {
 	f        facts
+	shell    bool     // filling a first-boot script: refuse a value that would need quoting
 	path     []string // the key being filled
 	self     bool     // filling the host's name itself, which {{.Hostname}} is made from
 	host     string   // the host label, for {{.Hostname}}; empty when there is none
@@ -146,6 +147,12 @@ func (e *expander) fill(s string) string {
 		inner := rest[i+2 : i+2+j]
 		rest = rest[i+2+j+2:]
 		v, msg := e.fact(strings.TrimSpace(inner))
+		if msg == "" && strings.Contains(v, ".") && e.inName() && inner != `"{{"` {
+			msg = fmt.Sprintf("%q has a dot, which would add a label to the host's name: a placeholder in hostname, domain or fqdn may fill in one label, no more", v)
+		}
+		if msg == "" && e.shell && strings.Trim(v, shellSafe) != "" {
+			msg = fmt.Sprintf("%q would need quoting in a shell script, and pxe-pilot fills scripts only with letters, digits and %s", v, "'.', '-', '_', ':'")
+		}
 		if msg != "" {
 			if secret && !slices.Contains(placeholders, strings.TrimPrefix(strings.TrimSpace(inner), ".")) {
 				// Not a placeholder, so maybe part of the secret: not shown.
@@ -158,6 +165,17 @@ func (e *expander) fill(s string) string {
 		b.WriteString(v)
 	}
 }
+
+// inName reports whether the key being filled is part of the host's name:
+// global.hostname, global.domain or global.fqdn (a name or the table).
+func (e *expander) inName() bool {
+	return len(e.path) >= 2 && e.path[0] == "global" && (e.path[1] == "hostname" || e.path[1] == "domain" || e.path[1] == "fqdn")
+}
+
+// shellSafe are the characters a placeholder may fill into a first-boot
+// script: what a vetted request's values are made of, none of which a
+// shell reads as anything but itself.
+const shellSafe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:"
 
 func (e *expander) problem(msg string) {
 	e.problems = append(e.problems, problem{path: slices.Clone(e.path), msg: msg})

@@ -18,6 +18,8 @@ var factsFor = request{product: "pve", iso: "9.2", btrfs: true,
 func TestExpand(t *testing.T) {
 	noSerial := factsFor
 	noSerial.serial = request{serial: "To be filled by O.E.M."}.ids()[0]
+	dotted := factsFor
+	dotted.link, dotted.serial = "x.evil.example.net", request{serial: "S1.evil"}.ids()[0]
 	tests := []struct {
 		name     string
 		f        facts
@@ -47,6 +49,10 @@ func TestExpand(t *testing.T) {
 		{"missing_fact", noSerial, "pve1", "{{.Serial}}", nil, `{{.Serial}}: nothing to fill in: dmi.system.serial "To be filled by O.E.M." is a firmware placeholder`},
 		{"no_hostname_anywhere", factsFor, nil, "{{.Hostname}}", nil, "{{.Hostname}}: nothing to fill in: no hostname or global.fqdn is set"},
 		{"hostname_cannot_use_itself", factsFor, "{{.Hostname}}-2", "x", nil, "global.hostname: {{.Hostname}}: the host's name is what {{.Hostname}} is filled from"},
+		{"a_fact_with_a_dot_adds_no_label_to_the_hostname", dotted, "pve-{{.Link}}", "x", nil, `global.hostname: {{.Link}}: "x.evil.example.net" has a dot, which would add a label to the host's name`},
+		{"a_serial_with_a_dot_adds_no_label_either", dotted, "pve-{{.Serial}}", "x", nil, `global.hostname: {{.Serial}}: "S1.evil" has a dot`},
+		{"a_release_adds_no_label_either", factsFor, "pve-{{.Release}}", "x", nil, `global.hostname: {{.Release}}: "9.2" has a dot`},
+		{"dots_are_fine_outside_the_name", dotted, "pve1", "{{.Link}}", "x.evil.example.net", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

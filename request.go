@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // request is what pxe-pilot reads of the installer's system info; the
@@ -84,11 +87,17 @@ func parseRequest(body []byte) (request, error) {
 	if len(nics) > maxNICs {
 		return request{}, fmt.Errorf("request body: network_interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(nics), maxNICs)
 	}
+	if err := req.vet(); err != nil {
+		return request{}, err
+	}
 	var bad []string
-	for _, nic := range nics {
+	for i, nic := range nics {
+		if nic.Link != "" && !interfaceName(nic.Link) {
+			return request{}, fmt.Errorf("request body: network_interfaces[%d].link: %s is not an interface name: 1 to 15 letters, digits, '-', '_' or '.', as the kernel names NICs", i, excerpt(nic.Link))
+		}
 		mac, ok := normalizeMAC(nic.MAC)
 		if !ok {
-			bad = append(bad, fmt.Sprintf("%q", nic.MAC))
+			bad = append(bad, excerpt(nic.MAC))
 			continue
 		}
 		if !slices.Contains(req.macs, mac) {
@@ -97,12 +106,75 @@ func parseRequest(body []byte) (request, error) {
 		}
 	}
 	if len(req.macs) == 0 {
+		if len(bad) > 4 {
+			bad = append(bad[:4], fmt.Sprintf("and %d more", len(bad)-4))
+		}
 		if len(bad) > 0 {
 			return request{}, fmt.Errorf("request body: network_interfaces has no usable MAC (got %s)", strings.Join(bad, ", "))
 		}
 		return request{}, errors.New("request body: network_interfaces lists no interface, so no host file can match; POST the installer's system info")
 	}
 	return req, nil
+}
+
+// vet refuses the request's values that could reach an answer or a
+// first-boot script through a placeholder ({{.Product}}, {{.Release}}),
+// or the operator's screen (the model, in status), unless they are what
+// an installer sends. The MACs, the serial and the UUID are vetted where
+// they are used: a serial or UUID that cannot name a file names no file,
+// which is no reason to refuse a machine that has a MAC.
+func (req request) vet() error {
+	if req.product != "" && !productName(req.product) {
+		return fmt.Errorf("request body: product.product: %s is not a product such as \"pve\": 2 to 16 lowercase letters and digits", excerpt(req.product))
+	}
+	if req.iso != "" && !releaseName(req.iso) {
+		return fmt.Errorf("request body: iso.release: %s is not a release such as \"9.2\"", excerpt(req.iso))
+	}
+	if len(req.model) > maxModel || strings.ContainsFunc(req.model, func(r rune) bool {
+		return unicode.IsControl(r) || r == utf8.RuneError || strings.ContainsRune("\"'`\\$", r)
+	}) {
+		return fmt.Errorf("request body: dmi.system.name: %s is not a model name: at most %d characters, with no control characters, quotes, backslash or $", excerpt(req.model), maxModel)
+	}
+	return nil
+}
+
+// maxModel bounds dmi.system.name: SMBIOS strings are far shorter.
+const maxModel = 128
+
+func productName(s string) bool {
+	return len(s) >= 2 && len(s) <= 16 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789") == ""
+}
+
+// releaseName accepts the releases installers send: "9.2", "3.4", "10.0.1".
+func releaseName(s string) bool {
+	if len(s) > 16 || s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	return strings.Trim(s, "0123456789.") == ""
+}
+
+// interfaceName accepts a NIC's name as the kernel makes them (eno1,
+// enp1s0f0np0, ens18, eth0): at most 15 bytes, and here only letters,
+// digits, '-', '_' and '.', starting with a letter or digit, so that
+// {{.Link}} never needs quoting.
+func interfaceName(s string) bool {
+	if s == "" || len(s) > 15 || !isAlnum(s[0]) {
+		return false
+	}
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// excerpt quotes a value from the network for a message or the log: at
+// most 40 bytes of it, escaped.
+func excerpt(s string) string {
+	if len(s) > 40 {
+		return strconv.Quote(s[:40]) + "..."
+	}
+	return strconv.Quote(s)
 }
 
 // jsonError says in one line what is wrong with a JSON body: where it
@@ -114,9 +186,9 @@ func jsonError(what, hint string, err error) error {
 	case errors.As(err, &se):
 		return fmt.Errorf("%s is not JSON (offset %d: %s); %s", what, se.Offset, strings.TrimPrefix(se.Error(), "json: "), hint)
 	case errors.As(err, &te) && te.Field == "":
-		return fmt.Errorf("%s is not a JSON object but %s; %s", what, te.Value, hint)
+		return fmt.Errorf("%s is not a JSON object but %s; %s", what, clip(te.Value), hint)
 	case errors.As(err, &te):
-		return fmt.Errorf("%s: %s: want %s, got %s", what, te.Field, jsonKind(te.Type), te.Value)
+		return fmt.Errorf("%s: %s: want %s, got %s", what, clip(te.Field), jsonKind(te.Type), clip(te.Value))
 	}
 	return fmt.Errorf("%s is not JSON: %s; %s", what, strings.TrimPrefix(err.Error(), "json: "), hint)
 }
