@@ -17,12 +17,19 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 const (
 	maxBody = 1 << 20 // the installer's system info is a few KiB
 	maxNICs = 256     // more than any real machine has; bounds the files one request may open
+
+	// What the bodies being read may hold, all together: room for a few
+	// bodies of the biggest size, or thousands of real ones.
+	answerBodies = 8 << 20
+	reportBodies = 4 << 20
 )
 
 // server answers the installer. It holds no config: every request reads
@@ -36,8 +43,13 @@ type server struct {
 	tokenFile string         // --token-file: "" needs no token
 	allow     []netip.Prefix // --allow: nil is every address
 	slots     chan struct{}  // --max-inflight: a slot per request being answered; nil is no cap
-	waiting   chan struct{}  // refused tokens waiting out authDelay; nil is no delay
-	authDelay time.Duration
+
+	// The memory the bodies being read may hold, all together; nil is no
+	// bound. Reports need no token, so they have their own, and a flood of
+	// them cannot keep an installer from being answered.
+	answerBodies, reportBodies *budget
+	guard                      *tokenGuard // token checks under way and refusals waiting out authDelay; nil is no cap
+	authDelay                  time.Duration
 
 	track *tracker // --public-url, --state-dir, --once; nil keeps nothing
 
@@ -47,12 +59,59 @@ type server struct {
 
 // A refused token waits a second before its 401, which slows down guessing.
 // The wait holds no slot, so a flood of wrong tokens cannot crowd out a
-// real install; and at most maxWaiting wait at once, past which a refusal
-// is sent at once, so a flood cannot pile up connections either.
+// real install. Every token check takes a place in the guard, a refused one
+// for its whole wait: at most maxWaiting at once, maxWaitingPerAddr of them
+// from one address. Past either, a request is refused with a 503 before
+// its token is looked at, which says nothing about the token; so guesses
+// come no faster than maxWaiting a second, and an address that floods
+// keeps out itself, not the installers elsewhere.
 const (
-	authDelay  = time.Second
-	maxWaiting = 64
+	authDelay         = time.Second
+	maxWaiting        = 64
+	maxWaitingPerAddr = 8
 )
+
+// A tokenGuard counts the requests whose token is being checked or was
+// refused and is waiting out authDelay, in all and by address.
+type tokenGuard struct {
+	mu     sync.Mutex
+	n      int
+	byAddr map[netip.Addr]int
+}
+
+// enter takes a place for a request from a, if there is one.
+func (g *tokenGuard) enter(a netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n >= maxWaiting || g.byAddr[a] >= maxWaitingPerAddr {
+		return false
+	}
+	if g.byAddr == nil {
+		g.byAddr = map[netip.Addr]int{}
+	}
+	g.n++
+	g.byAddr[a]++
+	return true
+}
+
+// waiting is how many places requests from addr hold, or all do for "".
+func (g *tokenGuard) waiting(addr string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if addr == "" {
+		return g.n
+	}
+	return g.byAddr[netip.MustParseAddr(addr)]
+}
+
+func (g *tokenGuard) leave(a netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	if g.byAddr[a]--; g.byAddr[a] <= 0 {
+		delete(g.byAddr, a)
+	}
+}
 
 // outcome is what one request's log line says beyond method and path.
 type outcome struct {
@@ -97,7 +156,7 @@ func (s *server) mux() *http.ServeMux {
 	s.muxOnce.Do(func() {
 		m := http.NewServeMux()
 		handle := func(pattern string, fn route) { m.Handle(pattern, &routeHandler{fn}) }
-		handle("POST /answer", s.authorized(s.limited(s.answer)))
+		handle("POST /answer", s.authorized(s.withBody(s.answerBodies, "request body", "the installer's system info is a few KiB", s.answer)))
 		handle("GET /health", s.health)
 		switch {
 		case s.track == nil:
@@ -105,7 +164,7 @@ func (s *server) mux() *http.ServeMux {
 				return s.fail(w, http.StatusNotFound, o, `"/installed": no such path; reports are taken with serve --public-url or --state-dir`)
 			})
 		default:
-			handle("POST /installed", s.limited(s.installed))
+			handle("POST /installed", s.withBody(s.reportBodies, "report body", "the installer's report is a few KiB", s.installed))
 			if s.track.publicURL != "" {
 				handle("GET /first-boot/{ticket...}", s.limited(s.script))
 			}
@@ -228,22 +287,107 @@ func shownPath(path string) string {
 	return path
 }
 
+// peerAddr is a request's source address, as --allow and the token guard
+// see it: IPv4 for an IPv4-mapped address, and without an IPv6 zone, which
+// no prefix has; the zero Addr if it cannot be read.
+func peerAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap().WithZone("")
+}
+
 // allowed reports whether --allow lets the address ask.
 func (s *server) allowed(remote string) bool {
 	if s.allow == nil {
 		return true
 	}
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
+	a := peerAddr(remote)
+	if !a.IsValid() {
 		return false
 	}
-	a := ap.Addr().Unmap()
 	for _, p := range s.allow {
 		if p.Contains(a) {
 			return true
 		}
 	}
 	return false
+}
+
+// withBody reads the request's body, then runs next with it in one of
+// --max-inflight's slots: a body that trickles in holds no slot, only the
+// memory it has sent so far, taken from b.
+func (s *server) withBody(b *budget, what, hint string, next func(w http.ResponseWriter, r *http.Request, o *outcome, body []byte) int) route {
+	return func(w http.ResponseWriter, r *http.Request, o *outcome) int {
+		body, status := s.readBody(w, r, o, b, what, hint)
+		if status != 0 {
+			return status
+		}
+		defer b.give(cap(body))
+		return s.limited(func(w http.ResponseWriter, r *http.Request, o *outcome) int {
+			return next(w, r, o, body)
+		})(w, r, o)
+	}
+}
+
+// readBody reads a body of at most maxBody bytes into a buffer that grows
+// as the bytes arrive, each growth taken from b; 0 and the body, or the
+// status sent: 413 past maxBody, 503 when b is spent, 400 when the client
+// stops sending. The caller gives back cap(body).
+func (s *server) readBody(w http.ResponseWriter, r *http.Request, o *outcome, b *budget, what, hint string) ([]byte, int) {
+	rd := http.MaxBytesReader(w, r.Body, maxBody)
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			grow := max(cap(buf), 4<<10)
+			if !b.take(grow) {
+				b.give(cap(buf))
+				w.Header().Set("Retry-After", "1")
+				return nil, s.fail(w, http.StatusServiceUnavailable, o, fmt.Sprintf("too busy: the bodies being read already hold the %d MiB pxe-pilot gives them; try again", b.max>>20))
+			}
+			buf = append(make([]byte, 0, cap(buf)+grow), buf...)
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, 0
+		}
+		if err != nil {
+			b.give(cap(buf))
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return nil, s.fail(w, http.StatusRequestEntityTooLarge, o, fmt.Sprintf("%s is over %d bytes; %s", what, maxBody, hint))
+			}
+			return nil, s.fail(w, http.StatusBadRequest, o, "reading the "+what+": "+err.Error())
+		}
+	}
+}
+
+// A budget bounds the bytes that request bodies being read hold, all
+// together; a nil one bounds nothing.
+type budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+func newBudget(bytes int64) *budget { return &budget{max: bytes} }
+
+func (b *budget) take(n int) bool {
+	if b == nil {
+		return true
+	}
+	if b.used.Add(int64(n)) > b.max {
+		b.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+func (b *budget) give(n int) {
+	if b != nil {
+		b.used.Add(-int64(n))
+	}
 }
 
 // limited runs next in one of --max-inflight's slots, if one is free,
@@ -286,33 +430,32 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request, o *outcome) i
 		// Fail closed: no token file, no answers.
 		return s.fail(w, http.StatusInternalServerError, o, err.Error())
 	}
+	if s.guard != nil {
+		from := peerAddr(r.RemoteAddr)
+		if !s.guard.enter(from) {
+			w.Header().Set("Retry-After", "1")
+			return s.fail(w, http.StatusServiceUnavailable, o, "too busy: too many requests are waiting for their token to be checked; try again")
+		}
+		defer s.guard.leave(from)
+	}
 	got, sent := bearer(r.Header.Get("Authorization"))
 	if name, ok := tokens.match(got); sent && ok {
 		o.token = name
 		return 0
 	}
-	s.wait(r)
-	w.Header().Set("WWW-Authenticate", `Bearer realm="pxe-pilot"`)
-	if !sent {
-		return s.fail(w, http.StatusUnauthorized, o, "this ISO sent no token, and pxe-pilot requires one: prepare the ISO (9.2 or later) with --answer-auth-token NAME:SECRET from the token file")
-	}
-	return s.fail(w, http.StatusUnauthorized, o, "the token this ISO sent is not in the token file; prepare the ISO with --answer-auth-token NAME:SECRET from it")
-}
-
-// wait holds a refused request for authDelay, unless maxWaiting already
-// wait or the client goes away.
-func (s *server) wait(r *http.Request) {
-	select {
-	case s.waiting <- struct{}{}:
+	if s.guard != nil {
 		t := time.NewTimer(s.authDelay)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
 		}
-		<-s.waiting
-	default:
 	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="pxe-pilot"`)
+	if !sent {
+		return s.fail(w, http.StatusUnauthorized, o, "this ISO sent no token, and pxe-pilot requires one: prepare the ISO (9.2 or later) with --answer-auth-token NAME:SECRET from the token file")
+	}
+	return s.fail(w, http.StatusUnauthorized, o, "the token this ISO sent is not in the token file; prepare the ISO with --answer-auth-token NAME:SECRET from it")
 }
 
 // fail sends one plain-text line: the installer shows the body on the
@@ -333,15 +476,7 @@ func (s *server) fail(w http.ResponseWriter, status int, o *outcome, msg string)
 	return status
 }
 
-func (s *server) answer(w http.ResponseWriter, r *http.Request, o *outcome) int {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return s.fail(w, http.StatusRequestEntityTooLarge, o, fmt.Sprintf("request body is over %d bytes; the installer's system info is a few KiB", maxBody))
-		}
-		return s.fail(w, http.StatusBadRequest, o, "reading the request body: "+err.Error())
-	}
+func (s *server) answer(w http.ResponseWriter, r *http.Request, o *outcome, body []byte) int {
 	status, out := respond(s.dir, body, o, s.track, time.Now())
 	if o.note != "" {
 		s.log.Info(o.note, "remote", r.RemoteAddr)
@@ -461,11 +596,7 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 // the machine, by the token its answer gave it where it was given one,
 // else by the host files its MACs, serial or UUID match, records it and
 // logs what the operator may want to pin (its SSH host keys).
-func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) int {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		return s.fail(w, http.StatusBadRequest, o, "reading the report: "+err.Error())
-	}
+func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome, body []byte) int {
 	rep, req, err := parseReport(body)
 	if err != nil {
 		return s.fail(w, http.StatusBadRequest, o, err.Error())
@@ -619,11 +750,15 @@ func readTokens(path string) (tokenSet, error) {
 	}
 	var ts tokenSet
 	n := 0
-	for line := range strings.Lines(string(data)) {
+	text := strings.TrimPrefix(string(data), "\uFEFF") // a byte-order mark some editors write
+	for line := range strings.Lines(text) {
 		n++
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
+		}
+		if strings.ContainsFunc(line, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			return tokenSet{}, fmt.Errorf("token file %s line %d: a token has no spaces in it; a comment goes on a line of its own, starting with #", path, n)
 		}
 		name, _, ok := strings.Cut(line, ":")
 		if !ok {

@@ -830,7 +830,7 @@ func sendFrom(s http.Handler, remote, method, path, body string, header ...strin
 
 func TestAllow(t *testing.T) {
 	s, log := testServer(t, goodConfig())
-	allow, err := parseAllow("10.0.0.0/24,fd00::/8,192.168.1.7")
+	allow, err := parseAllow("10.0.0.0/24,fd00::/8,192.168.1.7,::ffff:172.16.0.0/112,fe80::/10")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -844,6 +844,11 @@ func TestAllow(t *testing.T) {
 		{"[fd00::7]:40000", "POST", "/answer", 200},
 		{"192.168.1.7:40000", "POST", "/answer", 200},
 		{"[::ffff:10.0.0.9]:40000", "POST", "/answer", 200}, // IPv4 on a dual-stack socket
+		{"172.16.3.4:40000", "POST", "/answer", 200},        // by the IPv4-mapped prefix
+		{"[::ffff:172.16.3.4]:40000", "POST", "/answer", 200},
+		{"172.17.0.1:40000", "POST", "/answer", 403},
+		{"[fe80::1%eth0]:40000", "POST", "/answer", 200}, // a link-local peer has a zone; the prefix has none
+		{"[fe80::1]:40000", "POST", "/answer", 200},
 		{"10.0.1.7:40000", "POST", "/answer", 403},
 		{"192.168.1.8:40000", "POST", "/answer", 403},
 		{"[2001:db8::1]:40000", "POST", "/answer", 403},
@@ -965,102 +970,156 @@ func TestTokenFileProblems(t *testing.T) {
 
 // A flood of wrong tokens waits out its delay without holding a slot: a
 // real installer still gets its answer with every slot but its own free.
-func TestWrongTokensHoldNoSlot(t *testing.T) {
+// Past maxWaitingPerAddr from one address, or maxWaiting in all, a request
+// gets a 503 before its token is looked at, whether it is right or not, so
+// the refusal says nothing about the token and guesses stay slow.
+func TestWrongTokensStaySlow(t *testing.T) {
 	s, _ := testServer(t, goodConfig())
 	s.tokenFile = tokenFile(t, tokens)
 	s.slots = make(chan struct{}, 1)
-	s.waiting = make(chan struct{}, maxWaiting)
+	s.guard = &tokenGuard{}
 	s.authDelay = time.Minute // released by the end of the test, not by time
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	body := installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")
-	flood := maxWaiting + 20
-	codes := make(chan int, flood)
-	for range flood {
-		go func() {
-			req := httptest.NewRequest("POST", "/answer", strings.NewReader(body)).WithContext(ctx)
-			req.Header.Set("Authorization", "Bearer rack-a:guess")
-			rec := httptest.NewRecorder()
-			s.ServeHTTP(rec, req)
-			codes <- rec.Code
-		}()
+	const right, wrong = "Bearer rack-a:BearerSecretA-5d1f", "Bearer rack-a:guess"
+	var waiters sync.WaitGroup
+	codes := make(chan int, 2*maxWaiting)
+	guess := func(from, token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "/answer", strings.NewReader(body)).WithContext(ctx)
+		req.RemoteAddr = from
+		req.Header.Set("Authorization", token)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		return rec
 	}
-	// The ones past maxWaiting are refused at once; the rest wait.
-	for range flood - maxWaiting {
-		if code := <-codes; code != 401 {
-			t.Fatalf("a wrong token past the waiting cap got %d; want 401", code)
+	// One address floods: its first maxWaitingPerAddr wrong tokens wait.
+	for range maxWaitingPerAddr {
+		waiters.Go(func() { codes <- guess("192.0.2.1:1", wrong).Code })
+	}
+	for s.guard.waiting("192.0.2.1") < maxWaitingPerAddr {
+		time.Sleep(time.Millisecond)
+	}
+	for _, token := range []string{wrong, right} {
+		if rec := guess("192.0.2.1:2", token); rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
+			t.Errorf("the flooding address, token %q, got %d %q; want 503 with Retry-After, whatever the token", token, rec.Code, rec.Body)
 		}
 	}
-	if n := len(s.waiting); n != maxWaiting {
-		t.Fatalf("%d wrong tokens waiting; want %d", n, maxWaiting)
-	}
-	rec := sendFrom(s, "10.0.0.7:40000", "POST", "/answer", body, "Authorization", "Bearer rack-a:BearerSecretA-5d1f")
+	rec := sendFrom(s, "10.0.0.7:40000", "POST", "/answer", body, "Authorization", right)
 	if rec.Code != 200 {
-		t.Errorf("a real installer during the flood got %d %q; want 200", rec.Code, rec.Body)
+		t.Errorf("a real installer elsewhere during the flood got %d %q; want 200", rec.Code, rec.Body)
+	}
+	// Many addresses fill the guard: then every token check is a 503.
+	for i := range maxWaiting/maxWaitingPerAddr - 1 {
+		for range maxWaitingPerAddr {
+			waiters.Go(func() { codes <- guess(fmt.Sprintf("192.0.2.%d:1", i+2), wrong).Code })
+		}
+	}
+	for s.guard.waiting("") < maxWaiting {
+		time.Sleep(time.Millisecond)
+	}
+	if rec := sendFrom(s, "10.0.0.7:40000", "POST", "/answer", body, "Authorization", right); rec.Code != 503 {
+		t.Errorf("with the guard full, the right token got %d %q; want 503", rec.Code, rec.Body)
 	}
 	cancel() // the waiting ones give up with their clients
-	for range maxWaiting {
-		if code := <-codes; code != 401 {
+	waiters.Wait()
+	close(codes)
+	for code := range codes {
+		if code != 401 {
 			t.Errorf("a waiting wrong token got %d; want 401", code)
 		}
+	}
+	if n := s.guard.waiting(""); n != 0 {
+		t.Errorf("%d requests still counted in the guard; want 0", n)
 	}
 }
 
 // Past --max-inflight, a request gets 503 with Retry-After at once, and
-// the next after a slot frees is answered.
+// the next after a slot frees is answered; monitoring is not capped.
 func TestMaxInflight(t *testing.T) {
-	files := goodConfig()
-	s, _ := testServer(t, files)
+	s, _ := testServer(t, goodConfig())
 	s.slots = make(chan struct{}, 2)
-	srv := httptest.NewServer(s)
-	defer srv.Close()
 	body := installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")
+	s.slots <- struct{}{} // two requests being answered
+	s.slots <- struct{}{}
+	rec := send(s, "POST", "/answer", strings.NewReader(body))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || !strings.HasPrefix(rec.Body.String(), "pxe-pilot: too busy") {
+		t.Errorf("POST /answer past the cap = %d, Retry-After %q, %q; want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	if rec := send(s, "GET", "/health", nil); rec.Code != 200 {
+		t.Errorf("GET /health past the cap = %d; want 200", rec.Code)
+	}
+	<-s.slots
+	if rec := send(s, "POST", "/answer", strings.NewReader(body)); rec.Code != 200 {
+		t.Errorf("POST /answer once a slot is free = %d %q; want 200", rec.Code, rec.Body)
+	}
+	if len(s.slots) != 1 {
+		t.Errorf("%d slots taken after the answer; want the 1 still held", len(s.slots))
+	}
+}
 
-	// Two installers whose bodies are slow to come hold both slots.
-	var held []*io.PipeWriter
-	results := make(chan int, 2)
-	for range 2 {
-		pr, pw := io.Pipe()
-		held = append(held, pw)
-		go func() {
-			resp, err := http.Post(srv.URL+"/answer", "application/json", pr)
-			if err != nil {
-				results <- 0
-				return
-			}
-			resp.Body.Close()
-			results <- resp.StatusCode
-		}()
-		pw.Write([]byte(body[:10]))
-	}
-	for len(s.slots) < 2 {
-		time.Sleep(time.Millisecond)
-	}
-	resp, err := http.Post(srv.URL+"/answer", "application/json", strings.NewReader(body))
+// Bodies that trickle in hold no slot and only the memory they have sent:
+// with one slot, and a thousand slow bodies open on both routes, an
+// installer is answered; a body that would take the budget past its bound
+// is refused with a 503 until memory is given back.
+func TestSlowBodiesHoldNoSlot(t *testing.T) {
+	config := writeTree(t, goodConfig())
+	tr, err := newTracker(config, "http://127.0.0.1:8080", "", t.TempDir(), false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.HasPrefix(string(msg), "pxe-pilot: too busy") {
-		t.Errorf("POST /answer past the cap = %d, Retry-After %q, %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), msg)
+	s := &server{dir: config, log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr,
+		slots: make(chan struct{}, 1), answerBodies: newBudget(answerBodies), reportBodies: newBudget(reportBodies)}
+	body := installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")
+	const slow = 1000
+	var pipes []*io.PipeWriter
+	var wg sync.WaitGroup
+	for i := range slow {
+		pr, pw := io.Pipe()
+		pipes = append(pipes, pw)
+		path := []string{"/answer", "/installed"}[i%2]
+		wg.Go(func() { send(s, "POST", path, pr) })
+		pw.Write([]byte(`{"network_interfaces": [`)) // and no more, for now
 	}
-	if resp, err := http.Get(srv.URL + "/health"); err != nil || resp.StatusCode != 200 {
-		t.Errorf("GET /health past the cap = %v, %v; want 200: monitoring is not capped", resp, err)
+	if rec := send(s, "POST", "/answer", strings.NewReader(body)); rec.Code != 200 {
+		t.Errorf("an installer among %d slow bodies got %d %q; want 200", slow, rec.Code, rec.Body)
 	}
-	for _, pw := range held {
-		pw.Write([]byte(body[10:]))
-		pw.Close()
+	if n := len(s.slots); n != 0 {
+		t.Errorf("%d slots held by bodies still being sent; want 0", n)
 	}
-	for range 2 {
-		if code := <-results; code != 200 {
-			t.Errorf("a held installer got %d; want 200", code)
-		}
+	if used, max := s.answerBodies.used.Load(), int64(slow/2*4<<10); used > max {
+		t.Errorf("the slow bodies hold %d bytes of the budget; want at most %d (4 KiB each)", used, max)
 	}
-	resp, err = http.Post(srv.URL+"/answer", "application/json", strings.NewReader(body))
-	if err != nil || resp.StatusCode != 200 {
-		t.Errorf("POST /answer once slots are free = %v, %v; want 200", resp, err)
+	for _, pw := range pipes {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}
+	wg.Wait()
+	if used := s.answerBodies.used.Load() + s.reportBodies.used.Load(); used != 0 {
+		t.Errorf("%d bytes of the budgets still held once every request ended; want 0", used)
+	}
+
+	// A budget spent by bodies being read refuses the next, which then
+	// goes through once they are done.
+	s = &server{dir: config, log: s.log, answerBodies: newBudget(64 << 10)}
+	pr, pw := io.Pipe()
+	done := make(chan *httptest.ResponseRecorder)
+	go func() { done <- send(s, "POST", "/answer", pr) }()
+	pw.Write(bytes.Repeat([]byte(" "), 40<<10)) // blanks before the JSON: 40 KiB, held as 64
+	for s.answerBodies.used.Load() < 64<<10 {
+		time.Sleep(time.Millisecond)
+	}
+	rec := send(s, "POST", "/answer", strings.NewReader(body))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "too busy: the bodies being read") || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("POST /answer with the budget spent = %d %q; want 503 with Retry-After", rec.Code, rec.Body)
+	}
+	pw.Write([]byte(body))
+	pw.Close()
+	if rec := <-done; rec.Code != 200 {
+		t.Errorf("the big body = %d %q; want 200", rec.Code, rec.Body)
+	}
+	if rec := send(s, "POST", "/answer", strings.NewReader(body)); rec.Code != 200 {
+		t.Errorf("POST /answer once the budget is free = %d %q; want 200", rec.Code, rec.Body)
 	}
 }
 

@@ -280,14 +280,25 @@ func parseAllow(list string) ([]netip.Prefix, error) {
 			continue
 		}
 		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
+			if p != p.Masked() {
+				return nil, fmt.Errorf("--allow %q has host bits set: write the network, %s, or the one address, %s", s, p.Masked(), netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
+			}
+			// Peers are matched as IPv4 where they are IPv4-mapped, so a
+			// mapped prefix is matched as the IPv4 one it stands for.
+			if p.Addr().Is4In6() { // masked, so /96 or longer
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
+			out = append(out, p)
 			continue
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil {
 			return nil, fmt.Errorf("--allow %q: want a CIDR such as 10.0.0.0/24 or an address such as 10.0.0.7", s)
 		}
-		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		// A zone (fe80::1%eth0) names the interface a peer came in on;
+		// peers are matched by address alone.
+		a = a.Unmap().WithZone("")
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
 }
@@ -355,7 +366,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	h := &server{dir: cfg.dir, log: logger, tokenFile: cfg.tokenFile, allow: cfg.allow,
-		slots: make(chan struct{}, cfg.maxInflight), waiting: make(chan struct{}, maxWaiting), authDelay: authDelay}
+		slots: make(chan struct{}, cfg.maxInflight), guard: &tokenGuard{}, authDelay: authDelay,
+		answerBodies: newBudget(answerBodies), reportBodies: newBudget(reportBodies)}
 	if cfg.tokenFile != "" {
 		if _, err := readTokens(cfg.tokenFile); err != nil {
 			return err
@@ -384,7 +396,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    16 << 10, // the installer's are a few hundred bytes
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
