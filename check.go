@@ -50,7 +50,7 @@ func checkDir(dir string, rel release) dirReport {
 	}
 
 	used := map[string]bool{}   // profile files some layer lists
-	warned := map[string]bool{} // "file: key" already warned of
+	warned := map[string]bool{} // "file: key" (and whole warnings) already said
 	def, hasDefaults, defErr := readLayer(dir, "defaults.toml")
 	if defErr == nil && hasDefaults {
 		// The profiles of defaults.toml are every host's: check them once.
@@ -74,9 +74,9 @@ func checkDir(dir string, rel release) dirReport {
 			continue
 		}
 		file := "hosts/" + name
-		m, problem := hostMatch(strings.TrimSuffix(name, ".toml"))
-		if problem != "" {
-			errorf("%s: never matches: %s", file, problem)
+		m, why := hostMatch(strings.TrimSuffix(name, ".toml"))
+		if why != "" {
+			errorf("%s: never matches: %s", file, why)
 			continue
 		}
 		if m.by == "serial" || m.by == "uuid" {
@@ -100,7 +100,16 @@ func checkDir(dir string, rel release) dirReport {
 		f := sampleFacts(m, rel)
 		scripts := &sampleScripts{dir: dir}
 		f.scripts = scripts
-		if _, err := compose(layers, f); err != nil {
+		// A key another file set is said of that file, once for all the
+		// hosts that share it.
+		setIn := func(p problem) string {
+			if o := p.origin(layers); o != "" {
+				return o
+			}
+			return file
+		}
+		_, warnings, err := composeWithWarnings(layers, f)
+		if err != nil {
 			var ae *answerError
 			if !errors.As(err, &ae) {
 				errorf("%v", err)
@@ -110,9 +119,14 @@ func checkDir(dir string, rel release) dirReport {
 				errorf("%s: %s", file, line)
 			}
 		}
+		for _, p := range warnings {
+			if line := setIn(p) + ": " + p.key() + ": " + p.msg; !warned[line] {
+				warned[line] = true
+				warnf("%s", line)
+			}
+		}
 		// Keys that older ISOs lack: worth a warning, since the operator
-		// may boot one of them. It names the file that set the key, once
-		// for all the hosts that share it.
+		// may boot one of them.
 		since := map[string]release{} // by "file: key"
 		for _, old := range ruleChanges {
 			if !old.before(rel) {
@@ -128,11 +142,7 @@ func checkDir(dir string, rel release) dirReport {
 				if p.since == (release{}) {
 					continue
 				}
-				setIn := p.origin(layers)
-				if setIn == "" {
-					setIn = file
-				}
-				if k := setIn + ": " + p.key(); !warned[k] {
+				if k := setIn(p) + ": " + p.key(); !warned[k] {
 					if _, seen := since[k]; !seen {
 						since[k] = p.since
 					}

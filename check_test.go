@@ -348,6 +348,18 @@ func TestValidateCommand(t *testing.T) {
 			},
 			want: []string{"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 1 warnings"},
 		},
+		{
+			name: "arc_max_below_64_is_a_warning_naming_the_file_once",
+			files: map[string]string{
+				"defaults.toml":                string(defaults) + "zfs.arc-max = 32\n",
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
+			},
+			want: []string{
+				"warning: defaults.toml: disk-setup.zfs.arc-max: 32 MiB is below the installer's minimum, so it uses 64 MiB (0 means ZFS's own default)\n",
+				"pxe-pilot: 2 host files checked for ISO release 9.2: 0 errors, 2 warnings",
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

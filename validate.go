@@ -106,6 +106,12 @@ func (v *validator) add(path []string, format string, a ...any) {
 	v.ps = append(v.ps, problem{path: slices.Clone(path), msg: fmt.Sprintf(format, a...)})
 }
 
+// warn says what the installer takes, but not as the operator may think.
+func (v *validator) warn(path []string, format string, a ...any) {
+	v.add(path, format, a...)
+	v.ps[len(v.ps)-1].warn = true
+}
+
 // A field is one key the installer knows in a table. Schemas are slices,
 // not maps, so that checking walks them in a fixed order with no sorting.
 type field struct {
@@ -149,7 +155,7 @@ var topSchema = []field{
 		{name: "zfs", since: r82, fields: []field{
 			{name: "raid", since: r82, required: true, check: raidLevel("zfs")},
 			{name: "ashift", since: r82, check: whole(9, 16)},
-			{name: "arc-max", since: r82, check: whole(64, math.MaxInt32)},
+			{name: "arc-max", since: r82, check: whole(0, math.MaxInt32)}, // 0: ZFS's default
 			{name: "checksum", since: r82, check: oneOf("on", "fletcher4", "sha256")},
 			{name: "compress", since: r82, check: oneOf("on", "off", "lzjb", "lz4", "zle", "gzip", "zstd")},
 			{name: "copies", since: r82, check: whole(1, 3)},
@@ -348,6 +354,9 @@ func (v *validator) disks(d map[string]any, btrfsOK bool) {
 			v.add([]string{"disk-setup", fs, "raid"}, "%s", "missing"+missingHints["disk-setup."+fs+".raid"])
 		}
 		opts, _ := d[fs].(map[string]any)
+		if arc, ok := opts["arc-max"].(int64); fs == "zfs" && ok && arc > 0 && arc < 64 {
+			v.warn([]string{"disk-setup", "zfs", "arc-max"}, "%d MiB is below the installer's minimum, so it uses 64 MiB (0 means ZFS's own default)", arc)
+		}
 		level, _ := opts["raid"].(string)
 		level = strings.ToLower(level)
 		if need, ok := minDisks[level]; ok && hasList && slices.Contains(raidLevels[fs], level) {

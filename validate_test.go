@@ -52,7 +52,9 @@ func TestValidateRules(t *testing.T) {
 		{"zfs_compress_enum", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.compress = \"brotli\"", r92, `disk-setup.zfs.compress: "brotli" is not one of`},
 		{"ashift_range", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.ashift = 17", r92, `disk-setup.zfs.ashift: 17 is not between 9 and 16`},
 		{"copies_range", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.copies = 0", r92, `disk-setup.zfs.copies: 0 is not between 1 and 3`},
-		{"arc_max_minimum", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 32", r92, `disk-setup.zfs.arc-max: 32 is less than 64`},
+		{"arc_max_zero_is_zfs_default", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 0", r92, ""},
+		{"arc_max_below_64_is_served", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 32", r92, ""},
+		{"arc_max_negative_is_error", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = -1", r92, `disk-setup.zfs.arc-max: -1 is less than 0`},
 		{"arc_max_float_refused", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 2048.0", r92, `disk-setup.zfs.arc-max: want a whole number, got the float 2048`},
 		{"zfs_hdsize_minimum", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.hdsize = 1.5", r92, `disk-setup.zfs.hdsize: 1.5 is less than 2`},
 		{"size_nan_refused", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.hdsize = nan", r92, `disk-setup.zfs.hdsize: want a size in GiB`},
@@ -107,17 +109,7 @@ func TestValidateRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			answer := validAnswer + tt.new
-			if tt.old != "" {
-				if !strings.Contains(validAnswer, tt.old) {
-					t.Fatalf("validAnswer has no %q to replace", tt.old)
-				}
-				answer = strings.Replace(validAnswer, tt.old, tt.new, 1)
-			}
-			l, err := parseLayer("hosts/aa-bb-cc-dd-ee-ff.toml", []byte(answer))
-			if err == nil {
-				_, err = compose([]layer{l}, facts{mac: "aabbccddeeff", release: tt.release, btrfs: true})
-			}
+			_, err := composeEdit(t, tt.old, tt.new, tt.release)
 			switch {
 			case tt.want == "" && err != nil:
 				t.Errorf("compose = %v; want it served", err)
@@ -126,6 +118,59 @@ func TestValidateRules(t *testing.T) {
 			}
 			if err != nil && strings.Contains(err.Error(), "87654321") {
 				t.Errorf("error echoes a password: %v", err)
+			}
+		})
+	}
+}
+
+// composeEdit composes validAnswer, edited: old replaced by new, or new
+// appended where old is "". It returns the warnings and the error.
+func composeEdit(t *testing.T, old, new string, rel release) ([]problem, error) {
+	t.Helper()
+	answer := validAnswer + new
+	if old != "" {
+		if !strings.Contains(validAnswer, old) {
+			t.Fatalf("validAnswer has no %q to replace", old)
+		}
+		answer = strings.Replace(validAnswer, old, new, 1)
+	}
+	l, err := parseLayer("hosts/aa-bb-cc-dd-ee-ff.toml", []byte(answer))
+	if err != nil {
+		return nil, err
+	}
+	_, warnings, err := composeWithWarnings([]layer{l}, facts{mac: "aabbccddeeff", release: rel, btrfs: true})
+	return warnings, err
+}
+
+// TestValidateWarnings pins what the installer takes, but not as the
+// operator may think: the answer is served, with a warning at that key.
+func TestValidateWarnings(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, new string // the edit, as in TestValidateRules
+		release  release
+		want     string // the one warning, "key: message"; "" for none
+	}{
+		{"valid_answer_has_no_warning", "", "", r92, ""},
+		{"arc_max_zero_has_no_warning", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 0", r92, ""},
+		{"arc_max_64_has_no_warning", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 64", r92, ""},
+		{"arc_max_below_64_is_raised", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 63", r92, `disk-setup.zfs.arc-max: 63 MiB is below the installer's minimum, so it uses 64 MiB`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			warnings, err := composeEdit(t, tt.old, tt.new, tt.release)
+			if err != nil {
+				t.Fatalf("compose = %v; want it served", err)
+			}
+			var got []string
+			for _, p := range warnings {
+				got = append(got, p.key()+": "+p.msg)
+			}
+			switch {
+			case tt.want == "" && len(got) > 0:
+				t.Errorf("warnings = %q; want none", got)
+			case tt.want != "" && (len(got) != 1 || !strings.Contains(got[0], tt.want)):
+				t.Errorf("warnings = %q; want one containing %q", got, tt.want)
 			}
 		})
 	}
