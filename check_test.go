@@ -360,6 +360,18 @@ func TestValidateCommand(t *testing.T) {
 				"pxe-pilot: 2 host files checked for ISO release 9.2: 0 errors, 2 warnings",
 			},
 		},
+		{
+			name: "pinning_mapping_without_enabled_names_the_file_that_set_it",
+			files: map[string]string{
+				"defaults.toml":                string(defaults) + "[network.interface-name-pinning.mapping]\n\"aa:bb:cc:dd:ee:ff\" = \"mgmt\"\n",
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+			},
+			wantErr: true,
+			want: []string{
+				"hosts/aa-bb-cc-dd-ee-ff.toml: network.interface-name-pinning (set in defaults.toml): has no enabled, without which the installer refuses the table (\"missing field `enabled`\"): add enabled = true\n",
+				"1 errors",
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

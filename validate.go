@@ -293,6 +293,11 @@ func (v *validator) global(g map[string]any) {
 }
 
 func (v *validator) network(n map[string]any) {
+	if pin, ok := n["interface-name-pinning"].(map[string]any); ok && !v.rel.before(r91) {
+		if _, ok := pin["enabled"]; !ok {
+			v.add([]string{"network", "interface-name-pinning"}, "has no enabled, without which the installer refuses the table (\"missing field `enabled`\"): add enabled = true")
+		}
+	}
 	// One 9.1 point release took only lowercase pinned names, and the
 	// request does not say which point release it is.
 	if m, ok := lookup(n, "interface-name-pinning", "mapping").(map[string]any); ok && v.rel == r91 {
