@@ -368,7 +368,8 @@ func (v *validator) disks(d map[string]any, btrfsOK bool) {
 			name := map[string]string{"zfs": "ZFS", "btrfs": "Btrfs"}[fs]
 			if len(list) < need {
 				v.add([]string{"disk-setup", fs, "raid"}, "%s %s needs at least %d disks, got %d", name, strings.ToUpper(level), need, len(list))
-			} else if fs == "zfs" && level == "raid10" && len(list)%2 != 0 {
+			} else if level == "raid10" && len(list)%2 != 0 && (fs == "zfs" || !v.rel.before(r92)) {
+				// Btrfs since 9.2.6; a request says only "9.2".
 				v.add([]string{"disk-setup", fs, "raid"}, "%s %s needs an even number of disks, got %d", name, strings.ToUpper(level), len(list))
 			}
 		}
