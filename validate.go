@@ -307,6 +307,9 @@ func (v *validator) network(n map[string]any) {
 			}
 		}
 	}
+	if f, ok := n["filter"].(map[string]any); ok {
+		v.filterGlobs("network", f)
+	}
 	switch n["source"] {
 	case "from-dhcp":
 		for _, k := range []string{"cidr", "dns", "gateway", "filter"} {
@@ -341,6 +344,9 @@ func (v *validator) disks(d map[string]any, btrfsOK bool) {
 		v.add([]string{"disk-setup"}, "disk-list and filter cannot be set at the same time; name the disks or filter them, not both")
 	case !hasList && !hasFilter && d["disk-list"] == nil:
 		v.add([]string{"disk-setup", "disk-list"}, "missing; name the disks (disk.target or disk-setup.disk-list) or select them with disk-setup.filter")
+	}
+	if f, ok := d["filter"].(map[string]any); ok {
+		v.filterGlobs("disk-setup", f)
 	}
 	if _, ok := d["filter-match"]; ok && !hasFilter {
 		v.add([]string{"disk-setup", "filter-match"}, "set without disk-setup.filter")
@@ -658,6 +664,82 @@ func udevFilter(x any) string {
 		}
 	}
 	return ""
+}
+
+// The installer's glob crate's complaints, and what to write instead.
+var globHints = map[string]string{
+	"invalid range pattern":                                 "a [ opens a class of characters that needs its ]; write [[] for a literal [",
+	"recursive wildcards must form a single path component": "** may only stand alone between slashes; * matches any characters",
+	"wildcards are either regular `*` or recursive `**`":    "* matches any characters",
+}
+
+// globError parses pattern as the Rust glob crate's Pattern::new does,
+// which the installer runs on every filter value: it returns the crate's
+// complaint and the position it names, counted in characters, or "" where
+// the crate takes the pattern. Only '*', '?' and '[' are special; braces
+// and backslashes are plain characters.
+func globError(pattern string) (pos int, msg string) {
+	p := []rune(pattern)
+	for i := 0; i < len(p); {
+		switch p[i] {
+		case '*':
+			start := i
+			for i < len(p) && p[i] == '*' {
+				i++
+			}
+			switch {
+			case i-start > 2:
+				return start + 2, "wildcards are either regular `*` or recursive `**`"
+			case i-start == 2:
+				// A whole path component: at the start or after a '/',
+				// and at the end or before a '/', which it takes along.
+				if start > 0 && p[start-1] != '/' {
+					return start - 1, "recursive wildcards must form a single path component"
+				}
+				if i < len(p) && p[i] != '/' {
+					return i, "recursive wildcards must form a single path component"
+				}
+				if i < len(p) {
+					i++
+				}
+			}
+		case '[':
+			// "[" or "[!", then at least one character, a ']' among
+			// them, up to the next ']'.
+			first := i + 1
+			if first < len(p) && p[first] == '!' {
+				first++
+			}
+			end := -1
+			if first+1 <= len(p) {
+				end = slices.Index(p[first+1:], ']')
+			}
+			if end < 0 {
+				return i, "invalid range pattern"
+			}
+			i = first + 1 + end + 1
+		default:
+			i++
+		}
+	}
+	return 0, ""
+}
+
+// filterGlobs checks the values of a filter table as the installer's glob
+// crate will read them.
+func (v *validator) filterGlobs(table string, filter map[string]any) {
+	for _, k := range sortedKeys(filter) {
+		s, ok := filter[k].(string)
+		if !ok {
+			continue // udevFilter says so
+		}
+		path := []string{table, "filter", k}
+		if pos, msg := globError(s); msg != "" {
+			v.add(path, "%q is not a glob the installer can use (Pattern syntax error near position %d: %s; %s): its parser takes it, but the install stops with \"invalid glob in disk selection\"", s, pos, msg, globHints[msg])
+		} else if strings.ContainsAny(s, "{}") {
+			v.warn(path, "%q: the installer's globs have no {a,b} alternatives, so braces match only themselves", s)
+		}
+	}
 }
 
 func checkDiskList(x any) string {

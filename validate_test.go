@@ -81,6 +81,11 @@ func TestValidateRules(t *testing.T) {
 		{"ip_form", `source = "from-dhcp"`, "source = \"from-answer\"\ncidr = \"10.0.0.10/24\"\ndns = \"10.0.0.256\"\ngateway = \"10.0.0.1\"\nfilter.ID_NET_NAME = \"eno1\"", r92, `network.dns: "10.0.0.256" is not an IP address`},
 		{"static_ipv6_is_fine", `source = "from-dhcp"`, "source = \"from-answer\"\ncidr = \"2001:db8::10/64\"\ndns = \"2001:db8::1\"\ngateway = \"2001:db8::1\"\nfilter.ID_NET_NAME = \"eno1\"", r92, ""},
 		{"empty_filter", `disk-list = ["sda", "sdb"]`, `filter = {}`, r92, `disk-setup.filter: empty`},
+		{"disk_filter_unclosed_class_is_error", `disk-list = ["sda", "sdb"]`, `filter.ID_SERIAL = "[abc"`, r92, `disk-setup.filter.ID_SERIAL: "[abc" is not a glob the installer can use (Pattern syntax error near position 0: invalid range pattern; a [ opens a class of characters that needs its ]; write [[] for a literal [): its parser takes it, but the install stops with "invalid glob in disk selection"`},
+		{"disk_filter_recursive_wildcard_is_error", `disk-list = ["sda", "sdb"]`, "filter.ID_SERIAL = \"*S3Z*\"\nfilter.ID_MODEL = \"*X**\"", r92, `disk-setup.filter.ID_MODEL: "*X**" is not a glob the installer can use (Pattern syntax error near position 1: recursive wildcards must form a single path component;`},
+		{"disk_filter_three_stars_is_error", `disk-list = ["sda", "sdb"]`, `filter.ID_SERIAL = "***"`, r82, `disk-setup.filter.ID_SERIAL: "***" is not a glob the installer can use (Pattern syntax error near position 2: wildcards are either regular`},
+		{"nic_filter_unclosed_class_is_error", `source = "from-dhcp"`, "source = \"from-answer\"\ncidr = \"10.0.0.10/24\"\ndns = \"10.0.0.1\"\ngateway = \"10.0.0.1\"\nfilter.ID_NET_NAME = \"eno[1\"", r92, `network.filter.ID_NET_NAME: "eno[1" is not a glob the installer can use (Pattern syntax error near position 3: invalid range pattern`},
+		{"disk_filter_class_and_braces_are_served", `disk-list = ["sda", "sdb"]`, `filter.ID_SERIAL = "[!a-z]{x,y}[]]*"`, r92, ""},
 		{"disk_list_duplicate", `["sda", "sdb"]`, `["sda", "sdb", "sda"]`, r92, `List of disks contains duplicate device sda`},
 		{"disk_list_and_filter_together", `disk-list = ["sda", "sdb"]`, "disk-list = [\"sda\", \"sdb\"]\nfilter.ID_SERIAL = \"*x*\"", r92, `disk-setup.disk-list and disk-setup.filter cannot be set at the same time`},
 		{"filter_match_without_filter", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nfilter-match = \"any\"", r92, `disk-setup.filter-match: set without disk-setup.filter`},
@@ -161,6 +166,9 @@ func TestValidateWarnings(t *testing.T) {
 		{"arc_max_zero_has_no_warning", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 0", r92, ""},
 		{"arc_max_64_has_no_warning", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 64", r92, ""},
 		{"arc_max_below_64_is_raised", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nzfs.arc-max = 63", r92, `disk-setup.zfs.arc-max: 63 MiB is below the installer's minimum, so it uses 64 MiB`},
+		{"disk_filter_braces_are_literal", `disk-list = ["sda", "sdb"]`, `filter.ID_MODEL = "{Samsung,Micron}*"`, r92, `disk-setup.filter.ID_MODEL: "{Samsung,Micron}*": the installer's globs have no {a,b} alternatives, so braces match only themselves`},
+		{"nic_filter_braces_are_literal", `source = "from-dhcp"`, "source = \"from-answer\"\ncidr = \"10.0.0.10/24\"\ndns = \"10.0.0.1\"\ngateway = \"10.0.0.1\"\nfilter.ID_NET_NAME = \"eno{1,2}\"", r92, `network.filter.ID_NET_NAME: "eno{1,2}": the installer's globs have no {a,b} alternatives`},
+		{"pxe_pilots_own_nic_filter_has_no_warning", `source = "from-dhcp"`, `cidr = "10.0.0.10/24"` + "\ndns = \"10.0.0.1\"\ngateway = \"10.0.0.1\"", r92, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -179,5 +187,86 @@ func TestValidateWarnings(t *testing.T) {
 				t.Errorf("warnings = %q; want one containing %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestGlobError holds globError to the Rust glob crate's Pattern::new: what
+// it takes, and for what it refuses, its position and complaint.
+func TestGlobError(t *testing.T) {
+	const (
+		class     = "invalid range pattern"
+		recursive = "recursive wildcards must form a single path component"
+		stars     = "wildcards are either regular `*` or recursive `**`"
+	)
+	tests := []struct {
+		pattern string
+		pos     int
+		msg     string // "" for a valid glob
+	}{
+		{"", 0, ""},
+		{"eno1", 0, ""},
+		{"*", 0, ""},
+		{"?", 0, ""},
+		{"*S3Z*", 0, ""},
+		{"Samsung SSD 9?0*", 0, ""},
+		{"*aabbccddeeff", 0, ""}, // the NIC filter pxe-pilot writes
+		{"[abc]", 0, ""},
+		{"[a-z]", 0, ""},
+		{"[!a-z]", 0, ""},
+		{"[]]", 0, ""},  // a ']' first is one of the class
+		{"[!]]", 0, ""}, // and so after "[!"
+		{"[]a]", 0, ""},
+		{"[a-]", 0, ""},
+		{"[-a]", 0, ""},
+		{"[-]", 0, ""},
+		{"[z-a]", 0, ""}, // a range that matches nothing is no error
+		{"[[]", 0, ""},
+		{"[*]", 0, ""},
+		{"[**]", 0, ""},
+		{"[?]x[!?]", 0, ""},
+		{"]", 0, ""},
+		{"a]", 0, ""},
+		{"!a", 0, ""},
+		{"**", 0, ""},
+		{"**/b", 0, ""},
+		{"a/**", 0, ""},
+		{"a/**/b", 0, ""},
+		{"/**/x", 0, ""},
+		{"**/**", 0, ""},
+		{"{a,b}", 0, ""}, // braces are plain characters
+		{`\*`, 0, ""},    // so is a backslash: it escapes nothing
+		{`[\]]`, 0, ""},  // the class of '\', then a ']'
+		{"[abc", 0, class},
+		{"eno[1", 3, class},
+		{"[", 0, class},
+		{"abc[", 3, class},
+		{"[!", 0, class},
+		{"[!]", 0, class},
+		{"[]", 0, class},
+		{"abc[]", 3, class},
+		{"abc[!]", 3, class},
+		{"[!ab", 0, class},
+		{"abc[d", 3, class},
+		{`\[`, 1, class}, // a backslash does not make '[' plain
+		{"é[", 1, class}, // positions count characters, not bytes
+		{"*X**", 1, recursive},
+		{"a**", 0, recursive},
+		{"**b", 2, recursive},
+		{"a**b", 0, recursive},
+		{"a/**b", 4, recursive},
+		{"a/bc**", 3, recursive},
+		{"a/b**c**d", 2, recursive},
+		{`\**`, 0, recursive},
+		{"***", 2, stars},
+		{"a/*****", 4, stars},
+	}
+	for _, tt := range tests {
+		pos, msg := globError(tt.pattern)
+		if msg != tt.msg || msg != "" && pos != tt.pos {
+			t.Errorf("globError(%q) = %d, %q; want %d, %q", tt.pattern, pos, msg, tt.pos, tt.msg)
+		}
+		if msg != "" && globHints[msg] == "" {
+			t.Errorf("globError(%q) = %q, which has no hint", tt.pattern, msg)
+		}
 	}
 }
