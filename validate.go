@@ -286,9 +286,6 @@ func (v *validator) global(g map[string]any) {
 				v.add([]string{"global", "fqdn", k}, "unknown key")
 			}
 		}
-		if _, ok := fq["source"]; !ok {
-			v.add([]string{"global", "fqdn", "source"}, `missing; write source = "from-dhcp"`)
-		}
 	}
 }
 

@@ -67,6 +67,8 @@ func TestValidateRules(t *testing.T) {
 		{"fqdn_total_length", `pve.example.com`, strings.Repeat("abcdefgh.", 28) + "com", r92, `is longer than 253 characters`},
 		{"fqdn_host_all_digits", `pve.example.com`, `1234.example.com`, r92, `the host name must not be all digits`},
 		{"fqdn_dhcp_table_before_8_4", `fqdn = "pve.example.com"`, `fqdn = { source = "from-dhcp" }`, r83, `global.fqdn: the 8.3 installer takes fqdn only as a name`},
+		{"fqdn_dhcp_table_without_source_is_served", `fqdn = "pve.example.com"`, `fqdn = { domain = "example.com" }`, r84, ""},
+		{"fqdn_empty_dhcp_table_is_served", `fqdn = "pve.example.com"`, `fqdn = {}`, r92, ""},
 		{"fqdn_dhcp_table_source", `fqdn = "pve.example.com"`, `fqdn = { source = "from-answer" }`, r92, `global.fqdn.source: the string "from-answer" is not from-dhcp`},
 		{"mailto_form", `ops@example.com`, `ops.example.com`, r92, `global.mailto: "ops.example.com" is not an e-mail address`},
 		{"mailto_placeholder", `ops@example.com`, `mail@example.invalid`, r92, `the installer's placeholder`},
