@@ -334,11 +334,15 @@ var minDisks = map[string]int{"raid0": 1, "raid1": 2, "raid10": 4, "raidz-1": 3,
 
 func (v *validator) disks(d map[string]any, btrfsOK bool) {
 	fs, _ := d["filesystem"].(string)
-	list, hasList := d["disk-list"].([]any)
+	// An empty disk-list is none to the installer, which then uses the filter.
+	list, isList := d["disk-list"].([]any)
+	hasList := len(list) > 0
 	_, hasFilter := d["filter"]
 	switch {
 	case hasList && hasFilter:
 		v.add([]string{"disk-setup"}, "disk-list and filter cannot be set at the same time; name the disks or filter them, not both")
+	case isList && !hasList && !hasFilter:
+		v.add([]string{"disk-setup", "disk-list"}, "empty; name at least one disk, or select them with disk-setup.filter")
 	case !hasList && !hasFilter && d["disk-list"] == nil:
 		v.add([]string{"disk-setup", "disk-list"}, "missing; name the disks (disk.target or disk-setup.disk-list) or select them with disk-setup.filter")
 	}
@@ -346,7 +350,11 @@ func (v *validator) disks(d map[string]any, btrfsOK bool) {
 		v.filterGlobs("disk-setup", f)
 	}
 	if _, ok := d["filter-match"]; ok && !hasFilter {
-		v.add([]string{"disk-setup", "filter-match"}, "set without disk-setup.filter")
+		if hasList {
+			v.warn([]string{"disk-setup", "filter-match"}, "ignored beside a disk-list: it says how the entries of a filter combine")
+		} else {
+			v.add([]string{"disk-setup", "filter-match"}, "set without disk-setup.filter")
+		}
 	}
 	if fs == "btrfs" && !btrfsOK {
 		v.add([]string{"disk-setup", "filesystem"}, "btrfs is not enabled on this installer ISO (product.enable_btrfs is false)")
@@ -743,9 +751,6 @@ func checkDiskList(x any) string {
 	l, ok := x.([]any)
 	if !ok {
 		return "want an array of disk names (\"sda\", \"nvme0n1\"), got " + describe(x)
-	}
-	if len(l) == 0 {
-		return "empty; name at least one disk"
 	}
 	seen := map[string]bool{}
 	for _, e := range l {

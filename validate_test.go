@@ -90,7 +90,11 @@ func TestValidateRules(t *testing.T) {
 		{"disk_filter_class_and_braces_are_served", `disk-list = ["sda", "sdb"]`, `filter.ID_SERIAL = "[!a-z]{x,y}[]]*"`, r92, ""},
 		{"disk_list_duplicate", `["sda", "sdb"]`, `["sda", "sdb", "sda"]`, r92, `List of disks contains duplicate device sda`},
 		{"disk_list_and_filter_together", `disk-list = ["sda", "sdb"]`, "disk-list = [\"sda\", \"sdb\"]\nfilter.ID_SERIAL = \"*x*\"", r92, `disk-setup.disk-list and disk-setup.filter cannot be set at the same time`},
-		{"filter_match_without_filter", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nfilter-match = \"any\"", r92, `disk-setup.filter-match: set without disk-setup.filter`},
+		{"filter_match_without_filter_or_disk_list", `disk-list = ["sda", "sdb"]`, `filter-match = "any"`, r92, `disk-setup.filter-match: set without disk-setup.filter`},
+		{"filter_match_beside_disk_list_is_served", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nfilter-match = \"any\"", r92, ""},
+		{"empty_disk_list_beside_filter_is_served", `disk-list = ["sda", "sdb"]`, "disk-list = []\nfilter.ID_SERIAL = \"*S3Z*\"", r92, ""},
+		{"empty_disk_list_beside_filter_and_filter_match_is_served", `disk-list = ["sda", "sdb"]`, "disk-list = []\nfilter.ID_SERIAL = \"*S3Z*\"\nfilter-match = \"all\"", r82, ""},
+		{"empty_disk_list_alone_is_error", `disk-list = ["sda", "sdb"]`, `disk-list = []`, r92, `disk-setup.disk-list: empty; name at least one disk`},
 		{"raid10_disk_count", `zfs.raid = "raid1"`, `zfs.raid = "raid10"`, r92, `ZFS RAID10 needs at least 4 disks, got 2`},
 		{"raid10_even_count", "disk-list = [\"sda\", \"sdb\"]\nzfs.raid = \"raid1\"", "disk-list = [\"sda\", \"sdb\", \"sdc\", \"sdd\", \"sde\"]\nzfs.raid = \"raid10\"", r92, `ZFS RAID10 needs an even number of disks, got 5`},
 		{"btrfs_raid10_odd_count_is_error", "filesystem = \"zfs\"\ndisk-list = [\"sda\", \"sdb\"]\nzfs.raid = \"raid1\"", "filesystem = \"btrfs\"\ndisk-list = [\"sda\", \"sdb\", \"sdc\", \"sdd\", \"sde\"]\nbtrfs.raid = \"raid10\"", r92, `disk-setup.btrfs.raid: Btrfs RAID10 needs an even number of disks, got 5`},
@@ -171,6 +175,8 @@ func TestValidateWarnings(t *testing.T) {
 		{"disk_filter_braces_are_literal", `disk-list = ["sda", "sdb"]`, `filter.ID_MODEL = "{Samsung,Micron}*"`, r92, `disk-setup.filter.ID_MODEL: "{Samsung,Micron}*": the installer's globs have no {a,b} alternatives, so braces match only themselves`},
 		{"nic_filter_braces_are_literal", `source = "from-dhcp"`, "source = \"from-answer\"\ncidr = \"10.0.0.10/24\"\ndns = \"10.0.0.1\"\ngateway = \"10.0.0.1\"\nfilter.ID_NET_NAME = \"eno{1,2}\"", r92, `network.filter.ID_NET_NAME: "eno{1,2}": the installer's globs have no {a,b} alternatives`},
 		{"pxe_pilots_own_nic_filter_has_no_warning", `source = "from-dhcp"`, `cidr = "10.0.0.10/24"` + "\ndns = \"10.0.0.1\"\ngateway = \"10.0.0.1\"", r92, ""},
+		{"filter_match_beside_disk_list_is_ignored", `zfs.raid = "raid1"`, "zfs.raid = \"raid1\"\nfilter-match = \"all\"", r92, `disk-setup.filter-match: ignored beside a disk-list: it says how the entries of a filter combine`},
+		{"filter_match_beside_filter_has_no_warning", `disk-list = ["sda", "sdb"]`, "filter.ID_SERIAL = \"*S3Z*\"\nfilter-match = \"all\"", r92, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
