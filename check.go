@@ -45,12 +45,18 @@ func checkDir(dir string, rel release) dirReport {
 		r.lines = append(r.lines, "warning: "+fmt.Sprintf(format, a...))
 		r.warnings++
 	}
+	warned := map[string]bool{} // "file: key" (and whole warnings) already said
+	warnOnce := func(line string) {
+		if !warned[line] {
+			warned[line] = true
+			warnf("%s", line)
+		}
+	}
 	notef := func(format string, a ...any) {
 		r.lines = append(r.lines, "note: "+fmt.Sprintf(format, a...))
 	}
 
-	used := map[string]bool{}   // profile files some layer lists
-	warned := map[string]bool{} // "file: key" (and whole warnings) already said
+	used := map[string]bool{} // profile files some layer lists
 	def, hasDefaults, defErr := readLayer(dir, "defaults.toml")
 	if defErr == nil && hasDefaults {
 		// The profiles of defaults.toml are every host's: check them once.
@@ -119,11 +125,13 @@ func checkDir(dir string, rel release) dirReport {
 				errorf("%s: %s", file, line)
 			}
 		}
-		for _, p := range warnings {
-			if line := setIn(p) + ": " + p.key() + ": " + p.msg; !warned[line] {
-				warned[line] = true
-				warnf("%s", line)
+		for _, l := range layers {
+			for _, n := range l.notes {
+				warnOnce(l.name + ": " + n)
 			}
+		}
+		for _, p := range warnings {
+			warnOnce(setIn(p) + ": " + p.key() + ": " + p.msg)
 		}
 		// Keys that older ISOs lack: worth a warning, since the operator
 		// may boot one of them.
@@ -197,6 +205,9 @@ func checkDir(dir string, rel release) dirReport {
 			if !strings.Contains(p.msg, "nothing to fill in") {
 				errorf("%s: %s: %s", file, p.key(), p.msg)
 			}
+		}
+		for _, n := range l.notes {
+			warnOnce(file + ": " + n)
 		}
 		warnf("%s: no host uses it: no layer lists it in profiles", file)
 	}

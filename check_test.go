@@ -372,6 +372,19 @@ func TestValidateCommand(t *testing.T) {
 				"1 errors",
 			},
 		},
+		{
+			name: "legacy_spelling_is_a_warning_naming_the_file_once",
+			files: map[string]string{
+				"defaults.toml":                strings.Replace(string(defaults), "[network]", "reboot_mode = \"power-off\"\n\n[network]", 1),
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
+			},
+			want: []string{
+				"warning: defaults.toml: global.reboot_mode: the installer's own spelling is reboot-mode, which pxe-pilot serves; reboot_mode is a legacy alias Proxmox plans to drop\n",
+				"warning: defaults.toml: global.reboot-mode: needs an ISO of release 8.4 or later",
+				"pxe-pilot: 2 host files checked for ISO release 9.2: 0 errors, 3 warnings",
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
