@@ -385,6 +385,25 @@ func TestValidateCommand(t *testing.T) {
 				"pxe-pilot: 2 host files checked for ISO release 9.2: 0 errors, 3 warnings",
 			},
 		},
+		{
+			name:  "pinned_vlan_name_warns_for_9_1_and_older",
+			files: map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good) + "[network.interface-name-pinning]\nenabled = true\nmapping.\"aa:bb:cc:dd:ee:ff\" = \"mgmt.10\"\n"},
+			want: []string{
+				"warning: hosts/aa-bb-cc-dd-ee-ff.toml: network.interface-name-pinning: needs an ISO of release 9.1 or later",
+				"warning: hosts/aa-bb-cc-dd-ee-ff.toml: network.interface-name-pinning.mapping.\"aa:bb:cc:dd:ee:ff\": needs an ISO of release 9.2 or later",
+				"0 errors, 3 warnings",
+			},
+		},
+		{
+			name:    "pinned_vlan_name_is_an_error_for_9_1",
+			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good) + "[network.interface-name-pinning]\nenabled = true\nmapping.\"aa:bb:cc:dd:ee:ff\" = \"mgmt.10\"\n"},
+			args:    []string{"--release", "9.1"},
+			wantErr: true,
+			want: []string{
+				"hosts/aa-bb-cc-dd-ee-ff.toml: network.interface-name-pinning.mapping.\"aa:bb:cc:dd:ee:ff\": interface name 'mgmt.10': a VLAN or alias suffix needs a 9.1.3 or later installer",
+				"1 errors",
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

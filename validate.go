@@ -295,13 +295,20 @@ func (v *validator) network(n map[string]any) {
 			v.add([]string{"network", "interface-name-pinning"}, "has no enabled, without which the installer refuses the table (\"missing field `enabled`\"): add enabled = true")
 		}
 	}
-	// One 9.1 point release took only lowercase pinned names, and the
-	// request does not say which point release it is.
+	// 9.1.0 to 9.1.2 took only lowercase letters, digits and _ in pinned
+	// names, and a 9.1 request does not say which 9.1 it is.
 	if m, ok := lookup(n, "interface-name-pinning", "mapping").(map[string]any); ok && v.rel == r91 {
 		for _, mac := range sortedKeys(m) {
-			if name, ok := m[mac].(string); ok && name != strings.ToLower(name) {
-				v.add([]string{"network", "interface-name-pinning", "mapping", mac}, "interface name '%s': some 9.1 installers take only lowercase names; write '%s'", name, strings.ToLower(name))
+			name, _ := m[mac].(string)
+			if !pinnedName(name) || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == "" {
+				continue // checkPinning's, or fine
 			}
+			what, fix := "a VLAN or alias suffix", "boot a 9.2 or later ISO"
+			if !strings.ContainsAny(name, ".:") {
+				what, fix = "uppercase", "write '"+strings.ToLower(name)+"', or boot a 9.2 or later ISO"
+			}
+			v.add([]string{"network", "interface-name-pinning", "mapping", mac}, "interface name '%s': %s needs a 9.1.3 or later installer (9.1.0 to 9.1.2 take only lowercase letters, digits and _), and a 9.1 ISO does not say which 9.1 it is: %s", name, what, fix)
+			v.ps[len(v.ps)-1].since = r92
 		}
 	}
 	if f, ok := n["filter"].(map[string]any); ok {
@@ -784,14 +791,8 @@ func checkPinning(x any) string {
 		if len(name) > 15 {
 			return fmt.Sprintf("interface name '%s' for '%s' cannot be longer than 15 characters", name, mac)
 		}
-		valid := len(name) >= 2
-		for i := 0; valid && i < len(name); i++ {
-			c := name[i]
-			letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-			valid = letter || i > 0 && (c >= '0' && c <= '9' || c == '_')
-		}
-		if !valid {
-			return fmt.Sprintf("interface name '%s' for '%s': want 2 to 15 letters, digits or _, starting with a letter", name, mac)
+		if !pinnedName(name) {
+			return fmt.Sprintf("interface name '%s' for '%s': want 2 to 15 letters, digits or _, starting with a letter, and optionally a VLAN or alias suffix such as .10 or :1", name, mac)
 		}
 		if other, dup := names[strings.ToLower(name)]; dup {
 			return fmt.Sprintf("interface name '%s' is given to both '%s' and '%s'", name, other, mac)
@@ -799,6 +800,29 @@ func checkPinning(x any) string {
 		names[strings.ToLower(name)] = mac
 	}
 	return ""
+}
+
+// pinnedName reports whether name is one the installer pins from 9.1.3
+// on: ^[a-z][a-z0-9_]{1,20}([:.]\d+)?$ matched case-insensitively, here
+// in ASCII only; the 15 characters at most are checkPinning's.
+func pinnedName(name string) bool {
+	base, suffix := name, ""
+	if i := strings.IndexAny(name, ".:"); i >= 0 {
+		base, suffix = name[:i], name[i+1:]
+		if suffix == "" || strings.Trim(suffix, "0123456789") != "" {
+			return false
+		}
+	}
+	if len(base) < 2 || len(base) > 21 {
+		return false
+	}
+	for i := 0; i < len(base); i++ {
+		c := base[i] | 0x20 // ASCII letters to lowercase
+		if !(c >= 'a' && c <= 'z' || i > 0 && (base[i] >= '0' && base[i] <= '9' || base[i] == '_')) {
+			return false
+		}
+	}
+	return true
 }
 
 func checkURL(x any) string {
