@@ -234,6 +234,7 @@ func diskTargets(v any) ([]any, error) {
 		return nil, fmt.Errorf("want a device name or a list of them, got %s", describe(v))
 	}
 	out := make([]any, 0, len(in))
+	written := map[string]string{} // each kernel name as first written
 	for _, e := range in {
 		s, ok := e.(string)
 		if !ok {
@@ -242,11 +243,16 @@ func diskTargets(v any) ([]any, error) {
 		if strings.HasPrefix(s, "/dev/disk/") {
 			return nil, fmt.Errorf("%q: the installer takes kernel names (sda, nvme0n1), not /dev/disk/ links; to pick a disk by serial, set [disk-setup.filter] ID_SERIAL = \"*<serial>*\" instead", s)
 		}
-		s = strings.TrimPrefix(s, "/dev/")
-		if s == "" || strings.ContainsAny(s, "/ \t\n") {
+		name := strings.TrimPrefix(s, "/dev/")
+		if name == "" || strings.ContainsAny(name, "/ \t\n") {
 			return nil, fmt.Errorf("%q is not a disk's kernel name (such as sda or nvme0n1)", e)
 		}
-		out = append(out, s)
+		// The same spelling twice is the installer's own error, for validate to say.
+		if first, dup := written[name]; dup && first != s {
+			return nil, fmt.Errorf("%q and %q are one disk: the installer's parser would accept both, but the install would fail on a disk listed twice; list it once", first, s)
+		}
+		written[name] = s
+		out = append(out, name)
 	}
 	return out, nil
 }

@@ -177,7 +177,7 @@ var topSchema = []field{
 	{name: "post-installation-webhook", since: r83, fields: []field{
 		{name: "url", since: r83, required: true, check: checkURL},
 		{name: "cert-fingerprint", since: r83, check: checkFingerprint},
-		{name: "auth-token", since: r92, check: secret},
+		{name: "auth-token", since: r92, check: checkToken},
 	}},
 	{name: "first-boot", since: r83, fields: []field{
 		{name: "source", since: r83, required: true, check: oneOf("from-iso", "from-url")},
@@ -548,6 +548,15 @@ func secret(x any) string {
 	return "want a non-empty string, got " + secretType(x)
 }
 
+// checkToken wants the webhook's auth-token not empty, which the
+// installer's parser takes, though the install then fails.
+func checkToken(x any) string {
+	if s, ok := x.(string); ok && strings.TrimSpace(s) == "" {
+		return "empty: the installer's parser would accept it, but the install would fail; set a token, or remove auth-token"
+	}
+	return secret(x)
+}
+
 func checkPassword(x any) string {
 	s, ok := x.(string)
 	if !ok {
@@ -567,7 +576,7 @@ func checkHash(x any) string {
 		return "want a crypt(3) hash string, got " + secretType(x)
 	}
 	if !strings.HasPrefix(s, "$") || strings.ContainsAny(s, " \t\r\n:") || strings.Count(s, "$") < 3 {
-		return "not a crypt(3) hash (such as \"$6$...\" from `openssl passwd -6` or mkpasswd); a plain password goes in root_password"
+		return "not a crypt(3) hash (such as \"$6$...\" from `openssl passwd -6` or mkpasswd): the installer's parser would accept it unchecked, and the installed system would then accept no password for root; a plain password goes in root_password"
 	}
 	return ""
 }
@@ -642,8 +651,8 @@ func checkCIDR(x any) string {
 		return "want an address with a prefix length such as \"10.0.0.10/24\", got " + describe(x)
 	}
 	if _, err := netip.ParsePrefix(s); err != nil {
-		if !strings.Contains(s, "/") {
-			return fmt.Sprintf("%q has no prefix length; write it as \"%s/24\" (or the right length)", s, s)
+		if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+			return fmt.Sprintf("%q has no prefix length: the installer's parser would take it as %s, a network of this one address, and the installed host would reach no gateway; write it as \"%s/24\" (or the right length)", s, netip.PrefixFrom(a, a.BitLen()), s)
 		}
 		return fmt.Sprintf("%q: invalid IP address with prefix length", s)
 	}
