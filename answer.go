@@ -40,6 +40,7 @@ type problem struct {
 	name  string // how the operator wrote the key, where path is its translation
 	msg   string
 	since release // for a key the requesting release predates: the first that has it
+	warn  bool    // the installer takes it: validate says so, and serve answers all the same
 }
 
 func (p problem) key() string {
@@ -94,11 +95,19 @@ func bareKey(k string) bool {
 // names the host file and every problem, each with the file that set the
 // key where another layer did.
 func compose(layers []layer, f facts) ([]byte, error) {
+	out, _, err := composeWithWarnings(layers, f)
+	return out, err
+}
+
+// composeWithWarnings is compose that also returns the warnings: what the
+// installer takes, but not as the operator may think (a limit it raises,
+// braces it matches literally). They stop no answer; validate prints them.
+func composeWithWarnings(layers []layer, f facts) ([]byte, []problem, error) {
 	ans := mergeLayers(layers)
 	for _, l := range layers {
 		if l.fills {
 			if ps := expand(ans, f); len(ps) > 0 {
-				return nil, &answerError{layers, ps}
+				return nil, nil, &answerError{layers, ps}
 			}
 			break
 		}
@@ -107,18 +116,22 @@ func compose(layers []layer, f facts) ([]byte, error) {
 	problems := deliver(ans, f)
 	problems = append(problems, complete(ans, f, host, layers)...)
 	derived := problems[:len(problems):len(problems)]
+	var warnings []problem
 	// What complete could not derive, validate finds missing: say it once.
 	for _, p := range validate(ans, f) {
-		if !slices.ContainsFunc(derived, func(q problem) bool {
+		if p.warn {
+			warnings = append(warnings, p)
+		} else if !slices.ContainsFunc(derived, func(q problem) bool {
 			return q.key() == p.key() || q.path[0] == "global" && p.key() == "global.fqdn" // derived from hostname and domain
 		}) {
 			problems = append(problems, p)
 		}
 	}
 	if len(problems) > 0 {
-		return nil, &answerError{layers, problems}
+		return nil, warnings, &answerError{layers, problems}
 	}
-	return render(ans, f.release)
+	out, err := render(ans, f.release)
+	return out, warnings, err
 }
 
 // answerError is a composed answer the installer would reject: every

@@ -45,6 +45,13 @@ func checkDir(dir string, rel release) dirReport {
 		r.lines = append(r.lines, "warning: "+fmt.Sprintf(format, a...))
 		r.warnings++
 	}
+	warned := map[string]bool{} // "file: key" (and whole warnings) already said
+	warnOnce := func(line string) {
+		if !warned[line] {
+			warned[line] = true
+			warnf("%s", line)
+		}
+	}
 	notef := func(format string, a ...any) {
 		r.lines = append(r.lines, "note: "+fmt.Sprintf(format, a...))
 	}
@@ -55,8 +62,7 @@ func checkDir(dir string, rel release) dirReport {
 		return r
 	}
 	defer c.close()
-	used := map[string]bool{}   // profile files some layer lists
-	warned := map[string]bool{} // "file: key" already warned of
+	used := map[string]bool{} // profile files some layer lists
 	def, hasDefaults, defErr := readLayer(c, "defaults.toml")
 	if defErr == nil && hasDefaults {
 		// The profiles of defaults.toml are every host's: check them once.
@@ -80,9 +86,9 @@ func checkDir(dir string, rel release) dirReport {
 			continue
 		}
 		file := "hosts/" + name
-		m, problem := hostMatch(strings.TrimSuffix(name, ".toml"))
-		if problem != "" {
-			errorf("%s: never matches: %s", file, problem)
+		m, why := hostMatch(strings.TrimSuffix(name, ".toml"))
+		if why != "" {
+			errorf("%s: never matches: %s", file, why)
 			continue
 		}
 		if m.by == "serial" || m.by == "uuid" {
@@ -106,7 +112,16 @@ func checkDir(dir string, rel release) dirReport {
 		f := sampleFacts(m, rel)
 		scripts := &sampleScripts{dir: dir}
 		f.scripts = scripts
-		if _, err := compose(layers, f); err != nil {
+		// A key another file set is said of that file, once for all the
+		// hosts that share it.
+		setIn := func(p problem) string {
+			if o := p.origin(layers); o != "" {
+				return o
+			}
+			return file
+		}
+		_, warnings, err := composeWithWarnings(layers, f)
+		if err != nil {
 			var ae *answerError
 			if !errors.As(err, &ae) {
 				errorf("%v", err)
@@ -116,9 +131,16 @@ func checkDir(dir string, rel release) dirReport {
 				errorf("%s: %s", file, line)
 			}
 		}
+		for _, l := range layers {
+			for _, n := range l.notes {
+				warnOnce(l.name + ": " + n)
+			}
+		}
+		for _, p := range warnings {
+			warnOnce(setIn(p) + ": " + p.key() + ": " + p.msg)
+		}
 		// Keys that older ISOs lack: worth a warning, since the operator
-		// may boot one of them. It names the file that set the key, once
-		// for all the hosts that share it.
+		// may boot one of them.
 		since := map[string]release{} // by "file: key"
 		for _, old := range ruleChanges {
 			if !old.before(rel) {
@@ -134,11 +156,7 @@ func checkDir(dir string, rel release) dirReport {
 				if p.since == (release{}) {
 					continue
 				}
-				setIn := p.origin(layers)
-				if setIn == "" {
-					setIn = file
-				}
-				if k := setIn + ": " + p.key(); !warned[k] {
+				if k := setIn(p) + ": " + p.key(); !warned[k] {
 					if _, seen := since[k]; !seen {
 						since[k] = p.since
 					}
@@ -193,6 +211,9 @@ func checkDir(dir string, rel release) dirReport {
 			if !strings.Contains(p.msg, "nothing to fill in") {
 				errorf("%s: %s: %s", file, p.key(), p.msg)
 			}
+		}
+		for _, n := range l.notes {
+			warnOnce(file + ": " + n)
 		}
 		warnf("%s: no host uses it: no layer lists it in profiles", file)
 	}

@@ -351,6 +351,62 @@ func TestValidateCommand(t *testing.T) {
 			},
 			want: []string{"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 1 warnings"},
 		},
+		{
+			name: "arc_max_below_64_is_a_warning_naming_the_file_once",
+			files: map[string]string{
+				"defaults.toml":                string(defaults) + "zfs.arc-max = 32\n",
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
+			},
+			want: []string{
+				"warning: defaults.toml: disk-setup.zfs.arc-max: 32 MiB is below the installer's minimum, so it uses 64 MiB (0 means ZFS's own default)\n",
+				"pxe-pilot: 2 host files checked for ISO release 9.2: 0 errors, 2 warnings",
+			},
+		},
+		{
+			name: "pinning_mapping_without_enabled_names_the_file_that_set_it",
+			files: map[string]string{
+				"defaults.toml":                string(defaults) + "[network.interface-name-pinning.mapping]\n\"aa:bb:cc:dd:ee:ff\" = \"mgmt\"\n",
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+			},
+			wantErr: true,
+			want: []string{
+				"hosts/aa-bb-cc-dd-ee-ff.toml: network.interface-name-pinning (set in defaults.toml): has no enabled, without which the installer refuses the table (\"missing field `enabled`\"): add enabled = true\n",
+				"1 errors",
+			},
+		},
+		{
+			name: "legacy_spelling_is_a_warning_naming_the_file_once",
+			files: map[string]string{
+				"defaults.toml":                strings.Replace(string(defaults), "[network]", "reboot_mode = \"power-off\"\n\n[network]", 1),
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
+			},
+			want: []string{
+				"warning: defaults.toml: global.reboot_mode: the installer's own spelling is reboot-mode, which pxe-pilot serves; reboot_mode is a legacy alias Proxmox plans to drop\n",
+				"warning: defaults.toml: global.reboot-mode: needs an ISO of release 8.4 or later",
+				"pxe-pilot: 2 host files checked for ISO release 9.2: 0 errors, 3 warnings",
+			},
+		},
+		{
+			name:  "pinned_vlan_name_warns_for_9_1_and_older",
+			files: map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good) + "[network.interface-name-pinning]\nenabled = true\nmapping.\"aa:bb:cc:dd:ee:ff\" = \"mgmt.10\"\n"},
+			want: []string{
+				"warning: hosts/aa-bb-cc-dd-ee-ff.toml: network.interface-name-pinning: needs an ISO of release 9.1 or later",
+				"warning: hosts/aa-bb-cc-dd-ee-ff.toml: network.interface-name-pinning.mapping.\"aa:bb:cc:dd:ee:ff\": needs an ISO of release 9.2 or later",
+				"0 errors, 3 warnings",
+			},
+		},
+		{
+			name:    "pinned_vlan_name_is_an_error_for_9_1",
+			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good) + "[network.interface-name-pinning]\nenabled = true\nmapping.\"aa:bb:cc:dd:ee:ff\" = \"mgmt.10\"\n"},
+			args:    []string{"--release", "9.1"},
+			wantErr: true,
+			want: []string{
+				"hosts/aa-bb-cc-dd-ee-ff.toml: network.interface-name-pinning.mapping.\"aa:bb:cc:dd:ee:ff\": interface name 'mgmt.10': a VLAN or alias suffix needs a 9.1.3 or later installer",
+				"1 errors",
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

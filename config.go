@@ -27,6 +27,7 @@ type layer struct {
 	tree     map[string]any // the file's tables, as go-toml decodes them
 	profiles []string       // the profiles it lists, merged below it
 	fills    bool           // some string value holds "{{": a placeholder, for expand
+	notes    []string       // legacy spellings it uses ("key: ..."), for validate to warn of
 }
 
 // configError is a problem with one config file, reported to the client
@@ -343,11 +344,12 @@ func parseLayer(name string, data []byte) (layer, error) {
 	if err != nil {
 		return layer{}, err
 	}
+	notes := legacySpellings(tree)
 	tree, err = translateLayer(name, tree)
 	if err != nil {
 		return layer{}, err
 	}
-	return layer{name: name, tree: tree, profiles: profiles, fills: hasBraces(tree)}, nil
+	return layer{name: name, tree: tree, profiles: profiles, fills: hasBraces(tree), notes: notes}, nil
 }
 
 // hasBraces reports whether any string in v holds "{{". Layers are parsed

@@ -12,6 +12,9 @@ type exclusive struct {
 	drops [2][]string // keys dropped from below when that side is picked
 	names [2]string   // how an error names each side
 	hint  string      // what to do when one file picks both
+	// together says whether one file's picking both sides is one the
+	// installer takes all the same; nil where none is.
+	together pickFunc
 }
 
 type pickFunc func(t map[string]any) bool
@@ -54,6 +57,11 @@ var exclusives = []exclusive{
 		drops: [2][]string{{"filter", "filter-match"}, {"disk-list"}},
 		names: [2]string{"disk-setup.disk-list", "disk-setup.filter"},
 		hint:  "cannot be set at the same time; name the disks or filter them, not both",
+		// An empty disk-list beside a filter: the installer uses the filter.
+		together: func(t map[string]any) bool {
+			l, ok := t["disk-list"].([]any)
+			return ok && len(l) == 0
+		},
 	},
 	{
 		table: "network",
@@ -78,7 +86,7 @@ var exclusives = []exclusive{
 func checkExclusives(l layer) error {
 	for _, x := range exclusives {
 		t, _ := l.tree[x.table].(map[string]any)
-		if t != nil && x.picks[0](t) && x.picks[1](t) {
+		if t != nil && x.picks[0](t) && x.picks[1](t) && (x.together == nil || !x.together(t)) {
 			return &configError{l.name, x.names[0] + " and " + x.names[1] + " " + x.hint}
 		}
 	}

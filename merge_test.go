@@ -232,6 +232,14 @@ var exclusiveCases = []mergeCase{
 		want: tree{"disk-setup": tree{"disk-list": []any{"sda"}, "filesystem": "zfs"}},
 	},
 	{
+		name: "host_empty_disk_list_drops_defaults_filter_all_the_same",
+		layers: []tree{
+			{"disk-setup": tree{"filter": tree{"ID_SERIAL": "*S3Z*"}, "filter-match": "all"}},
+			{"disk-setup": tree{"disk-list": []any{}}},
+		},
+		want: tree{"disk-setup": tree{"disk-list": []any{}}},
+	},
+	{
 		name: "host_filter_drops_defaults_disk_list",
 		layers: []tree{
 			{"disk-setup": tree{"disk-list": []any{"sda", "sdb"}, "filesystem": "zfs"}},
@@ -361,6 +369,7 @@ func TestCheckExclusives(t *testing.T) {
 		{"disk_list_and_filter", tree{"disk-setup": tree{"disk-list": []any{"sda"}, "filter": tree{"ID_SERIAL": "*"}}},
 			[]string{"disk-setup.disk-list", "disk-setup.filter"}},
 		{"disk_list_and_filter_match", tree{"disk-setup": tree{"disk-list": []any{"sda"}, "filter-match": "all"}}, nil},
+		{"empty_disk_list_and_filter_are_fine", tree{"disk-setup": tree{"disk-list": []any{}, "filter": tree{"ID_SERIAL": "*"}}}, nil},
 		{"cidr_and_dhcp", tree{"network": tree{"cidr": "10.0.0.10/24", "source": "from-dhcp"}},
 			[]string{"network.address", `network.source = "from-dhcp"`}},
 		{"cidr_and_from_answer_are_fine", tree{"network": tree{"cidr": "10.0.0.10/24", "source": "from-answer"}}, nil},

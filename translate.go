@@ -4,15 +4,19 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// snakeKeys are the only keys that ever had two spellings, each with its
-// table path: the installer's 8.2 and 8.3 ISOs know only the snake_case one.
-var snakeKeys = []struct {
+// A spelling is a key's two names, kebab-case and snake_case, with its table path.
+type spelling struct {
 	table        []string
 	kebab, snake string
-}{
+}
+
+// snakeKeys are the keys the installer's 8.2 and 8.3 ISOs know only in
+// snake_case, which pxe-pilot serves them; later ones take both spellings.
+var snakeKeys = []spelling{
 	{[]string{"global"}, "root-password", "root_password"},
 	{[]string{"global"}, "root-password-hashed", "root_password_hashed"},
 	{[]string{"global"}, "root-ssh-keys", "root_ssh_keys"},
@@ -21,6 +25,28 @@ var snakeKeys = []struct {
 	{[]string{"disk-setup"}, "filter-match", "filter_match"},
 	{[]string{"disk-setup", "zfs"}, "arc-max", "arc_max"},
 	{[]string{"post-installation-webhook"}, "cert-fingerprint", "cert_fingerprint"},
+}
+
+// legacyKeys are the other keys the installer still takes in snake_case
+// (9.2.7 does), though no release needs it: every release that knows one
+// knows its kebab-case spelling, which pxe-pilot always serves.
+var legacyKeys = []spelling{
+	{[]string{"global"}, "reboot-mode", "reboot_mode"},
+	{[]string{"global"}, "subscription-key", "subscription_key"},
+	{[]string{"first-boot"}, "cert-fingerprint", "cert_fingerprint"},
+	{[]string{"post-installation-webhook"}, "auth-token", "auth_token"},
+}
+
+// legacySpellings says which legacyKeys a file spells in snake_case, for
+// validate to warn of, before translateLayer respells them.
+func legacySpellings(raw map[string]any) []string {
+	var notes []string
+	for _, s := range legacyKeys {
+		if t, _ := lookup(raw, s.table...).(map[string]any); t != nil && t[s.snake] != nil {
+			notes = append(notes, fmt.Sprintf("%s.%s: the installer's own spelling is %s, which pxe-pilot serves; %s is a legacy alias Proxmox plans to drop", keyPath(s.table), s.snake, s.kebab, s.snake))
+		}
+	}
+	return notes
 }
 
 // translateLayer rewrites one file's friendly keys (hostname, [disk],
@@ -60,7 +86,7 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 		delete(raw, "hostname")
 	}
 
-	for _, s := range snakeKeys {
+	for _, s := range slices.Concat(snakeKeys, legacyKeys) {
 		if err := respellKey(name, raw, s.table, s.snake, s.kebab); err != nil {
 			return nil, err
 		}
@@ -208,6 +234,7 @@ func diskTargets(v any) ([]any, error) {
 		return nil, fmt.Errorf("want a device name or a list of them, got %s", describe(v))
 	}
 	out := make([]any, 0, len(in))
+	written := map[string]string{} // each kernel name as first written
 	for _, e := range in {
 		s, ok := e.(string)
 		if !ok {
@@ -216,11 +243,16 @@ func diskTargets(v any) ([]any, error) {
 		if strings.HasPrefix(s, "/dev/disk/") {
 			return nil, fmt.Errorf("%q: the installer takes kernel names (sda, nvme0n1), not /dev/disk/ links; to pick a disk by serial, set [disk-setup.filter] ID_SERIAL = \"*<serial>*\" instead", s)
 		}
-		s = strings.TrimPrefix(s, "/dev/")
-		if s == "" || strings.ContainsAny(s, "/ \t\n") {
+		name := strings.TrimPrefix(s, "/dev/")
+		if name == "" || strings.ContainsAny(name, "/ \t\n") {
 			return nil, fmt.Errorf("%q is not a disk's kernel name (such as sda or nvme0n1)", e)
 		}
-		out = append(out, s)
+		// The same spelling twice is the installer's own error, for validate to say.
+		if first, dup := written[name]; dup && first != s {
+			return nil, fmt.Errorf("%q and %q are one disk: the installer's parser would accept both, but the install would fail on a disk listed twice; list it once", first, s)
+		}
+		written[name] = s
+		out = append(out, name)
 	}
 	return out, nil
 }

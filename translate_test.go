@@ -35,6 +35,12 @@ func TestParseLayerRejectsBothSidesInOneFile(t *testing.T) {
 		{"first_boot_script_and_native_first_boot", hostFile,
 			"first-boot-script = \"scripts/a.sh\"\n[first-boot]\nsource = \"from-iso\"\n",
 			[]string{"first-boot-script", "[first-boot] source"}},
+		{"reboot_mode_spelled_twice", hostFile,
+			"[global]\nreboot_mode = \"power-off\"\nreboot-mode = \"reboot\"\n",
+			[]string{"global.reboot_mode and global.reboot-mode are one key spelled twice; keep reboot-mode"}},
+		{"webhook_auth_token_spelled_twice", hostFile,
+			"[post-installation-webhook]\nauth_token = \"a\"\nauth-token = \"b\"\n",
+			[]string{"post-installation-webhook.auth_token and post-installation-webhook.auth-token are one key spelled twice"}},
 		{"first_boot_ordering_written_twice", hostFile,
 			"first-boot-ordering = \"fully-up\"\n[first-boot]\nordering = \"network-online\"\n",
 			[]string{"first-boot-ordering: also set as first-boot.ordering in this file"}},
@@ -88,6 +94,9 @@ func TestParseLayerTranslates(t *testing.T) {
 		{"disk_target_array",
 			"[disk]\ntarget = [\"/dev/sda\", \"nvme0n1\"]\n",
 			tree{"disk-setup": tree{"disk-list": []any{"sda", "nvme0n1"}}}},
+		{"empty_disk_list_beside_filter_in_one_file",
+			"[disk-setup]\ndisk-list = []\nfilter.ID_SERIAL = \"*S3Z*\"\n",
+			tree{"disk-setup": tree{"disk-list": []any{}, "filter": tree{"ID_SERIAL": "*S3Z*"}}}},
 		{"disk_setup_disk_list_loses_dev_prefix",
 			"[disk-setup]\ndisk-list = [\"/dev/sdb\"]\n",
 			tree{"disk-setup": tree{"disk-list": []any{"sdb"}}}},
@@ -118,9 +127,18 @@ func TestParseLayerTranslates(t *testing.T) {
 		{"disk_snake_keys_become_kebab_under_friendly_disk",
 			"[disk]\ndisk_list = [\"/dev/sda\"]\nfilter_match = \"any\"\n[disk.zfs]\narc_max = 4096\n",
 			tree{"disk-setup": tree{"disk-list": []any{"sda"}, "filter-match": "any", "zfs": tree{"arc-max": int64(4096)}}}},
-		{"first_boot_cert_fingerprint_is_not_respelled",
+		{"reboot_mode_becomes_kebab",
+			"[global]\nreboot_mode = \"power-off\"\n",
+			tree{"global": tree{"reboot-mode": "power-off"}}},
+		{"subscription_key_becomes_kebab",
+			"[global]\nsubscription_key = \"pve2c-0123456789\"\n",
+			tree{"global": tree{"subscription-key": "pve2c-0123456789"}}},
+		{"first_boot_cert_fingerprint_becomes_kebab",
 			"[first-boot]\ncert_fingerprint = \"ab:cd\"\n",
-			tree{"first-boot": tree{"cert_fingerprint": "ab:cd"}}},
+			tree{"first-boot": tree{"cert-fingerprint": "ab:cd"}}},
+		{"webhook_auth_token_becomes_kebab",
+			"[post-installation-webhook]\nauth_token = \"t0ken\"\n",
+			tree{"post-installation-webhook": tree{"auth-token": "t0ken"}}},
 		{"disk_setup_filter_keeps_udev_spelling",
 			"[disk-setup.filter]\nID_SERIAL = \"*S3Z*\"\nID_MODEL = \"Samsung*\"\n",
 			tree{"disk-setup": tree{"filter": tree{"ID_SERIAL": "*S3Z*", "ID_MODEL": "Samsung*"}}}},
@@ -157,6 +175,41 @@ func TestParseLayerTranslates(t *testing.T) {
 			}
 			if !reflect.DeepEqual(l.tree, tc.want) {
 				t.Errorf("parseLayer(%q).tree\n = %v\nwant %v", tc.toml, l.tree, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseLayerNotesLegacySpellings: the snake_case spellings the
+// installer takes only as legacy aliases are noted, for validate to warn
+// of; the ones 8.2 and 8.3 need are not.
+func TestParseLayerNotesLegacySpellings(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want []string
+	}{
+		{"kebab_case_has_no_note",
+			"[global]\nreboot-mode = \"power-off\"\nsubscription-key = \"k\"\n", nil},
+		{"snake_case_that_8_2_needs_has_no_note",
+			"[global]\nroot_password = \"hostpassword\"\n[disk-setup]\ndisk_list = [\"sda\"]\n", nil},
+		{"all_four_legacy_spellings_are_noted",
+			"[global]\nreboot_mode = \"power-off\"\nsubscription_key = \"k\"\n[first-boot]\ncert_fingerprint = \"ab\"\n[post-installation-webhook]\nauth_token = \"t\"\n",
+			[]string{
+				"global.reboot_mode: the installer's own spelling is reboot-mode, which pxe-pilot serves; reboot_mode is a legacy alias Proxmox plans to drop",
+				"global.subscription_key: the installer's own spelling is subscription-key, which pxe-pilot serves; subscription_key is a legacy alias Proxmox plans to drop",
+				"first-boot.cert_fingerprint: the installer's own spelling is cert-fingerprint, which pxe-pilot serves; cert_fingerprint is a legacy alias Proxmox plans to drop",
+				"post-installation-webhook.auth_token: the installer's own spelling is auth-token, which pxe-pilot serves; auth_token is a legacy alias Proxmox plans to drop",
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := parseLayer(hostFile, []byte(tc.toml))
+			if err != nil {
+				t.Fatalf("parseLayer(%q) = %v", tc.toml, err)
+			}
+			if !reflect.DeepEqual(l.notes, tc.want) {
+				t.Errorf("parseLayer(%q).notes\n = %q\nwant %q", tc.toml, l.notes, tc.want)
 			}
 		})
 	}

@@ -106,6 +106,12 @@ func (v *validator) add(path []string, format string, a ...any) {
 	v.ps = append(v.ps, problem{path: slices.Clone(path), msg: fmt.Sprintf(format, a...)})
 }
 
+// warn says what the installer takes, but not as the operator may think.
+func (v *validator) warn(path []string, format string, a ...any) {
+	v.add(path, format, a...)
+	v.ps[len(v.ps)-1].warn = true
+}
+
 // A field is one key the installer knows in a table. Schemas are slices,
 // not maps, so that checking walks them in a fixed order with no sorting.
 type field struct {
@@ -149,7 +155,7 @@ var topSchema = []field{
 		{name: "zfs", since: r82, fields: []field{
 			{name: "raid", since: r82, required: true, check: raidLevel("zfs")},
 			{name: "ashift", since: r82, check: whole(9, 16)},
-			{name: "arc-max", since: r82, check: whole(64, math.MaxInt32)},
+			{name: "arc-max", since: r82, check: whole(0, math.MaxInt32)}, // 0: ZFS's default
 			{name: "checksum", since: r82, check: oneOf("on", "fletcher4", "sha256")},
 			{name: "compress", since: r82, check: oneOf("on", "off", "lzjb", "lz4", "zle", "gzip", "zstd")},
 			{name: "copies", since: r82, check: whole(1, 3)},
@@ -171,7 +177,7 @@ var topSchema = []field{
 	{name: "post-installation-webhook", since: r83, fields: []field{
 		{name: "url", since: r83, required: true, check: checkURL},
 		{name: "cert-fingerprint", since: r83, check: checkFingerprint},
-		{name: "auth-token", since: r92, check: secret},
+		{name: "auth-token", since: r92, check: checkToken},
 	}},
 	{name: "first-boot", since: r83, fields: []field{
 		{name: "source", since: r83, required: true, check: oneOf("from-iso", "from-url")},
@@ -280,21 +286,33 @@ func (v *validator) global(g map[string]any) {
 				v.add([]string{"global", "fqdn", k}, "unknown key")
 			}
 		}
-		if _, ok := fq["source"]; !ok {
-			v.add([]string{"global", "fqdn", "source"}, `missing; write source = "from-dhcp"`)
-		}
 	}
 }
 
 func (v *validator) network(n map[string]any) {
-	// One 9.1 point release took only lowercase pinned names, and the
-	// request does not say which point release it is.
+	if pin, ok := n["interface-name-pinning"].(map[string]any); ok && !v.rel.before(r91) {
+		if _, ok := pin["enabled"]; !ok {
+			v.add([]string{"network", "interface-name-pinning"}, "has no enabled, without which the installer refuses the table (\"missing field `enabled`\"): add enabled = true")
+		}
+	}
+	// 9.1.0 to 9.1.2 took only lowercase letters, digits and _ in pinned
+	// names, and a 9.1 request does not say which 9.1 it is.
 	if m, ok := lookup(n, "interface-name-pinning", "mapping").(map[string]any); ok && v.rel == r91 {
 		for _, mac := range sortedKeys(m) {
-			if name, ok := m[mac].(string); ok && name != strings.ToLower(name) {
-				v.add([]string{"network", "interface-name-pinning", "mapping", mac}, "interface name '%s': some 9.1 installers take only lowercase names; write '%s'", name, strings.ToLower(name))
+			name, _ := m[mac].(string)
+			if !pinnedName(name) || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == "" {
+				continue // checkPinning's, or fine
 			}
+			what, fix := "a VLAN or alias suffix", "boot a 9.2 or later ISO"
+			if !strings.ContainsAny(name, ".:") {
+				what, fix = "uppercase", "write '"+strings.ToLower(name)+"', or boot a 9.2 or later ISO"
+			}
+			v.add([]string{"network", "interface-name-pinning", "mapping", mac}, "interface name '%s': %s needs a 9.1.3 or later installer (9.1.0 to 9.1.2 take only lowercase letters, digits and _), and a 9.1 ISO does not say which 9.1 it is: %s", name, what, fix)
+			v.ps[len(v.ps)-1].since = r92
 		}
+	}
+	if f, ok := n["filter"].(map[string]any); ok {
+		v.filterGlobs("network", f)
 	}
 	switch n["source"] {
 	case "from-dhcp":
@@ -323,16 +341,27 @@ var minDisks = map[string]int{"raid0": 1, "raid1": 2, "raid10": 4, "raidz-1": 3,
 
 func (v *validator) disks(d map[string]any, btrfsOK bool) {
 	fs, _ := d["filesystem"].(string)
-	list, hasList := d["disk-list"].([]any)
+	// An empty disk-list is none to the installer, which then uses the filter.
+	list, isList := d["disk-list"].([]any)
+	hasList := len(list) > 0
 	_, hasFilter := d["filter"]
 	switch {
 	case hasList && hasFilter:
 		v.add([]string{"disk-setup"}, "disk-list and filter cannot be set at the same time; name the disks or filter them, not both")
+	case isList && !hasList && !hasFilter:
+		v.add([]string{"disk-setup", "disk-list"}, "empty; name at least one disk, or select them with disk-setup.filter")
 	case !hasList && !hasFilter && d["disk-list"] == nil:
 		v.add([]string{"disk-setup", "disk-list"}, "missing; name the disks (disk.target or disk-setup.disk-list) or select them with disk-setup.filter")
 	}
+	if f, ok := d["filter"].(map[string]any); ok {
+		v.filterGlobs("disk-setup", f)
+	}
 	if _, ok := d["filter-match"]; ok && !hasFilter {
-		v.add([]string{"disk-setup", "filter-match"}, "set without disk-setup.filter")
+		if hasList {
+			v.warn([]string{"disk-setup", "filter-match"}, "ignored beside a disk-list: it says how the entries of a filter combine")
+		} else {
+			v.add([]string{"disk-setup", "filter-match"}, "set without disk-setup.filter")
+		}
 	}
 	if fs == "btrfs" && !btrfsOK {
 		v.add([]string{"disk-setup", "filesystem"}, "btrfs is not enabled on this installer ISO (product.enable_btrfs is false)")
@@ -348,13 +377,17 @@ func (v *validator) disks(d map[string]any, btrfsOK bool) {
 			v.add([]string{"disk-setup", fs, "raid"}, "%s", "missing"+missingHints["disk-setup."+fs+".raid"])
 		}
 		opts, _ := d[fs].(map[string]any)
+		if arc, ok := opts["arc-max"].(int64); fs == "zfs" && ok && arc > 0 && arc < 64 {
+			v.warn([]string{"disk-setup", "zfs", "arc-max"}, "%d MiB is below the installer's minimum, so it uses 64 MiB (0 means ZFS's own default)", arc)
+		}
 		level, _ := opts["raid"].(string)
 		level = strings.ToLower(level)
 		if need, ok := minDisks[level]; ok && hasList && slices.Contains(raidLevels[fs], level) {
 			name := map[string]string{"zfs": "ZFS", "btrfs": "Btrfs"}[fs]
 			if len(list) < need {
 				v.add([]string{"disk-setup", fs, "raid"}, "%s %s needs at least %d disks, got %d", name, strings.ToUpper(level), need, len(list))
-			} else if fs == "zfs" && level == "raid10" && len(list)%2 != 0 {
+			} else if level == "raid10" && len(list)%2 != 0 && (fs == "zfs" || !v.rel.before(r92)) {
+				// Btrfs since 9.2.6; a request says only "9.2".
 				v.add([]string{"disk-setup", fs, "raid"}, "%s %s needs an even number of disks, got %d", name, strings.ToUpper(level), len(list))
 			}
 		}
@@ -515,6 +548,15 @@ func secret(x any) string {
 	return "want a non-empty string, got " + secretType(x)
 }
 
+// checkToken wants the webhook's auth-token not empty, which the
+// installer's parser takes, though the install then fails.
+func checkToken(x any) string {
+	if s, ok := x.(string); ok && strings.TrimSpace(s) == "" {
+		return "empty: the installer's parser would accept it, but the install would fail; set a token, or remove auth-token"
+	}
+	return secret(x)
+}
+
 func checkPassword(x any) string {
 	s, ok := x.(string)
 	if !ok {
@@ -534,7 +576,7 @@ func checkHash(x any) string {
 		return "want a crypt(3) hash string, got " + secretType(x)
 	}
 	if !strings.HasPrefix(s, "$") || strings.ContainsAny(s, " \t\r\n:") || strings.Count(s, "$") < 3 {
-		return "not a crypt(3) hash (such as \"$6$...\" from `openssl passwd -6` or mkpasswd); a plain password goes in root_password"
+		return "not a crypt(3) hash (such as \"$6$...\" from `openssl passwd -6` or mkpasswd): the installer's parser would accept it unchecked, and the installed system would then accept no password for root; a plain password goes in root_password"
 	}
 	return ""
 }
@@ -609,8 +651,8 @@ func checkCIDR(x any) string {
 		return "want an address with a prefix length such as \"10.0.0.10/24\", got " + describe(x)
 	}
 	if _, err := netip.ParsePrefix(s); err != nil {
-		if !strings.Contains(s, "/") {
-			return fmt.Sprintf("%q has no prefix length; write it as \"%s/24\" (or the right length)", s, s)
+		if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+			return fmt.Sprintf("%q has no prefix length: the installer's parser would take it as %s, a network of this one address, and the installed host would reach no gateway; write it as \"%s/24\" (or the right length)", s, netip.PrefixFrom(a, a.BitLen()), s)
 		}
 		return fmt.Sprintf("%q: invalid IP address with prefix length", s)
 	}
@@ -645,13 +687,86 @@ func udevFilter(x any) string {
 	return ""
 }
 
+// The installer's glob crate's complaints, and what to write instead.
+var globHints = map[string]string{
+	"invalid range pattern":                                 "a [ opens a class of characters that needs its ]; write [[] for a literal [",
+	"recursive wildcards must form a single path component": "** may only stand alone between slashes; * matches any characters",
+	"wildcards are either regular `*` or recursive `**`":    "* matches any characters",
+}
+
+// globError parses pattern as the Rust glob crate's Pattern::new does,
+// which the installer runs on every filter value: it returns the crate's
+// complaint and the position it names, counted in characters, or "" where
+// the crate takes the pattern. Only '*', '?' and '[' are special; braces
+// and backslashes are plain characters.
+func globError(pattern string) (pos int, msg string) {
+	p := []rune(pattern)
+	for i := 0; i < len(p); {
+		switch p[i] {
+		case '*':
+			start := i
+			for i < len(p) && p[i] == '*' {
+				i++
+			}
+			switch {
+			case i-start > 2:
+				return start + 2, "wildcards are either regular `*` or recursive `**`"
+			case i-start == 2:
+				// A whole path component: at the start or after a '/',
+				// and at the end or before a '/', which it takes along.
+				if start > 0 && p[start-1] != '/' {
+					return start - 1, "recursive wildcards must form a single path component"
+				}
+				if i < len(p) && p[i] != '/' {
+					return i, "recursive wildcards must form a single path component"
+				}
+				if i < len(p) {
+					i++
+				}
+			}
+		case '[':
+			// "[" or "[!", then at least one character, a ']' among
+			// them, up to the next ']'.
+			first := i + 1
+			if first < len(p) && p[first] == '!' {
+				first++
+			}
+			end := -1
+			if first+1 <= len(p) {
+				end = slices.Index(p[first+1:], ']')
+			}
+			if end < 0 {
+				return i, "invalid range pattern"
+			}
+			i = first + 1 + end + 1
+		default:
+			i++
+		}
+	}
+	return 0, ""
+}
+
+// filterGlobs checks the values of a filter table as the installer's glob
+// crate will read them.
+func (v *validator) filterGlobs(table string, filter map[string]any) {
+	for _, k := range sortedKeys(filter) {
+		s, ok := filter[k].(string)
+		if !ok {
+			continue // udevFilter says so
+		}
+		path := []string{table, "filter", k}
+		if pos, msg := globError(s); msg != "" {
+			v.add(path, "%q is not a glob the installer can use (Pattern syntax error near position %d: %s; %s): its parser takes it, but the install stops with \"invalid glob in disk selection\"", s, pos, msg, globHints[msg])
+		} else if strings.ContainsAny(s, "{}") {
+			v.warn(path, "%q: the installer's globs have no {a,b} alternatives, so braces match only themselves", s)
+		}
+	}
+}
+
 func checkDiskList(x any) string {
 	l, ok := x.([]any)
 	if !ok {
 		return "want an array of disk names (\"sda\", \"nvme0n1\"), got " + describe(x)
-	}
-	if len(l) == 0 {
-		return "empty; name at least one disk"
 	}
 	seen := map[string]bool{}
 	for _, e := range l {
@@ -685,14 +800,8 @@ func checkPinning(x any) string {
 		if len(name) > 15 {
 			return fmt.Sprintf("interface name '%s' for '%s' cannot be longer than 15 characters", name, mac)
 		}
-		valid := len(name) >= 2
-		for i := 0; valid && i < len(name); i++ {
-			c := name[i]
-			letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-			valid = letter || i > 0 && (c >= '0' && c <= '9' || c == '_')
-		}
-		if !valid {
-			return fmt.Sprintf("interface name '%s' for '%s': want 2 to 15 letters, digits or _, starting with a letter", name, mac)
+		if !pinnedName(name) {
+			return fmt.Sprintf("interface name '%s' for '%s': want 2 to 15 letters, digits or _, starting with a letter, and optionally a VLAN or alias suffix such as .10 or :1", name, mac)
 		}
 		if other, dup := names[strings.ToLower(name)]; dup {
 			return fmt.Sprintf("interface name '%s' is given to both '%s' and '%s'", name, other, mac)
@@ -700,6 +809,29 @@ func checkPinning(x any) string {
 		names[strings.ToLower(name)] = mac
 	}
 	return ""
+}
+
+// pinnedName reports whether name is one the installer pins from 9.1.3
+// on: ^[a-z][a-z0-9_]{1,20}([:.]\d+)?$ matched case-insensitively, here
+// in ASCII only; the 15 characters at most are checkPinning's.
+func pinnedName(name string) bool {
+	base, suffix := name, ""
+	if i := strings.IndexAny(name, ".:"); i >= 0 {
+		base, suffix = name[:i], name[i+1:]
+		if suffix == "" || strings.Trim(suffix, "0123456789") != "" {
+			return false
+		}
+	}
+	if len(base) < 2 || len(base) > 21 {
+		return false
+	}
+	for i := 0; i < len(base); i++ {
+		c := base[i] | 0x20 // ASCII letters to lowercase
+		if !(c >= 'a' && c <= 'z' || i > 0 && (base[i] >= '0' && base[i] <= '9' || base[i] == '_')) {
+			return false
+		}
+	}
+	return true
 }
 
 func checkURL(x any) string {
