@@ -414,6 +414,53 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 	}
 }
 
+// A machine given a token must show it in every report, before and after
+// a rearm: a rearm lets the machine be installed again, not anyone mark
+// it installed without its token.
+func TestFakeInstallerTokenOutlivesRearm(t *testing.T) {
+	srv := startTracked(t, nil, "--once")
+	const key = "aa-bb-cc-dd-ee-ff"
+	request := mustRead(t, "examples/requests/pve-9.2.json")
+	_, ans := srv.answer(t, request)
+	token, _ := answerTable(ans, "post-installation-webhook")["auth-token"].(string)
+	wrong := forgeToken(key, []byte("not the server's secret at all"))
+	rearm := func(t *testing.T) {
+		if err := run([]string{"rearm", "--state-dir", srv.state, key}, io.Discard, io.Discard); err != nil {
+			t.Fatalf("rearm = %v", err)
+		}
+	}
+	report := func(token *string) func(*testing.T) (int, string) {
+		return func(t *testing.T) (int, string) { return srv.post(t, "/installed", node01Report(token).body()) }
+	}
+	for _, step := range []struct {
+		name string
+		do   func(*testing.T) (int, string)
+		code int
+		want string // in the body
+	}{
+		{"tokenless_report_is_401", report(nil), 401, "carries no token, but this machine's answer gave it one"},
+		{"wrong_token_is_401", report(&wrong), 401, "not one pxe-pilot gave"},
+		{"its_token_is_200", report(&token), 200, "recorded"},
+		{"answer_is_409", func(t *testing.T) (int, string) { return srv.post(t, "/answer", request) }, 409, "was installed at"},
+		{"rearm", func(t *testing.T) (int, string) { rearm(t); return 0, "" }, 0, ""},
+		{"tokenless_report_after_rearm_is_401", report(nil), 401, "carries no token, but this machine's answer gave it one"},
+		{"wrong_token_after_rearm_is_401", report(&wrong), 401, "not one pxe-pilot gave"},
+		{"answer_after_rearm_is_200", func(t *testing.T) (int, string) { return srv.post(t, "/answer", request) }, 200, "auth-token = '" + token + "'"},
+		{"tokenless_report_after_the_new_answer_is_401", report(nil), 401, "carries no token"},
+		{"its_token_after_rearm_is_200", report(&token), 200, "recorded"},
+		{"rearm_again", func(t *testing.T) (int, string) { rearm(t); return 0, "" }, 0, ""},
+		{"tokenless_report_after_a_second_rearm_is_401", report(nil), 401, "carries no token"},
+	} {
+		code, body := step.do(t)
+		if code != step.code || !strings.Contains(body, step.want) {
+			t.Errorf("%s: %d %q; want %d containing %q", step.name, code, body, step.code, step.want)
+		}
+	}
+	if rec := srv.host(t, key); !rec.TokenGiven || len(rec.PreviouslyAt) != 2 || !rec.Installed.IsZero() {
+		t.Errorf("state after two installs and two rearms = %+v; want token_given, two previous installs, not installed", rec)
+	}
+}
+
 // Each release gets what it knows: 8.3 a webhook without a token, and its
 // report is known by its MACs, else its serial; 8.2 no webhook at all,
 // and a script it cannot fetch refuses its answer.

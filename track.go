@@ -272,7 +272,7 @@ type hostRecord struct {
 	LastAnswer  time.Time `json:"last_answer,omitzero"`
 	Answers     int       `json:"answers,omitempty"`
 	Release     string    `json:"release,omitempty"`     // of the last answer
-	TokenGiven  bool      `json:"token_given,omitempty"` // an answer's webhook had an auth-token: its report must show it, until rearm
+	TokenGiven  bool      `json:"token_given,omitempty"` // an answer's webhook had an auth-token: its reports must show it, rearmed or not
 
 	Installed     time.Time         `json:"installed,omitzero"` // when it reported; zero once rearmed
 	FQDN          string            `json:"fqdn,omitempty"`
@@ -408,7 +408,9 @@ func clipField(s string) string {
 }
 
 // rearm forgets that a machine was installed, so that --once answers it
-// again; its install stays in previous_installs.
+// again; its install stays in previous_installs. It keeps token_given: a
+// machine once given a token must show it in every report, or anyone
+// could mark it installed again with a tokenless one after a rearm.
 func (s *stateStore) rearm(key string, now time.Time) (hostRecord, error) {
 	path, err := s.hostPath(key)
 	if err != nil {
@@ -423,7 +425,6 @@ func (s *stateStore) rearm(key string, now time.Time) (hostRecord, error) {
 		}
 		r.Installed = time.Time{}
 		r.RearmedAt = now
-		r.TokenGiven = false
 	})
 }
 

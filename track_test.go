@@ -444,12 +444,13 @@ func TestRearm(t *testing.T) {
 	installedAt := t1.Add(time.Hour)
 	rearmAt := t1.Add(2 * time.Hour)
 	tests := []struct {
-		name      string
-		installed bool // the machine reported installed before
-		rearms    int
-		key       string
-		want      hostRecord
-		wantErr   string // substring; "" for none
+		name       string
+		installed  bool // the machine reported installed before
+		tokenGiven bool // its answer gave it a token
+		rearms     int
+		key        string
+		want       hostRecord
+		wantErr    string // substring; "" for none
 	}{
 		{name: "installed_moves_to_previous_installs", installed: true, rearms: 1, key: "aa-bb-cc-dd-ee-01",
 			want: hostRecord{PreviouslyAt: []time.Time{installedAt}, RearmedAt: rearmAt}},
@@ -457,6 +458,8 @@ func TestRearm(t *testing.T) {
 			want: hostRecord{PreviouslyAt: []time.Time{installedAt}, RearmedAt: rearmAt}},
 		{name: "not_installed_has_no_previous_install", rearms: 1, key: "aa-bb-cc-dd-ee-01",
 			want: hostRecord{RearmedAt: rearmAt}},
+		{name: "token_given_is_kept", installed: true, tokenGiven: true, rearms: 1, key: "aa-bb-cc-dd-ee-01",
+			want: hostRecord{PreviouslyAt: []time.Time{installedAt}, RearmedAt: rearmAt, TokenGiven: true}},
 		{name: "unknown_machine_is_error", rearms: 1, key: "aa-bb-cc-dd-ee-02", wantErr: "aa-bb-cc-dd-ee-02: no such machine in the state dir"},
 		{name: "not_a_machine_key_is_error", rearms: 1, key: "../secret", wantErr: `"../secret" is not a machine`},
 	}
@@ -465,7 +468,7 @@ func TestRearm(t *testing.T) {
 			st := trackStore(t)
 			const key = "aa-bb-cc-dd-ee-01"
 			m := match{"mac", "aabbccddee01", "hosts/aa-bb-cc-dd-ee-01.toml"}
-			if err := st.recordAnswer(key, m, r92, false, t1); err != nil {
+			if err := st.recordAnswer(key, m, r92, tc.tokenGiven, t1); err != nil {
 				t.Fatal(err)
 			}
 			if tc.installed {
@@ -485,7 +488,7 @@ func TestRearm(t *testing.T) {
 				return
 			}
 			want := hostRecord{Host: key, Match: m.String(), HostFile: m.file, FirstAnswer: t1, LastAnswer: t1, Answers: 1, Release: "9.2",
-				PreviouslyAt: tc.want.PreviouslyAt, RearmedAt: tc.want.RearmedAt}
+				PreviouslyAt: tc.want.PreviouslyAt, RearmedAt: tc.want.RearmedAt, TokenGiven: tc.want.TokenGiven}
 			if tc.installed {
 				want.FQDN = "pve1.example.com"
 			}
