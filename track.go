@@ -515,15 +515,19 @@ func parseReport(body []byte) (report, request, error) {
 	if v := r.Schema.Version; v != "1" && !strings.HasPrefix(v, "1.") {
 		return report{}, request{}, fmt.Errorf("report body: $schema.version %q: pxe-pilot reads reports of version 1.x", v)
 	}
+	// The cap comes before any work per NIC: a body of 1 MiB lists tens
+	// of thousands.
+	if len(r.NetworkInterfaces) > maxNICs {
+		return report{}, request{}, fmt.Errorf("report body: network-interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(r.NetworkInterfaces), maxNICs)
+	}
 	req := request{product: r.Product.Product, iso: r.ISO.Release, serial: r.DMI.System.Serial, uuid: r.DMI.System.UUID, model: r.DMI.System.Name}
+	seen := make(map[string]bool, len(r.NetworkInterfaces))
 	for _, n := range r.NetworkInterfaces {
-		if mac, ok := normalizeMAC(n.MAC); ok && !slices.Contains(req.macs, mac) {
+		if mac, ok := normalizeMAC(n.MAC); ok && !seen[mac] {
+			seen[mac] = true
 			req.macs = append(req.macs, mac)
 			req.links = append(req.links, n.Name)
 		}
-	}
-	if len(req.macs) > maxNICs {
-		return report{}, request{}, fmt.Errorf("report body: network-interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(req.macs), maxNICs)
 	}
 	return r, req, nil
 }

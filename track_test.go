@@ -646,6 +646,8 @@ func TestParseReport(t *testing.T) {
 		{name: "trailing_garbage_is_error", body: trackReport + ` x`, wantErr: "report body"},
 		{name: "trailing_brace_is_error", body: trackReport + `}`, wantErr: "report body"},
 		{name: "too_many_nics_is_error", body: `{"$schema": {"version": "1.2"}, "network-interfaces": [` + trackNICs(maxNICs+1) + `]}`, wantErr: "more than the"},
+		{name: "too_many_nics_of_one_mac_is_error", body: `{"$schema": {"version": "1.2"}, "network-interfaces": [` + strings.Repeat(`{"mac": "aa:bb:cc:dd:ee:01"}, `, maxNICs) + `{"mac": "aa:bb:cc:dd:ee:01"}]}`,
+			wantErr: "network-interfaces lists 257 interfaces, more than the 256"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1403,6 +1405,62 @@ func TestRenderWithTracking(t *testing.T) {
 	} {
 		if _, err := render(tc.args...); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("render %q = %v; want an error containing %q", tc.args, err, tc.wantErr)
+		}
+	}
+}
+
+// manyNICsReport is a report just under maxBody that lists as many NICs
+// as fit, some 45,000: each its own MAC, or all one MAC, or none a MAC.
+func manyNICsReport(macs string) []byte {
+	body := []byte(`{"$schema":{"version":"1.2"},"network-interfaces":[`)
+	for i := 0; len(body) < maxBody-64; i++ {
+		mac := map[string]string{"distinct": fmt.Sprintf("0200%08x", i), "one": "020000000001", "none": "not-a-mac"}[macs]
+		body = fmt.Appendf(body, `{"mac":%q},`, mac)
+	}
+	return append(body[:len(body)-1], "]}"...)
+}
+
+// A report of nearly 1 MiB listing tens of thousands of NICs is refused by
+// the NIC cap, however many MACs it names; BenchmarkInstalledManyNICs
+// shows how long that takes.
+func TestInstalledRefusesManyNICs(t *testing.T) {
+	tr, err := newTracker(t.TempDir(), "http://127.0.0.1:8080", "", t.TempDir(), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{dir: t.TempDir(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr}
+	for _, tc := range []struct{ name, macs string }{
+		{"each_nic_its_own_mac_is_400", "distinct"},
+		{"every_nic_one_mac_is_400", "one"},
+		{"no_nic_a_mac_is_400", "none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := manyNICsReport(tc.macs)
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest("POST", "/installed", bytes.NewReader(body)))
+			want := fmt.Sprintf("pxe-pilot: report body: network-interfaces lists %d interfaces, more than the 256 pxe-pilot looks at\n", strings.Count(string(body), "{\"mac\""))
+			if rec.Code != 400 || rec.Body.String() != want {
+				t.Errorf("POST /installed of %d bytes = %d %q; want 400 %q", len(body), rec.Code, rec.Body, want)
+			}
+		})
+	}
+}
+
+// BenchmarkInstalledManyNICs posts a report of nearly 1 MiB listing some
+// 45,000 NICs to /installed, which refuses it by the NIC cap.
+func BenchmarkInstalledManyNICs(b *testing.B) {
+	tr, err := newTracker(b.TempDir(), "http://127.0.0.1:8080", "", b.TempDir(), true, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &server{dir: b.TempDir(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr}
+	body := manyNICsReport("distinct")
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("POST", "/installed", bytes.NewReader(body)))
+		if rec.Code != 400 {
+			b.Fatalf("POST /installed of %d bytes = %d %q; want 400", len(body), rec.Code, rec.Body)
 		}
 	}
 }
