@@ -450,7 +450,11 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 // logs what the operator may want to pin (its SSH host keys).
 func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) int {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return s.fail(w, http.StatusRequestEntityTooLarge, o, fmt.Sprintf("report body is over %d bytes; the installer's report is a few KiB", maxBody))
+	case err != nil:
 		return s.fail(w, http.StatusBadRequest, o, "reading the report: "+err.Error())
 	}
 	rep, req, err := parseReport(body)
@@ -515,7 +519,6 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome) i
 	}
 	mac, addr := rep.management()
 	keys := rep.hostKeyFingerprints()
-	rep.FQDN, rep.MachineID, addr = clipField(rep.FQDN), clipField(rep.MachineID), clipField(addr)
 	o.extra = append(o.extra, slog.String("machine", key), slog.String("fqdn", rep.FQDN),
 		slog.String("management_mac", mac), slog.String("management_address", addr),
 		slog.String("ssh_host_keys", sortedHostKeys(keys)), slog.String("machine_id", rep.MachineID))

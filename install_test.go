@@ -589,7 +589,7 @@ func TestFakeInstallerRefusedReports(t *testing.T) {
 		{"network_interfaces_not_a_list_is_400", []byte(`{"$schema": {"version": "1.2"}, "network-interfaces": "eno1"}`), 400, "not the installer's report"},
 		{"300_NICs_is_400", many.body(), 400, "300 interfaces"},
 		{"an_8.3_report_naming_no_MAC_serial_or_UUID_is_400", nameless.body(), 400, "cannot say which machine"},
-		{"a_body_over_1_MiB_is_400", append(report(str(token)), bytes.Repeat([]byte(" "), 1<<20)...), 400, "reading the report"},
+		{"a_body_over_1_MiB_is_413", append(report(str(token)), bytes.Repeat([]byte(" "), 1<<20)...), 413, "report body is over 1048576 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := stateSnapshot(t, srv.state)

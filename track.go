@@ -513,13 +513,16 @@ func parseReport(body []byte) (report, request, error) {
 		return report{}, request{}, errors.New("report body: more than one JSON value")
 	}
 	if v := r.Schema.Version; v != "1" && !strings.HasPrefix(v, "1.") {
-		return report{}, request{}, fmt.Errorf("report body: $schema.version %q: pxe-pilot reads reports of version 1.x", v)
+		return report{}, request{}, fmt.Errorf("report body: $schema.version %q: pxe-pilot reads reports of version 1.x", clip(v))
 	}
 	// The cap comes before any work per NIC: a body of 1 MiB lists tens
 	// of thousands.
 	if len(r.NetworkInterfaces) > maxNICs {
 		return report{}, request{}, fmt.Errorf("report body: network-interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(r.NetworkInterfaces), maxNICs)
 	}
+	// What is kept or logged of the report is clipped, as a request's
+	// serial and model are.
+	r.FQDN, r.MachineID, r.ISO.Release = clipField(r.FQDN), clipField(r.MachineID), clipField(r.ISO.Release)
 	req := request{product: r.Product.Product, iso: r.ISO.Release, serial: r.DMI.System.Serial, uuid: r.DMI.System.UUID, model: r.DMI.System.Name}
 	seen := make(map[string]bool, len(r.NetworkInterfaces))
 	for _, n := range r.NetworkInterfaces {
@@ -539,7 +542,7 @@ func (r report) management() (mac, address string) {
 			if m, ok := normalizeMAC(n.MAC); ok {
 				mac = colonMACs([]string{m})[0]
 			}
-			return mac, n.Address
+			return mac, clipField(n.Address)
 		}
 	}
 	return "", ""

@@ -1290,7 +1290,7 @@ func FuzzInstalled(f *testing.F) {
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, httptest.NewRequest("POST", "/installed", bytes.NewReader(body)))
 		switch rec.Code {
-		case 200, 400, 401, 404:
+		case 200, 400, 401, 404, 413:
 		default:
 			t.Fatalf("POST /installed %q = %d %q", body, rec.Code, rec.Body)
 		}
@@ -1462,5 +1462,57 @@ func BenchmarkInstalledManyNICs(b *testing.B) {
 		if rec.Code != 400 {
 			b.Fatalf("POST /installed of %d bytes = %d %q; want 400", len(body), rec.Code, rec.Body)
 		}
+	}
+}
+
+// A report body over maxBody is a 413, as an answer request's is; a field
+// of a report, however long, is quoted in a reply or a log line, and kept
+// in the state dir, as a short excerpt at most.
+func TestInstalledQuotesShortExcerpts(t *testing.T) {
+	config := writeTree(t, map[string]string{"hosts/aa-bb-cc-dd-ee-01.toml": trackHost})
+	tr, err := newTracker(config, "http://127.0.0.1:8080", "", t.TempDir(), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	s := &server{dir: config, log: slog.New(slog.NewTextHandler(&log, nil)), track: tr}
+	long := strings.Repeat("9", maxBody-200)
+	token := tr.webhookToken("aa-bb-cc-dd-ee-01")
+	for _, tc := range []struct {
+		name string
+		body string
+		code int
+		want string // the start of the reply
+	}{
+		{"body_over_1_MiB_is_413", trackReport + strings.Repeat(" ", maxBody), 413,
+			"pxe-pilot: report body is over 1048576 bytes; the installer's report is a few KiB\n"},
+		{"long_schema_version_is_400_quoting_40_bytes", `{"$schema": {"version": "` + long + `"}}`, 400,
+			`pxe-pilot: report body: $schema.version "` + long[:40] + `...": pxe-pilot reads reports of version 1.x` + "\n"},
+		{"long_number_for_fqdn_is_400", `{"$schema": {"version": "1.2"}, "fqdn": ` + long + `}`, 400,
+			"pxe-pilot: report body is not the installer's report: "},
+		{"long_number_for_a_host_key_is_400", `{"$schema": {"version": "1.2"}, "ssh-public-host-keys": {"` + long + `": 5}}`, 400,
+			"pxe-pilot: report body is not the installer's report: "},
+		{"long_token_is_401", `{"$schema": {"version": "1.2"}, "token": "` + long + `"}`, 401,
+			"pxe-pilot: the report's token is not one pxe-pilot gave"},
+		{"long_serial_is_404_quoting_20_bytes", `{"$schema": {"version": "1.2"}, "dmi": {"system": {"serial": "` + long + `"}}}`, 404,
+			"pxe-pilot: report of a machine no host file names: "},
+		{"long_fqdn_machine_id_address_and_release_are_200", `{"$schema": {"version": "1.2"}, "fqdn": "` + long[:maxBody/4] + `", "machine-id": "` + long[:maxBody/4] +
+			`", "iso": {"release": "` + long[:maxBody/4] + `"}, "network-interfaces": [{"mac": "aa:bb:cc:dd:ee:01", "is-management": true, "address": "` + long[:maxBody/8] +
+			`"}], "token": "` + token + `"}`, 200, `{"status":"recorded"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log.Reset()
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest("POST", "/installed", strings.NewReader(tc.body)))
+			if got := rec.Body.String(); rec.Code != tc.code || !strings.HasPrefix(got, tc.want) || len(got) > 400 {
+				t.Errorf("POST /installed = %d %.500q (%d bytes); want %d, at most 400 bytes, starting %q", rec.Code, got, len(got), tc.code, tc.want)
+			}
+			if log.Len() > 1500 {
+				t.Errorf("POST /installed logged %d bytes: %.500q...; want one short line", log.Len(), log.String())
+			}
+		})
+	}
+	if data := mustRead(t, filepath.Join(tr.state.dir, "hosts", "aa-bb-cc-dd-ee-01.json")); len(data) > 2000 {
+		t.Errorf("the state file holds %d bytes of the report; want its fields clipped: %.300q...", len(data), data)
 	}
 }
