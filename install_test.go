@@ -225,12 +225,16 @@ type reportNIC struct {
 	name, mac, address string // address: on the management NIC alone
 }
 
-// body is the report as the installer sends it: kebab-case JSON, with the
-// parts pxe-pilot does not read too.
+// body is the report as the installer sends it (schema 1.2): kebab-case
+// JSON, with the parts pxe-pilot does not read too; false flags and
+// absent addresses left out.
 func (r installReport) body() []byte {
 	var nics []map[string]any
 	for i, n := range r.nics {
-		nic := map[string]any{"name": n.name, "mac": n.mac, "driver": "igb", "is-management": i == 0}
+		nic := map[string]any{"name": n.name, "mac": n.mac, "udev-properties": map[string]any{"INTERFACE": n.name, "ID_NET_DRIVER": "igb"}}
+		if i == 0 {
+			nic["is-management"] = true
+		}
 		if n.address != "" {
 			nic["address"] = n.address
 		}
@@ -241,23 +245,25 @@ func (r installReport) body() []byte {
 		schema = "1.2"
 	}
 	body := map[string]any{
-		"$schema":    map[string]any{"version": schema},
-		"fqdn":       r.fqdn,
-		"machine-id": r.machineID,
-		"product":    map[string]any{"fullname": "Proxmox VE", "short": "pve", "version": r.release + "-1"},
-		"iso":        map[string]any{"release": r.release, "isorelease": "1"},
+		"$schema":        map[string]any{"version": schema},
+		"debian-version": "13.2",
+		"fqdn":           r.fqdn,
+		"machine-id":     r.machineID,
+		"product":        map[string]any{"fullname": "Proxmox VE", "short": "pve", "version": r.release + ".2"},
+		"iso":            map[string]any{"release": r.release, "isorelease": "1"},
 		"dmi": map[string]any{
 			"system":    map[string]any{"name": "Example Server", "serial": r.serial, "sku": "", "uuid": r.uuid},
 			"baseboard": map[string]any{"name": "Example Board", "serial": "BOARD0001"},
 			"chassis":   map[string]any{"serial": "CHASSIS0001"},
 		},
 		"filesystem":           "zfs (RAID0)",
-		"disks":                []any{[]any{0, "/dev/nvme0n1", 1000204886016, "Samsung SSD 990 PRO 1TB", "S6Z1NJ0W123456"}},
-		"boot-info":            map[string]any{"mode": "efi", "secureboot": false},
-		"cpu-info":             map[string]any{"cores": 8, "cpus": 16, "hvm": true, "model": "Intel(R) Xeon(R) E-2388G", "sockets": 1},
-		"kernel-version":       map[string]any{"release": "6.14.8-2-pve", "sysname": "Linux"},
+		"disks":                []any{map[string]any{"size": 1000204886016, "is-bootdisk": true, "udev-properties": map[string]any{"DEVNAME": "/dev/nvme0n1"}}},
+		"boot-info":            map[string]any{"mode": "efi"},
+		"cpu-info":             map[string]any{"cores": 8, "cpus": 16, "flags": "fpu vme de pse", "hvm": true, "model": "Example CPU 8-Core Processor", "sockets": 1},
+		"kernel-version":       map[string]any{"machine": "x86_64", "release": "6.17.2-1-pve", "sysname": "Linux", "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1"},
 		"network-interfaces":   nics,
 		"ssh-public-host-keys": nodeHostKeys,
+		"reboot-mode":          "reboot",
 	}
 	if r.token != nil {
 		body["token"] = *r.token
@@ -343,8 +349,8 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 	rec := srv.host(t, key)
 	if rec.Installed.Before(before) || rec.Installed.After(after) || rec.FQDN != "pve-node-01.lab.example.com" ||
 		rec.MachineID != "f4bf9711783248b7aaffe3ccbca3e3dc" || rec.MAC != "aa:bb:cc:dd:ee:ff" || rec.Address != "10.0.0.10/24" ||
-		!reflect.DeepEqual(rec.SSHHostKeys, nodeFingerprints) || rec.Answers != 2 || rec.HostFile != "hosts/aa-bb-cc-dd-ee-ff.toml" {
-		t.Errorf("state after the report = %+v\nwant installed between %v and %v, its fqdn, machine-id, management NIC, 2 answers and the fingerprints %v",
+		!reflect.DeepEqual(rec.SSHHostKeys, nodeFingerprints) || rec.Answers != 2 || rec.HostFile != "hosts/aa-bb-cc-dd-ee-ff.toml" || rec.Product != "pve 9.2.2" {
+		t.Errorf("state after the report = %+v\nwant installed between %v and %v, its fqdn, machine-id, management NIC, 2 answers, pve 9.2.2 and the fingerprints %v",
 			rec, before, after, nodeFingerprints)
 	}
 	reports := srv.logLines("path=/installed")
@@ -354,7 +360,7 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 	for _, want := range []string{"status=200", "host=hosts/aa-bb-cc-dd-ee-ff.toml", "machine=aa-bb-cc-dd-ee-ff",
 		"fqdn=pve-node-01.lab.example.com", "management_mac=aa:bb:cc:dd:ee:ff", "management_address=10.0.0.10/24",
 		`ssh_host_keys="ecdsa=SHA256:9mX5h1VS02kjPa4+2fMV5aU1qrMSPC2WeOXoE0ILqEM,ed25519=SHA256:MxcSIyJRim/3dJgRVptM6VIWvlFrbzCVekj0KlyIkUE,rsa=SHA256:qp+YweKyqlYN7LzrC8sn0MfuPi0ZGasxcE7b+nxJN2Y"`,
-		"machine_id=f4bf9711783248b7aaffe3ccbca3e3dc"} {
+		"machine_id=f4bf9711783248b7aaffe3ccbca3e3dc", `product="pve 9.2.2"`} {
 		if !strings.Contains(reports[0], want) {
 			t.Errorf("the report's log line\n%s\nlacks %s", reports[0], want)
 		}

@@ -282,7 +282,8 @@ type hostRecord struct {
 	SSHHostKeys   map[string]string `json:"ssh_host_keys,omitempty"` // key type -> SHA256:... fingerprint
 	PreviouslyAt  []time.Time       `json:"previous_installs,omitempty"`
 	RearmedAt     time.Time         `json:"rearmed,omitzero"`
-	ReportRelease string            `json:"report_release,omitempty"`
+	ReportRelease string            `json:"report_release,omitempty"` // the report's iso.release
+	Product       string            `json:"product,omitempty"`        // the report's product.short and product.version: "pve 9.2.2"
 }
 
 // unknownRecord is a machine that asked and matched no host file.
@@ -486,7 +487,9 @@ type report struct {
 	FQDN      string `json:"fqdn"`
 	MachineID string `json:"machine-id"`
 	Product   struct {
-		Product string `json:"product"`
+		Short   string `json:"short"`   // pve, pbs, pmg or pdm
+		Version string `json:"version"` // of the product installed, such as 9.2.2
+		Product string `json:"product"` // the answer request's name for short, which some senders use
 	} `json:"product"`
 	ISO struct {
 		Release string `json:"release"`
@@ -520,10 +523,14 @@ func parseReport(body []byte) (report, request, error) {
 	if len(r.NetworkInterfaces) > maxNICs {
 		return report{}, request{}, fmt.Errorf("report body: network-interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(r.NetworkInterfaces), maxNICs)
 	}
+	if r.Product.Short == "" {
+		r.Product.Short = r.Product.Product
+	}
 	// What is kept or logged of the report is clipped, as a request's
 	// serial and model are.
 	r.FQDN, r.MachineID, r.ISO.Release = clipField(r.FQDN), clipField(r.MachineID), clipField(r.ISO.Release)
-	req := request{product: r.Product.Product, iso: r.ISO.Release, serial: r.DMI.System.Serial, uuid: r.DMI.System.UUID, model: r.DMI.System.Name}
+	r.Product.Short, r.Product.Version = clipField(r.Product.Short), clipField(r.Product.Version)
+	req := request{product: r.Product.Short, iso: r.ISO.Release, serial: r.DMI.System.Serial, uuid: r.DMI.System.UUID, model: r.DMI.System.Name}
 	seen := make(map[string]bool, len(r.NetworkInterfaces))
 	for _, n := range r.NetworkInterfaces {
 		if mac, ok := normalizeMAC(n.MAC); ok && !seen[mac] {
@@ -533,6 +540,11 @@ func parseReport(body []byte) (report, request, error) {
 		}
 	}
 	return r, req, nil
+}
+
+// installed is what the report says was installed: "pve 9.2.2".
+func (r report) installed() string {
+	return strings.TrimSpace(r.Product.Short + " " + r.Product.Version)
 }
 
 // management is the report's management NIC: its MAC and address.

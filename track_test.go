@@ -596,17 +596,19 @@ func TestWriteAtomic(t *testing.T) {
 // trackReport is a 9.2 installer's report, as ANSWER-FORMAT.md describes it.
 const trackReport = `{
   "$schema": {"version": "1.2"},
+  "debian-version": "13.2",
   "fqdn": "pve1.example.com",
   "machine-id": "0f3b1c9e5a7d4e2fb6c8a1d3e5f70912",
-  "product": {"fullname": "Proxmox VE", "product": "pve", "version": "9.2-1"},
+  "product": {"fullname": "Proxmox VE", "short": "pve", "version": "9.2.2"},
   "iso": {"release": "9.2", "isorelease": "1"},
   "dmi": {"system": {"name": "PowerEdge R650", "serial": "S1", "uuid": "4c4c4544-0042-3510-8052-b4c04f4d4e31"}},
   "filesystem": "zfs (RAID1)",
   "network-interfaces": [
-    {"name": "eno1", "mac": "aa:bb:cc:dd:ee:01", "address": "10.0.0.11/24", "is-management": true},
-    {"name": "eno2", "mac": "aa:bb:cc:dd:ee:02", "is-management": false}
+    {"name": "eno1", "mac": "aa:bb:cc:dd:ee:01", "address": "10.0.0.11/24", "is-management": true, "udev-properties": {"INTERFACE": "eno1"}},
+    {"name": "eno2", "mac": "aa:bb:cc:dd:ee:02", "udev-properties": {"INTERFACE": "eno2"}}
   ],
   "ssh-public-host-keys": {"ed25519": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEVGGhrTZ6cA1fuV34tcanYzhA+PCIisDMivkO17Vk25 root@pve1"},
+  "reboot-mode": "reboot",
   "token": "aa-bb-cc-dd-ee-01.00"
 }`
 
@@ -630,6 +632,10 @@ func TestParseReport(t *testing.T) {
 			wantReq: request{product: "pve", iso: "9.2", macs: []string{"aabbccddee01", "aabbccddee02"}, links: []string{"eno1", "eno2"},
 				serial: "S1", uuid: "4c4c4544-0042-3510-8052-b4c04f4d4e31", model: "PowerEdge R650"},
 			wantFQDN: "pve1.example.com", wantToken: "aa-bb-cc-dd-ee-01.00"},
+		{name: "product_product_of_another_sender", body: `{"$schema": {"version": "1.2"}, "product": {"product": "pbs"}, "network-interfaces": [{"name": "eno1", "mac": "aa:bb:cc:dd:ee:01"}]}`,
+			wantReq: request{product: "pbs", macs: []string{"aabbccddee01"}, links: []string{"eno1"}}, wantToken: "-"},
+		{name: "product_short_wins_over_product_product", body: `{"$schema": {"version": "1.2"}, "product": {"short": "pve", "product": "pbs"}, "network-interfaces": [{"name": "eno1", "mac": "aa:bb:cc:dd:ee:01"}]}`,
+			wantReq: request{product: "pve", macs: []string{"aabbccddee01"}, links: []string{"eno1"}}, wantToken: "-"},
 		{name: "without_token_has_none", body: `{"$schema": {"version": "1.0"}, "network-interfaces": [{"name": "eno1", "mac": "AA-BB-CC-DD-EE-01"}]}`,
 			wantReq: request{macs: []string{"aabbccddee01"}, links: []string{"eno1"}}, wantToken: "-"},
 		{name: "one_mac_twice_is_one", body: `{"$schema": {"version": "1.2"}, "network-interfaces": [{"name": "eno1", "mac": "aa:bb:cc:dd:ee:01"}, {"name": "bond0", "mac": "AA:BB:CC:DD:EE:01"}, {"name": "lo", "mac": "00:00"}]}`,
@@ -679,6 +685,29 @@ func trackNICs(n int) string {
 		nics = append(nics, fmt.Sprintf(`{"name": "eth%d", "mac": "02:00:00:00:%02x:%02x"}`, i, i>>8, i&0xff))
 	}
 	return strings.Join(nics, ", ")
+}
+
+// examples/reports/pve-9.2.json is the report of the machine whose request
+// is examples/requests/pve-9.2.json: the same machine, read the same way.
+func TestExampleReport(t *testing.T) {
+	rep, got, err := parseReport(mustRead(t, "examples/reports/pve-9.2.json"))
+	if err != nil {
+		t.Fatalf("parseReport(examples/reports/pve-9.2.json) = %v", err)
+	}
+	want, err := parseRequest(mustRead(t, "examples/requests/pve-9.2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.btrfs = false // product.enable_btrfs is the request's alone
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the example report reads as %+v; its request as %+v", got, want)
+	}
+	mac, addr := rep.management()
+	if rep.installed() != "pve 9.2.2" || rep.FQDN != "pve-node-01.lab.example.com" || mac != "aa:bb:cc:dd:ee:ff" || addr != "10.0.0.10/24" ||
+		rep.Token == nil || *rep.Token != "TOKEN" || !reflect.DeepEqual(rep.hostKeyFingerprints(), nodeFingerprints) {
+		t.Errorf("the example report = %q, fqdn %q, management %s %s, token %v, host keys %v; want pve 9.2.2, pve-node-01's, TOKEN and the keys of pve-node-01",
+			rep.installed(), rep.FQDN, mac, addr, rep.Token, rep.hostKeyFingerprints())
+	}
 }
 
 func TestReportManagement(t *testing.T) {
