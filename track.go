@@ -184,6 +184,10 @@ type webhook struct {
 // temporary file, synced and renamed over the old one, so a crash leaves
 // either the old file or the new, never a torn one; mu makes each update
 // a whole read-modify-write, so concurrent requests lose nothing.
+//
+// unknown and hosts count the state files on disk: those found at the
+// start, then one more for each new file once it is written, so a write
+// that fails (a full disk) takes no room under the caps.
 type stateStore struct {
 	dir     string
 	secret  []byte
@@ -191,6 +195,8 @@ type stateStore struct {
 	lock    *os.File   // DIR/.lock, flocked around each update: between processes (serve and rearm)
 	unknown int        // files in DIR/unknown, which a flood of made-up MACs must not grow without end
 	hosts   int        // files in DIR/hosts, which hosts/default.toml could grow the same way
+
+	replace func(path string, data []byte, perm fs.FileMode) error // replaceFile; tests fail it as a full disk would
 }
 
 // maxUnknown bounds the machines recorded from 404s, maxHosts those
@@ -210,14 +216,6 @@ func openState(dir string) (*stateStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(filepath.Join(dir, "unknown"))
-	if err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
-	hosts, err := os.ReadDir(filepath.Join(dir, "hosts"))
-	if err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
 	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
@@ -227,7 +225,43 @@ func openState(dir string) (*stateStore, error) {
 			lock.Chown(int(st.Uid), int(st.Gid)) // as writeAtomic does
 		}
 	}
-	return &stateStore{dir: dir, secret: secret, lock: lock, unknown: len(entries), hosts: len(hosts)}, nil
+	s := &stateStore{dir: dir, secret: secret, lock: lock}
+	err = s.locked(func() (err error) {
+		if s.hosts, err = countStateFiles(filepath.Join(dir, "hosts")); err == nil {
+			s.unknown, err = countStateFiles(filepath.Join(dir, "unknown"))
+		}
+		return err
+	})
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// countStateFiles counts the state files of one of the state dir's
+// folders, and removes the temporary files of writes that a crash cut
+// short: openState calls it holding the lock, so no write is under way.
+func countStateFiles(dir string) (int, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, fmt.Errorf("state dir: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return 0, fmt.Errorf("state dir: %w", err)
+	}
+	n := 0
+	for _, name := range names {
+		switch {
+		case strings.HasPrefix(name, ".") && strings.Contains(name, ".json.tmp-"): // writeAtomic's
+			os.Remove(filepath.Join(dir, name))
+		case strings.HasSuffix(name, ".json") && !strings.HasPrefix(name, "."):
+			n++
+		}
+	}
+	return n, nil
 }
 
 // locked runs fn holding the state dir against other goroutines and other
@@ -346,15 +380,9 @@ func (s *stateStore) updateHost(key string, change func(*hostRecord)) (hostRecor
 		if r, err = readRecord[hostRecord](path); err != nil {
 			return err
 		}
-		if r.Host == "" { // a machine new to the state dir
-			if s.hosts >= maxHosts {
-				return fmt.Errorf("state: %d machines recorded already; not recording more (machines answered by hosts/default.toml each count)", maxHosts)
-			}
-			s.hosts++
-		}
 		r.Host = key
 		change(&r)
-		return writeJSON(path, r)
+		return s.save(path, r)
 	})
 	return r, err
 }
@@ -386,17 +414,13 @@ func (s *stateStore) recordUnknown(req request, now time.Time) error {
 			return err
 		}
 		if r.Requests == 0 {
-			if s.unknown >= maxUnknown {
-				return fmt.Errorf("state: %d unknown machines recorded already; not recording more", maxUnknown)
-			}
-			s.unknown++
 			r.FirstSeen = now
 		}
 		r.MACs = colonMACs(req.macs)
 		r.Serial, r.UUID, r.Model = clipField(req.serial), clipField(req.uuid), clipField(req.model)
 		r.LastSeen = now
 		r.Requests++
-		return writeJSON(path, r)
+		return s.save(path, r)
 	})
 }
 
@@ -429,22 +453,58 @@ func (s *stateStore) rearm(key string, now time.Time) (hostRecord, error) {
 	})
 }
 
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
+// save writes a state file of hosts/ or unknown/ under the lock; a file
+// new to its folder is refused past the folder's cap, and counted once it
+// is written.
+func (s *stateStore) save(path string, v any) error {
+	files, limit, full := &s.hosts, maxHosts, "machines recorded already; not recording more (machines answered by hosts/default.toml each count)"
+	if filepath.Base(filepath.Dir(path)) == "unknown" {
+		files, limit, full = &s.unknown, maxUnknown, "unknown machines recorded already; not recording more"
 	}
-	return writeAtomic(path, append(data, '\n'), 0o600)
+	_, err := os.Lstat(path)
+	isNew := errors.Is(err, fs.ErrNotExist)
+	if isNew && *files >= limit {
+		return fmt.Errorf("state: %d %s", limit, full)
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err == nil {
+		replace := s.replace
+		if replace == nil {
+			replace = replaceFile
+		}
+		err = replace(path, append(data, '\n'), 0o600)
+	}
+	if err != nil {
+		// Named as the state dir holds it: a reply may show it.
+		return fmt.Errorf("writing state file %s: %w", stateFileName(path), err)
+	}
+	if isNew {
+		*files++
+	}
+	return nil
+}
+
+// stateFileName is a state file's name in the state dir: hosts/<key>.json.
+func stateFileName(path string) string {
+	return filepath.Base(filepath.Dir(path)) + "/" + filepath.Base(path)
 }
 
 // writeAtomic replaces path with data: a temporary file in the same dir,
 // synced, renamed over path, and the dir synced, so that after a crash at
 // any point path holds the old bytes or the new, never a mix.
 func writeAtomic(path string, data []byte, perm fs.FileMode) error {
+	if err := replaceFile(path, data, perm); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// replaceFile is writeAtomic, its errors not naming the file.
+func replaceFile(path string, data []byte, perm fs.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, unwrapPath(err))
+		return unwrapPath(err)
 	}
 	defer os.Remove(tmp.Name()) // no-op once renamed
 	// Root (pxe-pilot rearm, say) writes files the dir's owner, the
@@ -466,9 +526,12 @@ func writeAtomic(path string, data []byte, perm fs.FileMode) error {
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
+		if le := (*os.LinkError)(nil); errors.As(err, &le) {
+			err = le.Err
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, unwrapPath(err))
+		return unwrapPath(err)
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -16,8 +17,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -1543,5 +1546,144 @@ func TestInstalledQuotesShortExcerpts(t *testing.T) {
 	}
 	if data := mustRead(t, filepath.Join(tr.state.dir, "hosts", "aa-bb-cc-dd-ee-01.json")); len(data) > 2000 {
 		t.Errorf("the state file holds %d bytes of the report; want its fields clipped: %.300q...", len(data), data)
+	}
+}
+
+// openState counts the state files of hosts/ and unknown/ against the
+// caps, and removes the temporary files a crash left (writeAtomic's
+// .<name>.tmp-*), which take no room.
+func TestOpenStateCountsStateFiles(t *testing.T) {
+	many := func(dir, format string, n int) map[string]string {
+		files := map[string]string{}
+		for i := range n {
+			files[dir+"/"+fmt.Sprintf(format, i)] = "{}"
+		}
+		return files
+	}
+	tests := []struct {
+		name        string
+		files       map[string]string // in the state dir
+		wantHosts   int
+		wantUnknown int
+		wantLeft    []string // of files, those left
+	}{
+		{name: "state_files_are_counted",
+			files:     map[string]string{"hosts/aa-bb-cc-dd-ee-01.json": "{}", "hosts/serial-S1.json": "{}", "unknown/02-00-00-00-00-99.json": "{}"},
+			wantHosts: 2, wantUnknown: 1, wantLeft: []string{"hosts/aa-bb-cc-dd-ee-01.json", "hosts/serial-S1.json", "unknown/02-00-00-00-00-99.json"}},
+		{name: "temp_files_of_a_crash_are_removed_and_not_counted",
+			files: map[string]string{"hosts/aa-bb-cc-dd-ee-01.json": "{}", "hosts/.aa-bb-cc-dd-ee-01.json.tmp-123": "{", "hosts/.serial-S1.json.tmp-456": "",
+				"unknown/.02-00-00-00-00-99.json.tmp-789": "{"},
+			wantHosts: 1, wantLeft: []string{"hosts/aa-bb-cc-dd-ee-01.json"}},
+		{name: "other_files_are_neither_counted_nor_removed",
+			files:    map[string]string{"hosts/README": "notes", "hosts/.hidden.json": "{}", "unknown/notes.txt": "x"},
+			wantLeft: []string{"hosts/README", "hosts/.hidden.json", "unknown/notes.txt"}},
+		{name: "temp_files_as_many_as_the_cap_take_no_room",
+			files: many("unknown", ".02-00-00-00-%02x.json.tmp-1", maxUnknown)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeTree(t, tc.files)
+			st, err := openState(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.hosts != tc.wantHosts || st.unknown != tc.wantUnknown {
+				t.Errorf("openState counted %d hosts and %d unknown; want %d and %d", st.hosts, st.unknown, tc.wantHosts, tc.wantUnknown)
+			}
+			var left []string
+			for name := range tc.files {
+				if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+					left = append(left, name)
+				}
+			}
+			slices.Sort(left)
+			slices.Sort(tc.wantLeft)
+			if !slices.Equal(left, tc.wantLeft) {
+				t.Errorf("openState left %q; want %q", left, tc.wantLeft)
+			}
+			if err := st.recordUnknown(request{macs: []string{"020000000042"}}, trackT1); err != nil {
+				t.Errorf("recordUnknown of a new machine = %v; want it recorded", err)
+			}
+		})
+	}
+}
+
+// Writes that fail, as on a full disk, take no room under the caps: new
+// machines are recorded again once the disk has room, up to the caps and
+// no further; --once refuses the installed machine throughout; a failed
+// write of a report is a 500 naming the state file as the state dir holds
+// it; and no temporary file is left.
+func TestFailedWritesTakeNoRoom(t *testing.T) {
+	files := map[string]string{
+		"defaults.toml":                string(mustRead(t, "examples/config/defaults.toml")),
+		"hosts/aa-bb-cc-dd-ee-ff.toml": string(mustRead(t, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")),
+	}
+	mac := func(i int) string { return fmt.Sprintf("02:00:00:00:00:%02x", i) }
+	for i := 1; i <= 5; i++ {
+		files["hosts/"+hostFileName(strings.ReplaceAll(mac(i), ":", ""))] = fmt.Sprintf("hostname = \"node-%d\"\n\n[disk]\ntarget = \"sda\"\n", i)
+	}
+	config, state := writeTree(t, files), t.TempDir()
+	tr, err := newTracker(config, "http://127.0.0.1:8080", "", state, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	s := &server{dir: config, log: slog.New(slog.NewTextHandler(&log, nil)), track: tr}
+	tr.state.hosts, tr.state.unknown = maxHosts-3, maxUnknown-1 // room for three machines and one unknown
+	full := func(string, []byte, fs.FileMode) error { return syscall.ENOSPC }
+
+	a := mustRead(t, "examples/requests/pve-9.2.json")
+	token := tr.webhookToken("aa-bb-cc-dd-ee-ff")
+	reportA := node01Report(&token).body()
+	answer := func(i int) []byte { return systemInfo("9.2", "", "", mac(i)) }
+	for _, step := range []struct {
+		name     string
+		path     string
+		body     []byte
+		diskFull bool
+		code     int
+		want     string // in the reply
+		file     string // a state file that must exist, or with !, must not
+	}{
+		{"A_answered", "/answer", a, false, 200, "", "hosts/aa-bb-cc-dd-ee-ff.json"},
+		{"A_reports", "/installed", reportA, false, 200, "recorded", ""},
+		{"B_answered_on_a_full_disk_is_not_recorded", "/answer", answer(1), true, 200, "", "!hosts/02-00-00-00-00-01.json"},
+		{"C_answered_on_a_full_disk_is_not_recorded", "/answer", answer(2), true, 200, "", "!hosts/02-00-00-00-00-02.json"},
+		{"unknown_machine_on_a_full_disk_is_not_recorded", "/answer", answer(0x91), true, 404, "no host file", "!unknown/02-00-00-00-00-91.json"},
+		{"A_is_refused_on_a_full_disk", "/answer", a, true, 409, "aa-bb-cc-dd-ee-ff was installed at", ""},
+		{"A_reporting_on_a_full_disk_is_500_naming_the_state_file", "/installed", reportA, true, 500,
+			"pxe-pilot: the report could not be recorded: writing state file hosts/aa-bb-cc-dd-ee-ff.json: no space left on device\n", ""},
+		{"D_answered_with_room_again_is_recorded", "/answer", answer(3), false, 200, "", "hosts/02-00-00-00-00-03.json"},
+		{"E_answered_is_recorded", "/answer", answer(4), false, 200, "", "hosts/02-00-00-00-00-04.json"},
+		{"F_answered_past_the_cap_is_not_recorded", "/answer", answer(5), false, 200, "", "!hosts/02-00-00-00-00-05.json"},
+		{"unknown_machine_with_room_again_is_recorded", "/answer", answer(0x92), false, 404, "no host file", "unknown/02-00-00-00-00-92.json"},
+		{"unknown_machine_past_the_cap_is_not_recorded", "/answer", answer(0x93), false, 404, "no host file", "!unknown/02-00-00-00-00-93.json"},
+		{"A_is_still_refused", "/answer", a, false, 409, "aa-bb-cc-dd-ee-ff was installed at", ""},
+	} {
+		tr.state.replace = nil
+		if step.diskFull {
+			tr.state.replace = full
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("POST", step.path, bytes.NewReader(step.body)))
+		if rec.Code != step.code || !strings.Contains(rec.Body.String(), step.want) || strings.Contains(rec.Body.String(), state) {
+			t.Errorf("%s: POST %s = %d %q; want %d containing %q, not the state dir's path", step.name, step.path, rec.Code, rec.Body, step.code, step.want)
+		}
+		if name, absent := strings.CutPrefix(step.file, "!"); step.file != "" {
+			if _, err := os.Stat(filepath.Join(state, name)); (err == nil) == absent {
+				t.Errorf("%s: %s exists: %v; want %v", step.name, name, err == nil, !absent)
+			}
+		}
+	}
+	if tr.state.hosts != maxHosts || tr.state.unknown != maxUnknown {
+		t.Errorf("the store counts %d hosts and %d unknown; want the caps, %d and %d", tr.state.hosts, tr.state.unknown, maxHosts, maxUnknown)
+	}
+	if warn := "answer not recorded: writing state file hosts/02-00-00-00-00-01.json: no space left on device"; !strings.Contains(log.String(), warn) {
+		t.Errorf("the log lacks %q:\n%s", warn, log.String())
+	}
+	for name := range stateSnapshot(t, state) {
+		if strings.Contains(name, ".tmp-") {
+			t.Errorf("a temporary file is left: %s", name)
+		}
 	}
 }
