@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -354,6 +355,7 @@ func (s *stateStore) host(key string) (hostRecord, error) {
 	return readRecord[hostRecord](path)
 }
 
+// readRecord reads a state file; one that is not there is an empty record.
 func readRecord[T any](path string) (T, error) {
 	var r T
 	data, err := os.ReadFile(path)
@@ -361,12 +363,28 @@ func readRecord[T any](path string) (T, error) {
 		return r, nil
 	}
 	if err != nil {
-		return r, fmt.Errorf("state: %w", err)
+		return r, &badStateFile{name: stateFileName(path), why: "cannot be read (" + unwrapPath(err).Error() + ")"}
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("state: %s: %w", path, err)
+		return r, &badStateFile{name: stateFileName(path), why: "is not a record pxe-pilot can read (" + strings.TrimPrefix(err.Error(), "json: ") + ")"}
 	}
 	return r, nil
+}
+
+// A badStateFile is a state file that cannot be read (torn by hand,
+// garbage, a directory): what is wrong with it and how to mend it, naming
+// it as the state dir holds it, since a reply to a request may show it.
+type badStateFile struct {
+	name string // hosts/aa-bb-cc-dd-ee-ff.json
+	why  string
+}
+
+func (e *badStateFile) Error() string {
+	fix := "remove it, and pxe-pilot forgets the machine: serve --once answers it again"
+	if strings.HasPrefix(e.name, "unknown/") {
+		fix = "remove it; the machine is recorded anew when it asks again"
+	}
+	return fmt.Sprintf("state file %s %s; %s", e.name, e.why, fix)
 }
 
 // updateHost changes a machine's record with change, as one atomic step.
@@ -754,39 +772,47 @@ func fillScript(dir, path string, f facts, host string) ([]byte, string) {
 // what the state dir knows of it, and the machines that asked and matched
 // nothing.
 type status struct {
-	Hosts   []statusRow     `json:"hosts"`
-	Unknown []unknownRecord `json:"unknown"`
+	Hosts      []statusRow     `json:"hosts"`
+	Unknown    []unknownRecord `json:"unknown"`
+	Unreadable []string        `json:"unreadable,omitempty"` // a line for each state file that could not be read
 }
 
 type statusRow struct {
-	Machine  string `json:"machine"`   // the machine key, or "*" for hosts/default.toml itself
-	MatchBy  string `json:"match"`     // mac aa:bb:..., serial S1, uuid ..., default
-	HostFile string `json:"host_file"` // "" where the file is gone
+	Machine    string `json:"machine"`               // the machine key, or "*" for hosts/default.toml itself
+	MatchBy    string `json:"match"`                 // mac aa:bb:..., serial S1, uuid ..., default
+	HostFile   string `json:"host_file"`             // "" where the file is gone
+	StateError string `json:"state_error,omitempty"` // why its state file could not be read
 	hostRecord
 }
 
 // readStatus reads the config dir's host files and, if stateDir is not
-// "", the state dir's records, without creating or changing anything.
+// "", the state dir's records, without creating or changing anything. A
+// state file that cannot be read is said in Unreadable, and its machine
+// listed with its StateError; the others are read all the same.
 func readStatus(configDir, stateDir string) (status, error) {
 	var st status
 	records := map[string]hostRecord{}
+	bad := map[string]string{} // machine key -> why its state file could not be read
 	if stateDir != "" {
 		if _, err := os.Stat(stateDir); err != nil {
 			return st, fmt.Errorf("state dir: %w", err)
 		}
 		paths, _ := filepath.Glob(filepath.Join(stateDir, "hosts", "*.json"))
 		for _, p := range paths {
+			key := strings.TrimSuffix(filepath.Base(p), ".json")
 			r, err := readRecord[hostRecord](p)
 			if err != nil {
-				return st, err
+				bad[key] = err.Error()
+				st.Unreadable = append(st.Unreadable, err.Error())
 			}
-			records[strings.TrimSuffix(filepath.Base(p), ".json")] = r
+			records[key] = r
 		}
 		paths, _ = filepath.Glob(filepath.Join(stateDir, "unknown", "*.json"))
 		for _, p := range paths {
 			r, err := readRecord[unknownRecord](p)
 			if err != nil {
-				return st, err
+				st.Unreadable = append(st.Unreadable, err.Error())
+				continue
 			}
 			if !hasHostFile(configDir, r.MACs) {
 				st.Unknown = append(st.Unknown, r) // else named since
@@ -816,7 +842,7 @@ func readStatus(configDir, stateDir string) (status, error) {
 			continue
 		}
 		seen[name] = true
-		st.Hosts = append(st.Hosts, statusRow{Machine: name, MatchBy: m.String(), HostFile: m.file, hostRecord: records[name]})
+		st.Hosts = append(st.Hosts, statusRow{Machine: name, MatchBy: m.String(), HostFile: m.file, StateError: bad[name], hostRecord: records[name]})
 	}
 	if hasDefault {
 		st.Hosts = append(st.Hosts, statusRow{Machine: "*", MatchBy: "default", HostFile: "hosts/default.toml"})
@@ -827,10 +853,11 @@ func readStatus(configDir, stateDir string) (status, error) {
 			}
 		}
 	}
-	// Machines the state dir knows whose host file is gone.
+	// Machines the state dir knows whose host file is gone, or whose state
+	// file cannot say which host file answered them.
 	for _, k := range sortedKeys(records) {
 		if !seen[k] {
-			st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: records[k].Match, hostRecord: records[k]})
+			st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: records[k].Match, StateError: bad[k], hostRecord: records[k]})
 		}
 	}
 	return st, nil
@@ -865,27 +892,35 @@ func writeStatus(w io.Writer, st status, withState bool) {
 		return s
 	}
 	for _, h := range st.Hosts {
-		file := h.HostFile
-		if file == "" {
+		match, file, last, installed, fqdn := dash(h.MatchBy), h.HostFile, when(h.LastAnswer), when(h.Installed), dash(h.FQDN)
+		switch {
+		case h.StateError != "": // its state file, which would say, cannot be read
+			match, file, last, installed, fqdn = cmp.Or(h.MatchBy, "?"), cmp.Or(file, "?"), "?", "?", "?"
+		case file == "":
 			file = "(gone)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Machine, dash(h.MatchBy), file, when(h.LastAnswer), when(h.Installed), dash(h.FQDN))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Machine, match, file, last, installed, fqdn)
 	}
 	tw.Flush()
 	if !withState {
 		fmt.Fprintln(w, "\n(no --state-dir: what was answered and installed is not known)")
 		return
 	}
-	if len(st.Unknown) == 0 {
-		return
+	if len(st.Unknown) > 0 {
+		fmt.Fprintln(w, "\nMachines that asked and matched no host file (name one by a MAC: hosts/<mac>.toml):")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "MACS\tSERIAL\tMODEL\tLAST ASKED\tREQUESTS")
+		for _, u := range st.Unknown {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", strings.Join(u.MACs, ","), dash(u.Serial), dash(u.Model), when(u.LastSeen), u.Requests)
+		}
+		tw.Flush()
 	}
-	fmt.Fprintln(w, "\nMachines that asked and matched no host file (name one by a MAC: hosts/<mac>.toml):")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MACS\tSERIAL\tMODEL\tLAST ASKED\tREQUESTS")
-	for _, u := range st.Unknown {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", strings.Join(u.MACs, ","), dash(u.Serial), dash(u.Model), when(u.LastSeen), u.Requests)
+	if len(st.Unreadable) > 0 {
+		fmt.Fprintln(w, "\nState files that could not be read (? above), the rest listed all the same:")
+		for _, line := range st.Unreadable {
+			fmt.Fprintln(w, line)
+		}
 	}
-	tw.Flush()
 }
 
 // rearmKey reads rearm's HOST: a machine key, or a MAC in any spelling.

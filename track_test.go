@@ -1201,20 +1201,12 @@ func TestStatusCommandJSON(t *testing.T) {
 
 func TestStatusCommandErrors(t *testing.T) {
 	t.Setenv("PXE_PILOT_STATE_DIR", "")
-	corrupt := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(corrupt, "hosts"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(corrupt, "hosts", "aa-bb-cc-dd-ee-01.json"), []byte("{torn"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name    string
 		args    []string
 		wantErr string // substring
 	}{
 		{"missing_state_dir_is_error", []string{"--state-dir", "/nonexistent/pxe-pilot-state"}, "state dir:"},
-		{"torn_state_file_is_error_naming_it", []string{"--state-dir", corrupt}, "aa-bb-cc-dd-ee-01.json"},
 		{"argument_is_error", []string{"aa-bb-cc-dd-ee-01"}, `status: unexpected argument "aa-bb-cc-dd-ee-01"`},
 	}
 	for _, tc := range tests {
@@ -1685,5 +1677,108 @@ func TestFailedWritesTakeNoRoom(t *testing.T) {
 		if strings.Contains(name, ".tmp-") {
 			t.Errorf("a temporary file is left: %s", name)
 		}
+	}
+}
+
+// One state file that cannot be read breaks neither status nor rearm:
+// both name it and go on with the rest. A request that needs it gets a
+// 500 naming it as the state dir holds it, never by the server's path.
+func TestCorruptStateFile(t *testing.T) {
+	t.Setenv("PXE_PILOT_STATE_DIR", "")
+	const fix = "; remove it, and pxe-pilot forgets the machine: serve --once answers it again"
+	tests := []struct {
+		name    string
+		file    string // in the state dir
+		content string // asDir for a directory
+		wantErr string // the one line said of it
+	}{
+		{"truncated_json", "hosts/aa-bb-cc-dd-ee-01.json", `{"host": "aa-bb-cc-dd-ee-01", "answ`,
+			"state file hosts/aa-bb-cc-dd-ee-01.json is not a record pxe-pilot can read (unexpected end of JSON input)" + fix},
+		{"garbage", "hosts/aa-bb-cc-dd-ee-01.json", "\x00\xffgarbage",
+			"state file hosts/aa-bb-cc-dd-ee-01.json is not a record pxe-pilot can read (invalid character '\\x00' looking for beginning of value)" + fix},
+		{"wrong_type", "hosts/aa-bb-cc-dd-ee-01.json", `{"answers": "many"}`,
+			"state file hosts/aa-bb-cc-dd-ee-01.json is not a record pxe-pilot can read (cannot unmarshal string into Go struct field hostRecord.answers of type int)" + fix},
+		{"directory", "hosts/aa-bb-cc-dd-ee-01.json", asDir,
+			"state file hosts/aa-bb-cc-dd-ee-01.json cannot be read (is a directory)" + fix},
+		{"unknown_machine_garbage", "unknown/02-00-00-00-00-99.json", "garbage",
+			"state file unknown/02-00-00-00-00-99.json is not a record pxe-pilot can read (invalid character 'g' looking for beginning of value); remove it; the machine is recorded anew when it asks again"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			configDir, stateDir := trackFixture(t)
+			path := filepath.Join(stateDir, filepath.FromSlash(tc.file))
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if tc.content == asDir {
+				err = os.Mkdir(path, 0o700)
+			} else {
+				err = os.WriteFile(path, []byte(tc.content), 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			corruptHost := strings.HasPrefix(tc.file, "hosts/")
+
+			// status: the rest, and the line.
+			var out bytes.Buffer
+			if err := run([]string{"status", "--config-dir", configDir, "--state-dir", stateDir}, &out, io.Discard); err != nil {
+				t.Fatalf("status = %v", err)
+			}
+			rows := map[string][]string{}
+			for _, r := range trackRows(out.String()) {
+				rows[r[0]] = r
+			}
+			t2 := trackT2.Format(time.RFC3339)
+			if r := rows["serial-S1"]; len(r) != 6 || r[4] != t2 {
+				t.Errorf("status row of serial-S1 = %q; want it installed at %s\n%s", r, t2, out.String())
+			}
+			wantRow := []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "?", "?", "?"}
+			if !corruptHost {
+				wantRow = []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", trackT1.Format(time.RFC3339), t2, "pve1.example.com"}
+			}
+			if r := rows["aa-bb-cc-dd-ee-01"]; !slices.Equal(r, wantRow) {
+				t.Errorf("status row of aa-bb-cc-dd-ee-01 = %q; want %q\n%s", r, wantRow, out.String())
+			}
+			if want := "\nState files that could not be read (? above), the rest listed all the same:\n" + tc.wantErr + "\n"; !strings.HasSuffix(out.String(), want) {
+				t.Errorf("status =\n%s\nwant it to end with\n%s", out.String(), want)
+			}
+			st := statusJSON(t, configDir, stateDir)
+			if !slices.Equal(st.Unreadable, []string{tc.wantErr}) || len(st.Hosts) != 9 {
+				t.Errorf("status --json = %d hosts, unreadable %q; want 9 hosts and %q", len(st.Hosts), st.Unreadable, tc.wantErr)
+			}
+
+			// rearm: another machine as ever; this one says what to do.
+			if err := run([]string{"rearm", "--state-dir", stateDir, "serial-S1"}, io.Discard, io.Discard); err != nil {
+				t.Errorf("rearm serial-S1 = %v; want it rearmed", err)
+			}
+			err = run([]string{"rearm", "--state-dir", stateDir, "aa-bb-cc-dd-ee-01"}, io.Discard, io.Discard)
+			if want := "state dir " + stateDir + ": " + tc.wantErr; corruptHost && (err == nil || err.Error() != want) {
+				t.Errorf("rearm aa-bb-cc-dd-ee-01 = %v; want %q", err, want)
+			}
+
+			// serve: the machine's answer under --once, and its report.
+			tr, err := newTracker(configDir, "http://127.0.0.1:8080", "", stateDir, true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &server{dir: configDir, log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr}
+			token := tr.webhookToken("aa-bb-cc-dd-ee-01")
+			for _, req := range []struct{ path, body string }{
+				{"/answer", string(systemInfo("9.2", "", "", "aa:bb:cc:dd:ee:01"))},
+				{"/installed", `{"$schema": {"version": "1.2"}, "network-interfaces": [{"mac": "aa:bb:cc:dd:ee:01"}]}`},
+				{"/installed", `{"$schema": {"version": "1.2"}, "network-interfaces": [{"mac": "aa:bb:cc:dd:ee:01"}], "token": "` + token + `"}`},
+			} {
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, httptest.NewRequest("POST", req.path, strings.NewReader(req.body)))
+				if !corruptHost {
+					continue
+				}
+				if rec.Code != 500 || !strings.Contains(rec.Body.String(), tc.wantErr+"\n") || strings.Contains(rec.Body.String(), stateDir) {
+					t.Errorf("POST %s %s = %d %q; want 500 naming the file, not the state dir's path %s", req.path, req.body, rec.Code, rec.Body, stateDir)
+				}
+			}
+		})
 	}
 }
