@@ -19,11 +19,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // Install tracking is opt-in: serve --public-url has every answer report
@@ -875,7 +877,8 @@ func hasHostFile(configDir string, macs []string) bool {
 	return false
 }
 
-// writeStatus prints the status as two tables.
+// writeStatus prints the status as two tables, every value from the state
+// dir or the config dir shown as it is only where it is plain text.
 func writeStatus(w io.Writer, st status, withState bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MACHINE\tMATCHED BY\tHOST FILE\tLAST ANSWER\tINSTALLED\tFQDN")
@@ -899,7 +902,7 @@ func writeStatus(w io.Writer, st status, withState bool) {
 		case file == "":
 			file = "(gone)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Machine, match, file, last, installed, fqdn)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shown(h.Machine), shown(match), shown(file), last, installed, shown(fqdn))
 	}
 	tw.Flush()
 	if !withState {
@@ -911,16 +914,27 @@ func writeStatus(w io.Writer, st status, withState bool) {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "MACS\tSERIAL\tMODEL\tLAST ASKED\tREQUESTS")
 		for _, u := range st.Unknown {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", strings.Join(u.MACs, ","), dash(u.Serial), dash(u.Model), when(u.LastSeen), u.Requests)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", shown(strings.Join(u.MACs, ",")), shown(dash(u.Serial)), shown(dash(u.Model)), when(u.LastSeen), u.Requests)
 		}
 		tw.Flush()
 	}
 	if len(st.Unreadable) > 0 {
 		fmt.Fprintln(w, "\nState files that could not be read (? above), the rest listed all the same:")
 		for _, line := range st.Unreadable {
-			fmt.Fprintln(w, line)
+			fmt.Fprintln(w, shown(line))
 		}
 	}
+}
+
+// shown is a value as status prints it: as it is where every character
+// of it prints, else quoted with Go's escapes (\x1b, \r, \u202e), so that
+// nothing a request or report said can move the operator's cursor, clear
+// the screen or turn the text around.
+func shown(s string) string {
+	if utf8.ValidString(s) && !strings.HasPrefix(s, `"`) && !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // rearmKey reads rearm's HOST: a machine key, or a MAC in any spelling.

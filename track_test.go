@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // Unit tests of install tracking (track.go) and the status and rearm
@@ -1778,6 +1779,67 @@ func TestCorruptStateFile(t *testing.T) {
 				if rec.Code != 500 || !strings.Contains(rec.Body.String(), tc.wantErr+"\n") || strings.Contains(rec.Body.String(), stateDir) {
 					t.Errorf("POST %s %s = %d %q; want 500 naming the file, not the state dir's path %s", req.path, req.body, rec.Code, rec.Body, stateDir)
 				}
+			}
+		})
+	}
+}
+
+// status prints what requests and reports said (a model, a serial, an
+// fqdn) so that no terminal escape of theirs reaches the operator's
+// terminal: plain text as it is, anything else quoted with Go's escapes;
+// status --json stays JSON that gives the values back.
+func TestStatusEscapesWhatMachinesSaid(t *testing.T) {
+	t.Setenv("PXE_PILOT_STATE_DIR", "")
+	tests := []struct {
+		name, value, want string
+	}{
+		{"clear_screen_and_colour", "\x1b[2J\x1b[31mred", `"\x1b[2J\x1b[31mred"`},
+		{"window_title_and_bell", "pve\x1b]0;owned\x07", `"pve\x1b]0;owned\a"`},
+		{"carriage_return", "ok\rEVIL", `"ok\rEVIL"`},
+		{"tab", "a\tb", `"a\tb"`},
+		{"c1_control", "x\u009b2J", `"x\u009b2J"`},
+		{"right_to_left_override", "abc\u202edef", `"abc\u202edef"`},
+		{"invalid_utf8_is_stored_as_a_replacement_character", "ab\xff", "ab\uFFFD"},
+		{"leading_quote", `"quoted"`, `"\"quoted\""`},
+		{"plain_text_with_spaces_as_it_is", "Model Y 2U", "Model Y 2U"},
+		{"letters_of_any_script_as_they_are", "Modèle Ünï 型号", "Modèle Ünï 型号"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			configDir := writeTree(t, map[string]string{"hosts/aa-bb-cc-dd-ee-01.toml": trackHost})
+			stateDir := t.TempDir()
+			st, err := openState(stateDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.recordUnknown(request{macs: []string{"020000000099"}, serial: tc.value, model: tc.value}, trackT1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.updateHost("aa-bb-cc-dd-ee-01", func(r *hostRecord) { r.Installed, r.FQDN = trackT2, tc.value }); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := run([]string{"status", "--config-dir", configDir, "--state-dir", stateDir}, &out, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			text := out.String()
+			if got := strings.Count(text, tc.want); got != 3 {
+				t.Errorf("status shows %q %d times; want 3 (fqdn, serial, model):\n%s", tc.want, got, text)
+			}
+			if !utf8.ValidString(text) || strings.ContainsFunc(text, func(r rune) bool { return r != '\n' && !strconv.IsPrint(r) }) {
+				t.Errorf("status printed a control character or invalid UTF-8: %q", text)
+			}
+			out.Reset()
+			if err := run([]string{"status", "--json", "--config-dir", configDir, "--state-dir", stateDir}, &out, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			var got status
+			if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+				t.Fatalf("status --json is not JSON: %v\n%s", err, out.String())
+			}
+			want := strings.ToValidUTF8(tc.value, "\uFFFD")
+			if len(got.Hosts) != 1 || got.Hosts[0].FQDN != want || len(got.Unknown) != 1 || got.Unknown[0].Model != want || got.Unknown[0].Serial != want {
+				t.Errorf("status --json = %+v; want fqdn, serial and model %q", got, want)
 			}
 		})
 	}
