@@ -659,15 +659,14 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome, b
 	}
 	mac, addr := rep.management()
 	keys := rep.hostKeyFingerprints()
-	rep.FQDN, rep.MachineID, addr = clipField(rep.FQDN), clipField(rep.MachineID), clipField(addr)
 	o.extra = append(o.extra, slog.String("machine", key), slog.String("fqdn", rep.FQDN),
 		slog.String("management_mac", mac), slog.String("management_address", addr),
-		slog.String("ssh_host_keys", sortedHostKeys(keys)), slog.String("machine_id", rep.MachineID))
+		slog.String("ssh_host_keys", sortedHostKeys(keys)), slog.String("machine_id", rep.MachineID), slog.String("product", rep.installed()))
 	if t.state != nil {
 		now := time.Now()
 		_, err := t.state.updateHost(key, func(h *hostRecord) {
 			h.Installed, h.FQDN, h.MachineID = now, rep.FQDN, rep.MachineID
-			h.MAC, h.Address, h.SSHHostKeys, h.ReportRelease = mac, addr, keys, rep.ISO.Release
+			h.MAC, h.Address, h.SSHHostKeys, h.ReportRelease, h.Product = mac, addr, keys, rep.ISO.Release, rep.installed()
 		})
 		if err != nil {
 			return s.fail(w, http.StatusInternalServerError, o, "the report could not be recorded: "+err.Error())

@@ -225,12 +225,16 @@ type reportNIC struct {
 	name, mac, address string // address: on the management NIC alone
 }
 
-// body is the report as the installer sends it: kebab-case JSON, with the
-// parts pxe-pilot does not read too.
+// body is the report as the installer sends it (schema 1.2): kebab-case
+// JSON, with the parts pxe-pilot does not read too; false flags and
+// absent addresses left out.
 func (r installReport) body() []byte {
 	var nics []map[string]any
 	for i, n := range r.nics {
-		nic := map[string]any{"name": n.name, "mac": n.mac, "driver": "igb", "is-management": i == 0}
+		nic := map[string]any{"name": n.name, "mac": n.mac, "udev-properties": map[string]any{"INTERFACE": n.name, "ID_NET_DRIVER": "igb"}}
+		if i == 0 {
+			nic["is-management"] = true
+		}
 		if n.address != "" {
 			nic["address"] = n.address
 		}
@@ -241,23 +245,25 @@ func (r installReport) body() []byte {
 		schema = "1.2"
 	}
 	body := map[string]any{
-		"$schema":    map[string]any{"version": schema},
-		"fqdn":       r.fqdn,
-		"machine-id": r.machineID,
-		"product":    map[string]any{"fullname": "Proxmox VE", "short": "pve", "version": r.release + "-1"},
-		"iso":        map[string]any{"release": r.release, "isorelease": "1"},
+		"$schema":        map[string]any{"version": schema},
+		"debian-version": "13.2",
+		"fqdn":           r.fqdn,
+		"machine-id":     r.machineID,
+		"product":        map[string]any{"fullname": "Proxmox VE", "short": "pve", "version": r.release + ".2"},
+		"iso":            map[string]any{"release": r.release, "isorelease": "1"},
 		"dmi": map[string]any{
 			"system":    map[string]any{"name": "Example Server", "serial": r.serial, "sku": "", "uuid": r.uuid},
 			"baseboard": map[string]any{"name": "Example Board", "serial": "BOARD0001"},
 			"chassis":   map[string]any{"serial": "CHASSIS0001"},
 		},
 		"filesystem":           "zfs (RAID0)",
-		"disks":                []any{[]any{0, "/dev/nvme0n1", 1000204886016, "Samsung SSD 990 PRO 1TB", "S6Z1NJ0W123456"}},
-		"boot-info":            map[string]any{"mode": "efi", "secureboot": false},
-		"cpu-info":             map[string]any{"cores": 8, "cpus": 16, "hvm": true, "model": "Intel(R) Xeon(R) E-2388G", "sockets": 1},
-		"kernel-version":       map[string]any{"release": "6.14.8-2-pve", "sysname": "Linux"},
+		"disks":                []any{map[string]any{"size": 1000204886016, "is-bootdisk": true, "udev-properties": map[string]any{"DEVNAME": "/dev/nvme0n1"}}},
+		"boot-info":            map[string]any{"mode": "efi"},
+		"cpu-info":             map[string]any{"cores": 8, "cpus": 16, "flags": "fpu vme de pse", "hvm": true, "model": "Example CPU 8-Core Processor", "sockets": 1},
+		"kernel-version":       map[string]any{"machine": "x86_64", "release": "6.17.2-1-pve", "sysname": "Linux", "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1"},
 		"network-interfaces":   nics,
 		"ssh-public-host-keys": nodeHostKeys,
+		"reboot-mode":          "reboot",
 	}
 	if r.token != nil {
 		body["token"] = *r.token
@@ -343,8 +349,8 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 	rec := srv.host(t, key)
 	if rec.Installed.Before(before) || rec.Installed.After(after) || rec.FQDN != "pve-node-01.lab.example.com" ||
 		rec.MachineID != "f4bf9711783248b7aaffe3ccbca3e3dc" || rec.MAC != "aa:bb:cc:dd:ee:ff" || rec.Address != "10.0.0.10/24" ||
-		!reflect.DeepEqual(rec.SSHHostKeys, nodeFingerprints) || rec.Answers != 2 || rec.HostFile != "hosts/aa-bb-cc-dd-ee-ff.toml" {
-		t.Errorf("state after the report = %+v\nwant installed between %v and %v, its fqdn, machine-id, management NIC, 2 answers and the fingerprints %v",
+		!reflect.DeepEqual(rec.SSHHostKeys, nodeFingerprints) || rec.Answers != 2 || rec.HostFile != "hosts/aa-bb-cc-dd-ee-ff.toml" || rec.Product != "pve 9.2.2" {
+		t.Errorf("state after the report = %+v\nwant installed between %v and %v, its fqdn, machine-id, management NIC, 2 answers, pve 9.2.2 and the fingerprints %v",
 			rec, before, after, nodeFingerprints)
 	}
 	reports := srv.logLines("path=/installed")
@@ -354,7 +360,7 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 	for _, want := range []string{"status=200", "host=hosts/aa-bb-cc-dd-ee-ff.toml", "machine=aa-bb-cc-dd-ee-ff",
 		"fqdn=pve-node-01.lab.example.com", "management_mac=aa:bb:cc:dd:ee:ff", "management_address=10.0.0.10/24",
 		`ssh_host_keys="ecdsa=SHA256:9mX5h1VS02kjPa4+2fMV5aU1qrMSPC2WeOXoE0ILqEM,ed25519=SHA256:MxcSIyJRim/3dJgRVptM6VIWvlFrbzCVekj0KlyIkUE,rsa=SHA256:qp+YweKyqlYN7LzrC8sn0MfuPi0ZGasxcE7b+nxJN2Y"`,
-		"machine_id=f4bf9711783248b7aaffe3ccbca3e3dc"} {
+		"machine_id=f4bf9711783248b7aaffe3ccbca3e3dc", `product="pve 9.2.2"`} {
 		if !strings.Contains(reports[0], want) {
 			t.Errorf("the report's log line\n%s\nlacks %s", reports[0], want)
 		}
@@ -411,6 +417,53 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 	}
 	if row := statusRowOf(t, srv.config, srv.state, key); row[5] != "-" {
 		t.Errorf("status row after rearm = %q; want installed -", row)
+	}
+}
+
+// A machine given a token must show it in every report, before and after
+// a rearm: a rearm lets the machine be installed again, not anyone mark
+// it installed without its token.
+func TestFakeInstallerTokenOutlivesRearm(t *testing.T) {
+	srv := startTracked(t, nil, "--once")
+	const key = "aa-bb-cc-dd-ee-ff"
+	request := mustRead(t, "examples/requests/pve-9.2.json")
+	_, ans := srv.answer(t, request)
+	token, _ := answerTable(ans, "post-installation-webhook")["auth-token"].(string)
+	wrong := forgeToken(key, []byte("not the server's secret at all"))
+	rearm := func(t *testing.T) {
+		if err := run([]string{"rearm", "--state-dir", srv.state, key}, io.Discard, io.Discard); err != nil {
+			t.Fatalf("rearm = %v", err)
+		}
+	}
+	report := func(token *string) func(*testing.T) (int, string) {
+		return func(t *testing.T) (int, string) { return srv.post(t, "/installed", node01Report(token).body()) }
+	}
+	for _, step := range []struct {
+		name string
+		do   func(*testing.T) (int, string)
+		code int
+		want string // in the body
+	}{
+		{"tokenless_report_is_401", report(nil), 401, "carries no token, but this machine's answer gave it one"},
+		{"wrong_token_is_401", report(&wrong), 401, "not one pxe-pilot gave"},
+		{"its_token_is_200", report(&token), 200, "recorded"},
+		{"answer_is_409", func(t *testing.T) (int, string) { return srv.post(t, "/answer", request) }, 409, "was installed at"},
+		{"rearm", func(t *testing.T) (int, string) { rearm(t); return 0, "" }, 0, ""},
+		{"tokenless_report_after_rearm_is_401", report(nil), 401, "carries no token, but this machine's answer gave it one"},
+		{"wrong_token_after_rearm_is_401", report(&wrong), 401, "not one pxe-pilot gave"},
+		{"answer_after_rearm_is_200", func(t *testing.T) (int, string) { return srv.post(t, "/answer", request) }, 200, "auth-token = '" + token + "'"},
+		{"tokenless_report_after_the_new_answer_is_401", report(nil), 401, "carries no token"},
+		{"its_token_after_rearm_is_200", report(&token), 200, "recorded"},
+		{"rearm_again", func(t *testing.T) (int, string) { rearm(t); return 0, "" }, 0, ""},
+		{"tokenless_report_after_a_second_rearm_is_401", report(nil), 401, "carries no token"},
+	} {
+		code, body := step.do(t)
+		if code != step.code || !strings.Contains(body, step.want) {
+			t.Errorf("%s: %d %q; want %d containing %q", step.name, code, body, step.code, step.want)
+		}
+	}
+	if rec := srv.host(t, key); !rec.TokenGiven || len(rec.PreviouslyAt) != 2 || !rec.Installed.IsZero() {
+		t.Errorf("state after two installs and two rearms = %+v; want token_given, two previous installs, not installed", rec)
 	}
 }
 
@@ -970,25 +1023,33 @@ func TestKill9LeavesEveryStateFileWhole(t *testing.T) {
 			t.Fatalf("kill %d: the writer stopped after %d rounds: %v", kill, rounds, lines.Err())
 		}
 		done += rounds
-		if kill%2 == 1 {
-			if stopInWrite(t, cmd.Process, dir, done, seen) {
-				inWrite++
-			} else {
-				t.Errorf("kill %d: never caught the writer in the middle of a write", kill)
-			}
+		caught := kill%2 == 1 && stopInWrite(t, cmd.Process, dir, done, seen)
+		if kill%2 == 1 && !caught {
+			t.Errorf("kill %d: never caught the writer in the middle of a write", kill)
 		}
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		cmd.Wait()
+		// The next writer's openState removes what this kill left.
+		if caught {
+			inWrite++
+			if len(tempFiles(t, dir)) == 0 {
+				t.Errorf("kill %d, in the middle of a write, left no temporary file", kill)
+			}
+		}
 
 		crashCheck(t, dir, fmt.Sprintf("after kill %d", kill), done, seen)
 		if got := mustRead(t, filepath.Join(dir, "secret")); !bytes.Equal(got, secret) {
 			t.Fatalf("kill %d: the secret changed from %q to %q", kill, secret, got)
 		}
 	}
-	if left := len(tempFiles(t, dir)); left < inWrite {
-		t.Errorf("%d temporary files left by %d kills in the middle of a write; want one each", left, inWrite)
+	st, err := openState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := tempFiles(t, dir); len(left) > 0 || st.hosts != len(crashKeys) {
+		t.Errorf("openState after the kills left %d temporary files and counts %d machines; want none left and %d counted", len(left), st.hosts, len(crashKeys))
 	}
 	t.Logf("%d kills (%d in the middle of a write) after %d rounds of %d writes", kills, inWrite, done, len(crashKeys))
 }

@@ -734,10 +734,13 @@ func rearmCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	key := rearmKey(host)
 	before, err := st.host(key)
-	if err != nil {
-		return err
+	if err == nil {
+		_, err = st.rearm(key, time.Now())
 	}
-	if _, err := st.rearm(key, time.Now()); err != nil {
+	if bad := (*badStateFile)(nil); errors.As(err, &bad) {
+		return fmt.Errorf("state dir %s: %w", *stateDir, err)
+	}
+	if err != nil {
 		return err
 	}
 	if before.Installed.IsZero() {

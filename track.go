@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -18,11 +19,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // Install tracking is opt-in: serve --public-url has every answer report
@@ -184,6 +187,10 @@ type webhook struct {
 // temporary file, synced and renamed over the old one, so a crash leaves
 // either the old file or the new, never a torn one; mu makes each update
 // a whole read-modify-write, so concurrent requests lose nothing.
+//
+// unknown and hosts count the state files on disk: those found at the
+// start, then one more for each new file once it is written, so a write
+// that fails (a full disk) takes no room under the caps.
 type stateStore struct {
 	dir     string
 	secret  []byte
@@ -191,6 +198,8 @@ type stateStore struct {
 	lock    *os.File   // DIR/.lock, flocked around each update: between processes (serve and rearm)
 	unknown int        // files in DIR/unknown, which a flood of made-up MACs must not grow without end
 	hosts   int        // files in DIR/hosts, which hosts/default.toml could grow the same way
+
+	replace func(path string, data []byte, perm fs.FileMode) error // replaceFile; tests fail it as a full disk would
 }
 
 // maxUnknown bounds the machines recorded from 404s, maxHosts those
@@ -210,14 +219,6 @@ func openState(dir string) (*stateStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(filepath.Join(dir, "unknown"))
-	if err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
-	hosts, err := os.ReadDir(filepath.Join(dir, "hosts"))
-	if err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
 	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
@@ -227,7 +228,43 @@ func openState(dir string) (*stateStore, error) {
 			lock.Chown(int(st.Uid), int(st.Gid)) // as writeAtomic does
 		}
 	}
-	return &stateStore{dir: dir, secret: secret, lock: lock, unknown: len(entries), hosts: len(hosts)}, nil
+	s := &stateStore{dir: dir, secret: secret, lock: lock}
+	err = s.locked(func() (err error) {
+		if s.hosts, err = countStateFiles(filepath.Join(dir, "hosts")); err == nil {
+			s.unknown, err = countStateFiles(filepath.Join(dir, "unknown"))
+		}
+		return err
+	})
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// countStateFiles counts the state files of one of the state dir's
+// folders, and removes the temporary files of writes that a crash cut
+// short: openState calls it holding the lock, so no write is under way.
+func countStateFiles(dir string) (int, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, fmt.Errorf("state dir: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return 0, fmt.Errorf("state dir: %w", err)
+	}
+	n := 0
+	for _, name := range names {
+		switch {
+		case strings.HasPrefix(name, ".") && strings.Contains(name, ".json.tmp-"): // writeAtomic's
+			os.Remove(filepath.Join(dir, name))
+		case strings.HasSuffix(name, ".json") && !strings.HasPrefix(name, "."):
+			n++
+		}
+	}
+	return n, nil
 }
 
 // locked runs fn holding the state dir against other goroutines and other
@@ -272,7 +309,7 @@ type hostRecord struct {
 	LastAnswer  time.Time `json:"last_answer,omitzero"`
 	Answers     int       `json:"answers,omitempty"`
 	Release     string    `json:"release,omitempty"`     // of the last answer
-	TokenGiven  bool      `json:"token_given,omitempty"` // an answer's webhook had an auth-token: its report must show it, until rearm
+	TokenGiven  bool      `json:"token_given,omitempty"` // an answer's webhook had an auth-token: its reports must show it, rearmed or not
 
 	Installed     time.Time         `json:"installed,omitzero"` // when it reported; zero once rearmed
 	FQDN          string            `json:"fqdn,omitempty"`
@@ -282,7 +319,8 @@ type hostRecord struct {
 	SSHHostKeys   map[string]string `json:"ssh_host_keys,omitempty"` // key type -> SHA256:... fingerprint
 	PreviouslyAt  []time.Time       `json:"previous_installs,omitempty"`
 	RearmedAt     time.Time         `json:"rearmed,omitzero"`
-	ReportRelease string            `json:"report_release,omitempty"`
+	ReportRelease string            `json:"report_release,omitempty"` // the report's iso.release
+	Product       string            `json:"product,omitempty"`        // the report's product.short and product.version: "pve 9.2.2"
 }
 
 // unknownRecord is a machine that asked and matched no host file.
@@ -319,6 +357,7 @@ func (s *stateStore) host(key string) (hostRecord, error) {
 	return readRecord[hostRecord](path)
 }
 
+// readRecord reads a state file; one that is not there is an empty record.
 func readRecord[T any](path string) (T, error) {
 	var r T
 	data, err := os.ReadFile(path)
@@ -326,12 +365,28 @@ func readRecord[T any](path string) (T, error) {
 		return r, nil
 	}
 	if err != nil {
-		return r, fmt.Errorf("state: %w", err)
+		return r, &badStateFile{name: stateFileName(path), why: "cannot be read (" + unwrapPath(err).Error() + ")"}
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("state: %s: %w", path, err)
+		return r, &badStateFile{name: stateFileName(path), why: "is not a record pxe-pilot can read (" + strings.TrimPrefix(err.Error(), "json: ") + ")"}
 	}
 	return r, nil
+}
+
+// A badStateFile is a state file that cannot be read (torn by hand,
+// garbage, a directory): what is wrong with it and how to mend it, naming
+// it as the state dir holds it, since a reply to a request may show it.
+type badStateFile struct {
+	name string // hosts/aa-bb-cc-dd-ee-ff.json
+	why  string
+}
+
+func (e *badStateFile) Error() string {
+	fix := "remove it, and pxe-pilot forgets the machine: serve --once answers it again"
+	if strings.HasPrefix(e.name, "unknown/") {
+		fix = "remove it; the machine is recorded anew when it asks again"
+	}
+	return fmt.Sprintf("state file %s %s; %s", e.name, e.why, fix)
 }
 
 // updateHost changes a machine's record with change, as one atomic step.
@@ -345,15 +400,9 @@ func (s *stateStore) updateHost(key string, change func(*hostRecord)) (hostRecor
 		if r, err = readRecord[hostRecord](path); err != nil {
 			return err
 		}
-		if r.Host == "" { // a machine new to the state dir
-			if s.hosts >= maxHosts {
-				return fmt.Errorf("state: %d machines recorded already; not recording more (machines answered by hosts/default.toml each count)", maxHosts)
-			}
-			s.hosts++
-		}
 		r.Host = key
 		change(&r)
-		return writeJSON(path, r)
+		return s.save(path, r)
 	})
 	return r, err
 }
@@ -385,17 +434,13 @@ func (s *stateStore) recordUnknown(req request, now time.Time) error {
 			return err
 		}
 		if r.Requests == 0 {
-			if s.unknown >= maxUnknown {
-				return fmt.Errorf("state: %d unknown machines recorded already; not recording more", maxUnknown)
-			}
-			s.unknown++
 			r.FirstSeen = now
 		}
 		r.MACs = colonMACs(req.macs)
 		r.Serial, r.UUID, r.Model = clipField(req.serial), clipField(req.uuid), clipField(req.model)
 		r.LastSeen = now
 		r.Requests++
-		return writeJSON(path, r)
+		return s.save(path, r)
 	})
 }
 
@@ -408,7 +453,9 @@ func clipField(s string) string {
 }
 
 // rearm forgets that a machine was installed, so that --once answers it
-// again; its install stays in previous_installs.
+// again; its install stays in previous_installs. It keeps token_given: a
+// machine once given a token must show it in every report, or anyone
+// could mark it installed again with a tokenless one after a rearm.
 func (s *stateStore) rearm(key string, now time.Time) (hostRecord, error) {
 	path, err := s.hostPath(key)
 	if err != nil {
@@ -423,26 +470,61 @@ func (s *stateStore) rearm(key string, now time.Time) (hostRecord, error) {
 		}
 		r.Installed = time.Time{}
 		r.RearmedAt = now
-		r.TokenGiven = false
 	})
 }
 
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
+// save writes a state file of hosts/ or unknown/ under the lock; a file
+// new to its folder is refused past the folder's cap, and counted once it
+// is written.
+func (s *stateStore) save(path string, v any) error {
+	files, limit, full := &s.hosts, maxHosts, "machines recorded already; not recording more (machines answered by hosts/default.toml each count)"
+	if filepath.Base(filepath.Dir(path)) == "unknown" {
+		files, limit, full = &s.unknown, maxUnknown, "unknown machines recorded already; not recording more"
 	}
-	return writeAtomic(path, append(data, '\n'), 0o600)
+	_, err := os.Lstat(path)
+	isNew := errors.Is(err, fs.ErrNotExist)
+	if isNew && *files >= limit {
+		return fmt.Errorf("state: %d %s", limit, full)
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err == nil {
+		replace := s.replace
+		if replace == nil {
+			replace = replaceFile
+		}
+		err = replace(path, append(data, '\n'), 0o600)
+	}
+	if err != nil {
+		// Named as the state dir holds it: a reply may show it.
+		return fmt.Errorf("writing state file %s: %w", stateFileName(path), err)
+	}
+	if isNew {
+		*files++
+	}
+	return nil
+}
+
+// stateFileName is a state file's name in the state dir: hosts/<key>.json.
+func stateFileName(path string) string {
+	return filepath.Base(filepath.Dir(path)) + "/" + filepath.Base(path)
 }
 
 // writeAtomic replaces path with data: a temporary file in the same dir,
 // synced, renamed over path, and the dir synced, so that after a crash at
 // any point path holds the old bytes or the new, never a mix.
 func writeAtomic(path string, data []byte, perm fs.FileMode) error {
+	if err := replaceFile(path, data, perm); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// replaceFile is writeAtomic, its errors not naming the file.
+func replaceFile(path string, data []byte, perm fs.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, unwrapPath(err))
+		return unwrapPath(err)
 	}
 	defer os.Remove(tmp.Name()) // no-op once renamed
 	// Root (pxe-pilot rearm, say) writes files the dir's owner, the
@@ -464,9 +546,12 @@ func writeAtomic(path string, data []byte, perm fs.FileMode) error {
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
+		if le := (*os.LinkError)(nil); errors.As(err, &le) {
+			err = le.Err
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, unwrapPath(err))
+		return unwrapPath(err)
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
@@ -485,7 +570,9 @@ type report struct {
 	FQDN      string `json:"fqdn"`
 	MachineID string `json:"machine-id"`
 	Product   struct {
-		Product string `json:"product"`
+		Short   string `json:"short"`   // pve, pbs, pmg or pdm
+		Version string `json:"version"` // of the product installed, such as 9.2.2
+		Product string `json:"product"` // the answer request's name for short, which some senders use
 	} `json:"product"`
 	ISO struct {
 		Release string `json:"release"`
@@ -512,19 +599,35 @@ func parseReport(body []byte) (report, request, error) {
 		return report{}, request{}, errors.New("report body: more than one JSON value")
 	}
 	if v := r.Schema.Version; v != "1" && !strings.HasPrefix(v, "1.") {
-		return report{}, request{}, fmt.Errorf("report body: $schema.version %q: pxe-pilot reads reports of version 1.x", v)
+		return report{}, request{}, fmt.Errorf("report body: $schema.version %q: pxe-pilot reads reports of version 1.x", clip(v))
 	}
-	req := request{product: r.Product.Product, iso: r.ISO.Release, serial: r.DMI.System.Serial, uuid: r.DMI.System.UUID, model: r.DMI.System.Name}
+	// The cap comes before any work per NIC: a body of 1 MiB lists tens
+	// of thousands.
+	if len(r.NetworkInterfaces) > maxNICs {
+		return report{}, request{}, fmt.Errorf("report body: network-interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(r.NetworkInterfaces), maxNICs)
+	}
+	if r.Product.Short == "" {
+		r.Product.Short = r.Product.Product
+	}
+	// What is kept or logged of the report is clipped, as a request's
+	// serial and model are.
+	r.FQDN, r.MachineID, r.ISO.Release = clipField(r.FQDN), clipField(r.MachineID), clipField(r.ISO.Release)
+	r.Product.Short, r.Product.Version = clipField(r.Product.Short), clipField(r.Product.Version)
+	req := request{product: r.Product.Short, iso: r.ISO.Release, serial: r.DMI.System.Serial, uuid: r.DMI.System.UUID, model: r.DMI.System.Name}
+	seen := make(map[string]bool, len(r.NetworkInterfaces))
 	for _, n := range r.NetworkInterfaces {
-		if mac, ok := normalizeMAC(n.MAC); ok && !slices.Contains(req.macs, mac) {
+		if mac, ok := normalizeMAC(n.MAC); ok && !seen[mac] {
+			seen[mac] = true
 			req.macs = append(req.macs, mac)
 			req.links = append(req.links, n.Name)
 		}
 	}
-	if len(req.macs) > maxNICs {
-		return report{}, request{}, fmt.Errorf("report body: network-interfaces lists %d interfaces, more than the %d pxe-pilot looks at", len(req.macs), maxNICs)
-	}
 	return r, req, nil
+}
+
+// installed is what the report says was installed: "pve 9.2.2".
+func (r report) installed() string {
+	return strings.TrimSpace(r.Product.Short + " " + r.Product.Version)
 }
 
 // management is the report's management NIC: its MAC and address.
@@ -534,7 +637,7 @@ func (r report) management() (mac, address string) {
 			if m, ok := normalizeMAC(n.MAC); ok {
 				mac = colonMACs([]string{m})[0]
 			}
-			return mac, n.Address
+			return mac, clipField(n.Address)
 		}
 	}
 	return "", ""
@@ -671,39 +774,47 @@ func fillScript(dir, path string, f facts, host string) ([]byte, string) {
 // what the state dir knows of it, and the machines that asked and matched
 // nothing.
 type status struct {
-	Hosts   []statusRow     `json:"hosts"`
-	Unknown []unknownRecord `json:"unknown"`
+	Hosts      []statusRow     `json:"hosts"`
+	Unknown    []unknownRecord `json:"unknown"`
+	Unreadable []string        `json:"unreadable,omitempty"` // a line for each state file that could not be read
 }
 
 type statusRow struct {
-	Machine  string `json:"machine"`   // the machine key, or "*" for hosts/default.toml itself
-	MatchBy  string `json:"match"`     // mac aa:bb:..., serial S1, uuid ..., default
-	HostFile string `json:"host_file"` // "" where the file is gone
+	Machine    string `json:"machine"`               // the machine key, or "*" for hosts/default.toml itself
+	MatchBy    string `json:"match"`                 // mac aa:bb:..., serial S1, uuid ..., default
+	HostFile   string `json:"host_file"`             // "" where the file is gone
+	StateError string `json:"state_error,omitempty"` // why its state file could not be read
 	hostRecord
 }
 
 // readStatus reads the config dir's host files and, if stateDir is not
-// "", the state dir's records, without creating or changing anything.
+// "", the state dir's records, without creating or changing anything. A
+// state file that cannot be read is said in Unreadable, and its machine
+// listed with its StateError; the others are read all the same.
 func readStatus(configDir, stateDir string) (status, error) {
 	var st status
 	records := map[string]hostRecord{}
+	bad := map[string]string{} // machine key -> why its state file could not be read
 	if stateDir != "" {
 		if _, err := os.Stat(stateDir); err != nil {
 			return st, fmt.Errorf("state dir: %w", err)
 		}
 		paths, _ := filepath.Glob(filepath.Join(stateDir, "hosts", "*.json"))
 		for _, p := range paths {
+			key := strings.TrimSuffix(filepath.Base(p), ".json")
 			r, err := readRecord[hostRecord](p)
 			if err != nil {
-				return st, err
+				bad[key] = err.Error()
+				st.Unreadable = append(st.Unreadable, err.Error())
 			}
-			records[strings.TrimSuffix(filepath.Base(p), ".json")] = r
+			records[key] = r
 		}
 		paths, _ = filepath.Glob(filepath.Join(stateDir, "unknown", "*.json"))
 		for _, p := range paths {
 			r, err := readRecord[unknownRecord](p)
 			if err != nil {
-				return st, err
+				st.Unreadable = append(st.Unreadable, err.Error())
+				continue
 			}
 			if !hasHostFile(configDir, r.MACs) {
 				st.Unknown = append(st.Unknown, r) // else named since
@@ -733,7 +844,7 @@ func readStatus(configDir, stateDir string) (status, error) {
 			continue
 		}
 		seen[name] = true
-		st.Hosts = append(st.Hosts, statusRow{Machine: name, MatchBy: m.String(), HostFile: m.file, hostRecord: records[name]})
+		st.Hosts = append(st.Hosts, statusRow{Machine: name, MatchBy: m.String(), HostFile: m.file, StateError: bad[name], hostRecord: records[name]})
 	}
 	if hasDefault {
 		st.Hosts = append(st.Hosts, statusRow{Machine: "*", MatchBy: "default", HostFile: "hosts/default.toml"})
@@ -744,10 +855,11 @@ func readStatus(configDir, stateDir string) (status, error) {
 			}
 		}
 	}
-	// Machines the state dir knows whose host file is gone.
+	// Machines the state dir knows whose host file is gone, or whose state
+	// file cannot say which host file answered them.
 	for _, k := range sortedKeys(records) {
 		if !seen[k] {
-			st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: records[k].Match, hostRecord: records[k]})
+			st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: records[k].Match, StateError: bad[k], hostRecord: records[k]})
 		}
 	}
 	return st, nil
@@ -765,7 +877,8 @@ func hasHostFile(configDir string, macs []string) bool {
 	return false
 }
 
-// writeStatus prints the status as two tables.
+// writeStatus prints the status as two tables, every value from the state
+// dir or the config dir shown as it is only where it is plain text.
 func writeStatus(w io.Writer, st status, withState bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MACHINE\tMATCHED BY\tHOST FILE\tLAST ANSWER\tINSTALLED\tFQDN")
@@ -782,27 +895,46 @@ func writeStatus(w io.Writer, st status, withState bool) {
 		return s
 	}
 	for _, h := range st.Hosts {
-		file := h.HostFile
-		if file == "" {
+		match, file, last, installed, fqdn := dash(h.MatchBy), h.HostFile, when(h.LastAnswer), when(h.Installed), dash(h.FQDN)
+		switch {
+		case h.StateError != "": // its state file, which would say, cannot be read
+			match, file, last, installed, fqdn = cmp.Or(h.MatchBy, "?"), cmp.Or(file, "?"), "?", "?", "?"
+		case file == "":
 			file = "(gone)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Machine, dash(h.MatchBy), file, when(h.LastAnswer), when(h.Installed), dash(h.FQDN))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shown(h.Machine), shown(match), shown(file), last, installed, shown(fqdn))
 	}
 	tw.Flush()
 	if !withState {
 		fmt.Fprintln(w, "\n(no --state-dir: what was answered and installed is not known)")
 		return
 	}
-	if len(st.Unknown) == 0 {
-		return
+	if len(st.Unknown) > 0 {
+		fmt.Fprintln(w, "\nMachines that asked and matched no host file (name one by a MAC: hosts/<mac>.toml):")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "MACS\tSERIAL\tMODEL\tLAST ASKED\tREQUESTS")
+		for _, u := range st.Unknown {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", shown(strings.Join(u.MACs, ",")), shown(dash(u.Serial)), shown(dash(u.Model)), when(u.LastSeen), u.Requests)
+		}
+		tw.Flush()
 	}
-	fmt.Fprintln(w, "\nMachines that asked and matched no host file (name one by a MAC: hosts/<mac>.toml):")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MACS\tSERIAL\tMODEL\tLAST ASKED\tREQUESTS")
-	for _, u := range st.Unknown {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", strings.Join(u.MACs, ","), dash(u.Serial), dash(u.Model), when(u.LastSeen), u.Requests)
+	if len(st.Unreadable) > 0 {
+		fmt.Fprintln(w, "\nState files that could not be read (? above), the rest listed all the same:")
+		for _, line := range st.Unreadable {
+			fmt.Fprintln(w, shown(line))
+		}
 	}
-	tw.Flush()
+}
+
+// shown is a value as status prints it: as it is where every character
+// of it prints, else quoted with Go's escapes (\x1b, \r, \u202e), so that
+// nothing a request or report said can move the operator's cursor, clear
+// the screen or turn the text around.
+func shown(s string) string {
+	if utf8.ValidString(s) && !strings.HasPrefix(s, `"`) && !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // rearmKey reads rearm's HOST: a machine key, or a MAC in any spelling.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -16,10 +17,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // Unit tests of install tracking (track.go) and the status and rearm
@@ -444,12 +448,13 @@ func TestRearm(t *testing.T) {
 	installedAt := t1.Add(time.Hour)
 	rearmAt := t1.Add(2 * time.Hour)
 	tests := []struct {
-		name      string
-		installed bool // the machine reported installed before
-		rearms    int
-		key       string
-		want      hostRecord
-		wantErr   string // substring; "" for none
+		name       string
+		installed  bool // the machine reported installed before
+		tokenGiven bool // its answer gave it a token
+		rearms     int
+		key        string
+		want       hostRecord
+		wantErr    string // substring; "" for none
 	}{
 		{name: "installed_moves_to_previous_installs", installed: true, rearms: 1, key: "aa-bb-cc-dd-ee-01",
 			want: hostRecord{PreviouslyAt: []time.Time{installedAt}, RearmedAt: rearmAt}},
@@ -457,6 +462,8 @@ func TestRearm(t *testing.T) {
 			want: hostRecord{PreviouslyAt: []time.Time{installedAt}, RearmedAt: rearmAt}},
 		{name: "not_installed_has_no_previous_install", rearms: 1, key: "aa-bb-cc-dd-ee-01",
 			want: hostRecord{RearmedAt: rearmAt}},
+		{name: "token_given_is_kept", installed: true, tokenGiven: true, rearms: 1, key: "aa-bb-cc-dd-ee-01",
+			want: hostRecord{PreviouslyAt: []time.Time{installedAt}, RearmedAt: rearmAt, TokenGiven: true}},
 		{name: "unknown_machine_is_error", rearms: 1, key: "aa-bb-cc-dd-ee-02", wantErr: "aa-bb-cc-dd-ee-02: no such machine in the state dir"},
 		{name: "not_a_machine_key_is_error", rearms: 1, key: "../secret", wantErr: `"../secret" is not a machine`},
 	}
@@ -465,7 +472,7 @@ func TestRearm(t *testing.T) {
 			st := trackStore(t)
 			const key = "aa-bb-cc-dd-ee-01"
 			m := match{"mac", "aabbccddee01", "hosts/aa-bb-cc-dd-ee-01.toml"}
-			if err := st.recordAnswer(key, m, r92, false, t1); err != nil {
+			if err := st.recordAnswer(key, m, r92, tc.tokenGiven, t1); err != nil {
 				t.Fatal(err)
 			}
 			if tc.installed {
@@ -485,7 +492,7 @@ func TestRearm(t *testing.T) {
 				return
 			}
 			want := hostRecord{Host: key, Match: m.String(), HostFile: m.file, FirstAnswer: t1, LastAnswer: t1, Answers: 1, Release: "9.2",
-				PreviouslyAt: tc.want.PreviouslyAt, RearmedAt: tc.want.RearmedAt}
+				PreviouslyAt: tc.want.PreviouslyAt, RearmedAt: tc.want.RearmedAt, TokenGiven: tc.want.TokenGiven}
 			if tc.installed {
 				want.FQDN = "pve1.example.com"
 			}
@@ -593,17 +600,19 @@ func TestWriteAtomic(t *testing.T) {
 // trackReport is a 9.2 installer's report, as ANSWER-FORMAT.md describes it.
 const trackReport = `{
   "$schema": {"version": "1.2"},
+  "debian-version": "13.2",
   "fqdn": "pve1.example.com",
   "machine-id": "0f3b1c9e5a7d4e2fb6c8a1d3e5f70912",
-  "product": {"fullname": "Proxmox VE", "product": "pve", "version": "9.2-1"},
+  "product": {"fullname": "Proxmox VE", "short": "pve", "version": "9.2.2"},
   "iso": {"release": "9.2", "isorelease": "1"},
   "dmi": {"system": {"name": "PowerEdge R650", "serial": "S1", "uuid": "4c4c4544-0042-3510-8052-b4c04f4d4e31"}},
   "filesystem": "zfs (RAID1)",
   "network-interfaces": [
-    {"name": "eno1", "mac": "aa:bb:cc:dd:ee:01", "address": "10.0.0.11/24", "is-management": true},
-    {"name": "eno2", "mac": "aa:bb:cc:dd:ee:02", "is-management": false}
+    {"name": "eno1", "mac": "aa:bb:cc:dd:ee:01", "address": "10.0.0.11/24", "is-management": true, "udev-properties": {"INTERFACE": "eno1"}},
+    {"name": "eno2", "mac": "aa:bb:cc:dd:ee:02", "udev-properties": {"INTERFACE": "eno2"}}
   ],
   "ssh-public-host-keys": {"ed25519": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEVGGhrTZ6cA1fuV34tcanYzhA+PCIisDMivkO17Vk25 root@pve1"},
+  "reboot-mode": "reboot",
   "token": "aa-bb-cc-dd-ee-01.00"
 }`
 
@@ -627,6 +636,10 @@ func TestParseReport(t *testing.T) {
 			wantReq: request{product: "pve", iso: "9.2", macs: []string{"aabbccddee01", "aabbccddee02"}, links: []string{"eno1", "eno2"},
 				serial: "S1", uuid: "4c4c4544-0042-3510-8052-b4c04f4d4e31", model: "PowerEdge R650"},
 			wantFQDN: "pve1.example.com", wantToken: "aa-bb-cc-dd-ee-01.00"},
+		{name: "product_product_of_another_sender", body: `{"$schema": {"version": "1.2"}, "product": {"product": "pbs"}, "network-interfaces": [{"name": "eno1", "mac": "aa:bb:cc:dd:ee:01"}]}`,
+			wantReq: request{product: "pbs", macs: []string{"aabbccddee01"}, links: []string{"eno1"}}, wantToken: "-"},
+		{name: "product_short_wins_over_product_product", body: `{"$schema": {"version": "1.2"}, "product": {"short": "pve", "product": "pbs"}, "network-interfaces": [{"name": "eno1", "mac": "aa:bb:cc:dd:ee:01"}]}`,
+			wantReq: request{product: "pve", macs: []string{"aabbccddee01"}, links: []string{"eno1"}}, wantToken: "-"},
 		{name: "without_token_has_none", body: `{"$schema": {"version": "1.0"}, "network-interfaces": [{"name": "eno1", "mac": "AA-BB-CC-DD-EE-01"}]}`,
 			wantReq: request{macs: []string{"aabbccddee01"}, links: []string{"eno1"}}, wantToken: "-"},
 		{name: "one_mac_twice_is_one", body: `{"$schema": {"version": "1.2"}, "network-interfaces": [{"name": "eno1", "mac": "aa:bb:cc:dd:ee:01"}, {"name": "bond0", "mac": "AA:BB:CC:DD:EE:01"}, {"name": "lo", "mac": "00:00"}]}`,
@@ -643,6 +656,8 @@ func TestParseReport(t *testing.T) {
 		{name: "trailing_garbage_is_error", body: trackReport + ` x`, wantErr: "report body"},
 		{name: "trailing_brace_is_error", body: trackReport + `}`, wantErr: "report body"},
 		{name: "too_many_nics_is_error", body: `{"$schema": {"version": "1.2"}, "network-interfaces": [` + trackNICs(maxNICs+1) + `]}`, wantErr: "more than the"},
+		{name: "too_many_nics_of_one_mac_is_error", body: `{"$schema": {"version": "1.2"}, "network-interfaces": [` + strings.Repeat(`{"mac": "aa:bb:cc:dd:ee:01"}, `, maxNICs) + `{"mac": "aa:bb:cc:dd:ee:01"}]}`,
+			wantErr: "network-interfaces lists 257 interfaces, more than the 256"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -674,6 +689,29 @@ func trackNICs(n int) string {
 		nics = append(nics, fmt.Sprintf(`{"name": "eth%d", "mac": "02:00:00:00:%02x:%02x"}`, i, i>>8, i&0xff))
 	}
 	return strings.Join(nics, ", ")
+}
+
+// examples/reports/pve-9.2.json is the report of the machine whose request
+// is examples/requests/pve-9.2.json: the same machine, read the same way.
+func TestExampleReport(t *testing.T) {
+	rep, got, err := parseReport(mustRead(t, "examples/reports/pve-9.2.json"))
+	if err != nil {
+		t.Fatalf("parseReport(examples/reports/pve-9.2.json) = %v", err)
+	}
+	want, err := parseRequest(mustRead(t, "examples/requests/pve-9.2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.btrfs = false // product.enable_btrfs is the request's alone
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the example report reads as %+v; its request as %+v", got, want)
+	}
+	mac, addr := rep.management()
+	if rep.installed() != "pve 9.2.2" || rep.FQDN != "pve-node-01.lab.example.com" || mac != "aa:bb:cc:dd:ee:ff" || addr != "10.0.0.10/24" ||
+		rep.Token == nil || *rep.Token != "TOKEN" || !reflect.DeepEqual(rep.hostKeyFingerprints(), nodeFingerprints) {
+		t.Errorf("the example report = %q, fqdn %q, management %s %s, token %v, host keys %v; want pve 9.2.2, pve-node-01's, TOKEN and the keys of pve-node-01",
+			rep.installed(), rep.FQDN, mac, addr, rep.Token, rep.hostKeyFingerprints())
+	}
 }
 
 func TestReportManagement(t *testing.T) {
@@ -1164,20 +1202,12 @@ func TestStatusCommandJSON(t *testing.T) {
 
 func TestStatusCommandErrors(t *testing.T) {
 	t.Setenv("PXE_PILOT_STATE_DIR", "")
-	corrupt := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(corrupt, "hosts"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(corrupt, "hosts", "aa-bb-cc-dd-ee-01.json"), []byte("{torn"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name    string
 		args    []string
 		wantErr string // substring
 	}{
 		{"missing_state_dir_is_error", []string{"--state-dir", "/nonexistent/pxe-pilot-state"}, "state dir:"},
-		{"torn_state_file_is_error_naming_it", []string{"--state-dir", corrupt}, "aa-bb-cc-dd-ee-01.json"},
 		{"argument_is_error", []string{"aa-bb-cc-dd-ee-01"}, `status: unexpected argument "aa-bb-cc-dd-ee-01"`},
 	}
 	for _, tc := range tests {
@@ -1285,7 +1315,7 @@ func FuzzInstalled(f *testing.F) {
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, httptest.NewRequest("POST", "/installed", bytes.NewReader(body)))
 		switch rec.Code {
-		case 200, 400, 401, 404:
+		case 200, 400, 401, 404, 413:
 		default:
 			t.Fatalf("POST /installed %q = %d %q", body, rec.Code, rec.Body)
 		}
@@ -1401,5 +1431,416 @@ func TestRenderWithTracking(t *testing.T) {
 		if _, err := render(tc.args...); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("render %q = %v; want an error containing %q", tc.args, err, tc.wantErr)
 		}
+	}
+}
+
+// manyNICsReport is a report just under maxBody that lists as many NICs
+// as fit, some 45,000: each its own MAC, or all one MAC, or none a MAC.
+func manyNICsReport(macs string) []byte {
+	body := []byte(`{"$schema":{"version":"1.2"},"network-interfaces":[`)
+	for i := 0; len(body) < maxBody-64; i++ {
+		mac := map[string]string{"distinct": fmt.Sprintf("0200%08x", i), "one": "020000000001", "none": "not-a-mac"}[macs]
+		body = fmt.Appendf(body, `{"mac":%q},`, mac)
+	}
+	return append(body[:len(body)-1], "]}"...)
+}
+
+// A report of nearly 1 MiB listing tens of thousands of NICs is refused by
+// the NIC cap, however many MACs it names; BenchmarkInstalledManyNICs
+// shows how long that takes.
+func TestInstalledRefusesManyNICs(t *testing.T) {
+	tr, err := newTracker(t.TempDir(), "http://127.0.0.1:8080", "", t.TempDir(), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{dir: t.TempDir(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr}
+	for _, tc := range []struct{ name, macs string }{
+		{"each_nic_its_own_mac_is_400", "distinct"},
+		{"every_nic_one_mac_is_400", "one"},
+		{"no_nic_a_mac_is_400", "none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := manyNICsReport(tc.macs)
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest("POST", "/installed", bytes.NewReader(body)))
+			want := fmt.Sprintf("pxe-pilot: report body: network-interfaces lists %d interfaces, more than the 256 pxe-pilot looks at\n", strings.Count(string(body), "{\"mac\""))
+			if rec.Code != 400 || rec.Body.String() != want {
+				t.Errorf("POST /installed of %d bytes = %d %q; want 400 %q", len(body), rec.Code, rec.Body, want)
+			}
+		})
+	}
+}
+
+// BenchmarkInstalledManyNICs posts a report of nearly 1 MiB listing some
+// 45,000 NICs to /installed, which refuses it by the NIC cap.
+func BenchmarkInstalledManyNICs(b *testing.B) {
+	tr, err := newTracker(b.TempDir(), "http://127.0.0.1:8080", "", b.TempDir(), true, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &server{dir: b.TempDir(), log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr}
+	body := manyNICsReport("distinct")
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("POST", "/installed", bytes.NewReader(body)))
+		if rec.Code != 400 {
+			b.Fatalf("POST /installed of %d bytes = %d %q; want 400", len(body), rec.Code, rec.Body)
+		}
+	}
+}
+
+// A report body over maxBody is a 413, as an answer request's is; a field
+// of a report, however long, is quoted in a reply or a log line, and kept
+// in the state dir, as a short excerpt at most.
+func TestInstalledQuotesShortExcerpts(t *testing.T) {
+	config := writeTree(t, map[string]string{"hosts/aa-bb-cc-dd-ee-01.toml": trackHost})
+	tr, err := newTracker(config, "http://127.0.0.1:8080", "", t.TempDir(), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	s := &server{dir: config, log: slog.New(slog.NewTextHandler(&log, nil)), track: tr}
+	long := strings.Repeat("9", maxBody-200)
+	token := tr.webhookToken("aa-bb-cc-dd-ee-01")
+	for _, tc := range []struct {
+		name string
+		body string
+		code int
+		want string // the start of the reply
+	}{
+		{"body_over_1_MiB_is_413", trackReport + strings.Repeat(" ", maxBody), 413,
+			"pxe-pilot: report body is over 1048576 bytes; the installer's report is a few KiB\n"},
+		{"long_schema_version_is_400_quoting_40_bytes", `{"$schema": {"version": "` + long + `"}}`, 400,
+			`pxe-pilot: report body: $schema.version "` + long[:40] + `...": pxe-pilot reads reports of version 1.x` + "\n"},
+		{"long_number_for_fqdn_is_400", `{"$schema": {"version": "1.2"}, "fqdn": ` + long + `}`, 400,
+			"pxe-pilot: report body is not the installer's report: "},
+		{"long_number_for_a_host_key_is_400", `{"$schema": {"version": "1.2"}, "ssh-public-host-keys": {"` + long + `": 5}}`, 400,
+			"pxe-pilot: report body is not the installer's report: "},
+		{"long_token_is_401", `{"$schema": {"version": "1.2"}, "token": "` + long + `"}`, 401,
+			"pxe-pilot: the report's token is not one pxe-pilot gave"},
+		{"long_serial_is_404_quoting_20_bytes", `{"$schema": {"version": "1.2"}, "dmi": {"system": {"serial": "` + long + `"}}}`, 404,
+			"pxe-pilot: report of a machine no host file names: "},
+		{"long_fqdn_machine_id_address_and_release_are_200", `{"$schema": {"version": "1.2"}, "fqdn": "` + long[:maxBody/4] + `", "machine-id": "` + long[:maxBody/4] +
+			`", "iso": {"release": "` + long[:maxBody/4] + `"}, "network-interfaces": [{"mac": "aa:bb:cc:dd:ee:01", "is-management": true, "address": "` + long[:maxBody/8] +
+			`"}], "token": "` + token + `"}`, 200, `{"status":"recorded"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log.Reset()
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest("POST", "/installed", strings.NewReader(tc.body)))
+			if got := rec.Body.String(); rec.Code != tc.code || !strings.HasPrefix(got, tc.want) || len(got) > 400 {
+				t.Errorf("POST /installed = %d %.500q (%d bytes); want %d, at most 400 bytes, starting %q", rec.Code, got, len(got), tc.code, tc.want)
+			}
+			if log.Len() > 1500 {
+				t.Errorf("POST /installed logged %d bytes: %.500q...; want one short line", log.Len(), log.String())
+			}
+		})
+	}
+	if data := mustRead(t, filepath.Join(tr.state.dir, "hosts", "aa-bb-cc-dd-ee-01.json")); len(data) > 2000 {
+		t.Errorf("the state file holds %d bytes of the report; want its fields clipped: %.300q...", len(data), data)
+	}
+}
+
+// openState counts the state files of hosts/ and unknown/ against the
+// caps, and removes the temporary files a crash left (writeAtomic's
+// .<name>.tmp-*), which take no room.
+func TestOpenStateCountsStateFiles(t *testing.T) {
+	many := func(dir, format string, n int) map[string]string {
+		files := map[string]string{}
+		for i := range n {
+			files[dir+"/"+fmt.Sprintf(format, i)] = "{}"
+		}
+		return files
+	}
+	tests := []struct {
+		name        string
+		files       map[string]string // in the state dir
+		wantHosts   int
+		wantUnknown int
+		wantLeft    []string // of files, those left
+	}{
+		{name: "state_files_are_counted",
+			files:     map[string]string{"hosts/aa-bb-cc-dd-ee-01.json": "{}", "hosts/serial-S1.json": "{}", "unknown/02-00-00-00-00-99.json": "{}"},
+			wantHosts: 2, wantUnknown: 1, wantLeft: []string{"hosts/aa-bb-cc-dd-ee-01.json", "hosts/serial-S1.json", "unknown/02-00-00-00-00-99.json"}},
+		{name: "temp_files_of_a_crash_are_removed_and_not_counted",
+			files: map[string]string{"hosts/aa-bb-cc-dd-ee-01.json": "{}", "hosts/.aa-bb-cc-dd-ee-01.json.tmp-123": "{", "hosts/.serial-S1.json.tmp-456": "",
+				"unknown/.02-00-00-00-00-99.json.tmp-789": "{"},
+			wantHosts: 1, wantLeft: []string{"hosts/aa-bb-cc-dd-ee-01.json"}},
+		{name: "other_files_are_neither_counted_nor_removed",
+			files:    map[string]string{"hosts/README": "notes", "hosts/.hidden.json": "{}", "unknown/notes.txt": "x"},
+			wantLeft: []string{"hosts/README", "hosts/.hidden.json", "unknown/notes.txt"}},
+		{name: "temp_files_as_many_as_the_cap_take_no_room",
+			files: many("unknown", ".02-00-00-00-%02x.json.tmp-1", maxUnknown)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeTree(t, tc.files)
+			st, err := openState(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.hosts != tc.wantHosts || st.unknown != tc.wantUnknown {
+				t.Errorf("openState counted %d hosts and %d unknown; want %d and %d", st.hosts, st.unknown, tc.wantHosts, tc.wantUnknown)
+			}
+			var left []string
+			for name := range tc.files {
+				if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+					left = append(left, name)
+				}
+			}
+			slices.Sort(left)
+			slices.Sort(tc.wantLeft)
+			if !slices.Equal(left, tc.wantLeft) {
+				t.Errorf("openState left %q; want %q", left, tc.wantLeft)
+			}
+			if err := st.recordUnknown(request{macs: []string{"020000000042"}}, trackT1); err != nil {
+				t.Errorf("recordUnknown of a new machine = %v; want it recorded", err)
+			}
+		})
+	}
+}
+
+// Writes that fail, as on a full disk, take no room under the caps: new
+// machines are recorded again once the disk has room, up to the caps and
+// no further; --once refuses the installed machine throughout; a failed
+// write of a report is a 500 naming the state file as the state dir holds
+// it; and no temporary file is left.
+func TestFailedWritesTakeNoRoom(t *testing.T) {
+	files := map[string]string{
+		"defaults.toml":                string(mustRead(t, "examples/config/defaults.toml")),
+		"hosts/aa-bb-cc-dd-ee-ff.toml": string(mustRead(t, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")),
+	}
+	mac := func(i int) string { return fmt.Sprintf("02:00:00:00:00:%02x", i) }
+	for i := 1; i <= 5; i++ {
+		files["hosts/"+hostFileName(strings.ReplaceAll(mac(i), ":", ""))] = fmt.Sprintf("hostname = \"node-%d\"\n\n[disk]\ntarget = \"sda\"\n", i)
+	}
+	config, state := writeTree(t, files), t.TempDir()
+	tr, err := newTracker(config, "http://127.0.0.1:8080", "", state, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	s := &server{dir: config, log: slog.New(slog.NewTextHandler(&log, nil)), track: tr}
+	tr.state.hosts, tr.state.unknown = maxHosts-3, maxUnknown-1 // room for three machines and one unknown
+	full := func(string, []byte, fs.FileMode) error { return syscall.ENOSPC }
+
+	a := mustRead(t, "examples/requests/pve-9.2.json")
+	token := tr.webhookToken("aa-bb-cc-dd-ee-ff")
+	reportA := node01Report(&token).body()
+	answer := func(i int) []byte { return systemInfo("9.2", "", "", mac(i)) }
+	for _, step := range []struct {
+		name     string
+		path     string
+		body     []byte
+		diskFull bool
+		code     int
+		want     string // in the reply
+		file     string // a state file that must exist, or with !, must not
+	}{
+		{"A_answered", "/answer", a, false, 200, "", "hosts/aa-bb-cc-dd-ee-ff.json"},
+		{"A_reports", "/installed", reportA, false, 200, "recorded", ""},
+		{"B_answered_on_a_full_disk_is_not_recorded", "/answer", answer(1), true, 200, "", "!hosts/02-00-00-00-00-01.json"},
+		{"C_answered_on_a_full_disk_is_not_recorded", "/answer", answer(2), true, 200, "", "!hosts/02-00-00-00-00-02.json"},
+		{"unknown_machine_on_a_full_disk_is_not_recorded", "/answer", answer(0x91), true, 404, "no host file", "!unknown/02-00-00-00-00-91.json"},
+		{"A_is_refused_on_a_full_disk", "/answer", a, true, 409, "aa-bb-cc-dd-ee-ff was installed at", ""},
+		{"A_reporting_on_a_full_disk_is_500_naming_the_state_file", "/installed", reportA, true, 500,
+			"pxe-pilot: the report could not be recorded: writing state file hosts/aa-bb-cc-dd-ee-ff.json: no space left on device\n", ""},
+		{"D_answered_with_room_again_is_recorded", "/answer", answer(3), false, 200, "", "hosts/02-00-00-00-00-03.json"},
+		{"E_answered_is_recorded", "/answer", answer(4), false, 200, "", "hosts/02-00-00-00-00-04.json"},
+		{"F_answered_past_the_cap_is_not_recorded", "/answer", answer(5), false, 200, "", "!hosts/02-00-00-00-00-05.json"},
+		{"unknown_machine_with_room_again_is_recorded", "/answer", answer(0x92), false, 404, "no host file", "unknown/02-00-00-00-00-92.json"},
+		{"unknown_machine_past_the_cap_is_not_recorded", "/answer", answer(0x93), false, 404, "no host file", "!unknown/02-00-00-00-00-93.json"},
+		{"A_is_still_refused", "/answer", a, false, 409, "aa-bb-cc-dd-ee-ff was installed at", ""},
+	} {
+		tr.state.replace = nil
+		if step.diskFull {
+			tr.state.replace = full
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("POST", step.path, bytes.NewReader(step.body)))
+		if rec.Code != step.code || !strings.Contains(rec.Body.String(), step.want) || strings.Contains(rec.Body.String(), state) {
+			t.Errorf("%s: POST %s = %d %q; want %d containing %q, not the state dir's path", step.name, step.path, rec.Code, rec.Body, step.code, step.want)
+		}
+		if name, absent := strings.CutPrefix(step.file, "!"); step.file != "" {
+			if _, err := os.Stat(filepath.Join(state, name)); (err == nil) == absent {
+				t.Errorf("%s: %s exists: %v; want %v", step.name, name, err == nil, !absent)
+			}
+		}
+	}
+	if tr.state.hosts != maxHosts || tr.state.unknown != maxUnknown {
+		t.Errorf("the store counts %d hosts and %d unknown; want the caps, %d and %d", tr.state.hosts, tr.state.unknown, maxHosts, maxUnknown)
+	}
+	if warn := "answer not recorded: writing state file hosts/02-00-00-00-00-01.json: no space left on device"; !strings.Contains(log.String(), warn) {
+		t.Errorf("the log lacks %q:\n%s", warn, log.String())
+	}
+	for name := range stateSnapshot(t, state) {
+		if strings.Contains(name, ".tmp-") {
+			t.Errorf("a temporary file is left: %s", name)
+		}
+	}
+}
+
+// One state file that cannot be read breaks neither status nor rearm:
+// both name it and go on with the rest. A request that needs it gets a
+// 500 naming it as the state dir holds it, never by the server's path.
+func TestCorruptStateFile(t *testing.T) {
+	t.Setenv("PXE_PILOT_STATE_DIR", "")
+	const fix = "; remove it, and pxe-pilot forgets the machine: serve --once answers it again"
+	tests := []struct {
+		name    string
+		file    string // in the state dir
+		content string // asDir for a directory
+		wantErr string // the one line said of it
+	}{
+		{"truncated_json", "hosts/aa-bb-cc-dd-ee-01.json", `{"host": "aa-bb-cc-dd-ee-01", "answ`,
+			"state file hosts/aa-bb-cc-dd-ee-01.json is not a record pxe-pilot can read (unexpected end of JSON input)" + fix},
+		{"garbage", "hosts/aa-bb-cc-dd-ee-01.json", "\x00\xffgarbage",
+			"state file hosts/aa-bb-cc-dd-ee-01.json is not a record pxe-pilot can read (invalid character '\\x00' looking for beginning of value)" + fix},
+		{"wrong_type", "hosts/aa-bb-cc-dd-ee-01.json", `{"answers": "many"}`,
+			"state file hosts/aa-bb-cc-dd-ee-01.json is not a record pxe-pilot can read (cannot unmarshal string into Go struct field hostRecord.answers of type int)" + fix},
+		{"directory", "hosts/aa-bb-cc-dd-ee-01.json", asDir,
+			"state file hosts/aa-bb-cc-dd-ee-01.json cannot be read (is a directory)" + fix},
+		{"unknown_machine_garbage", "unknown/02-00-00-00-00-99.json", "garbage",
+			"state file unknown/02-00-00-00-00-99.json is not a record pxe-pilot can read (invalid character 'g' looking for beginning of value); remove it; the machine is recorded anew when it asks again"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			configDir, stateDir := trackFixture(t)
+			path := filepath.Join(stateDir, filepath.FromSlash(tc.file))
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if tc.content == asDir {
+				err = os.Mkdir(path, 0o700)
+			} else {
+				err = os.WriteFile(path, []byte(tc.content), 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			corruptHost := strings.HasPrefix(tc.file, "hosts/")
+
+			// status: the rest, and the line.
+			var out bytes.Buffer
+			if err := run([]string{"status", "--config-dir", configDir, "--state-dir", stateDir}, &out, io.Discard); err != nil {
+				t.Fatalf("status = %v", err)
+			}
+			rows := map[string][]string{}
+			for _, r := range trackRows(out.String()) {
+				rows[r[0]] = r
+			}
+			t2 := trackT2.Format(time.RFC3339)
+			if r := rows["serial-S1"]; len(r) != 6 || r[4] != t2 {
+				t.Errorf("status row of serial-S1 = %q; want it installed at %s\n%s", r, t2, out.String())
+			}
+			wantRow := []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "?", "?", "?"}
+			if !corruptHost {
+				wantRow = []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", trackT1.Format(time.RFC3339), t2, "pve1.example.com"}
+			}
+			if r := rows["aa-bb-cc-dd-ee-01"]; !slices.Equal(r, wantRow) {
+				t.Errorf("status row of aa-bb-cc-dd-ee-01 = %q; want %q\n%s", r, wantRow, out.String())
+			}
+			if want := "\nState files that could not be read (? above), the rest listed all the same:\n" + tc.wantErr + "\n"; !strings.HasSuffix(out.String(), want) {
+				t.Errorf("status =\n%s\nwant it to end with\n%s", out.String(), want)
+			}
+			st := statusJSON(t, configDir, stateDir)
+			if !slices.Equal(st.Unreadable, []string{tc.wantErr}) || len(st.Hosts) != 9 {
+				t.Errorf("status --json = %d hosts, unreadable %q; want 9 hosts and %q", len(st.Hosts), st.Unreadable, tc.wantErr)
+			}
+
+			// rearm: another machine as ever; this one says what to do.
+			if err := run([]string{"rearm", "--state-dir", stateDir, "serial-S1"}, io.Discard, io.Discard); err != nil {
+				t.Errorf("rearm serial-S1 = %v; want it rearmed", err)
+			}
+			err = run([]string{"rearm", "--state-dir", stateDir, "aa-bb-cc-dd-ee-01"}, io.Discard, io.Discard)
+			if want := "state dir " + stateDir + ": " + tc.wantErr; corruptHost && (err == nil || err.Error() != want) {
+				t.Errorf("rearm aa-bb-cc-dd-ee-01 = %v; want %q", err, want)
+			}
+
+			// serve: the machine's answer under --once, and its report.
+			tr, err := newTracker(configDir, "http://127.0.0.1:8080", "", stateDir, true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &server{dir: configDir, log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr}
+			token := tr.webhookToken("aa-bb-cc-dd-ee-01")
+			for _, req := range []struct{ path, body string }{
+				{"/answer", string(systemInfo("9.2", "", "", "aa:bb:cc:dd:ee:01"))},
+				{"/installed", `{"$schema": {"version": "1.2"}, "network-interfaces": [{"mac": "aa:bb:cc:dd:ee:01"}]}`},
+				{"/installed", `{"$schema": {"version": "1.2"}, "network-interfaces": [{"mac": "aa:bb:cc:dd:ee:01"}], "token": "` + token + `"}`},
+			} {
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, httptest.NewRequest("POST", req.path, strings.NewReader(req.body)))
+				if !corruptHost {
+					continue
+				}
+				if rec.Code != 500 || !strings.Contains(rec.Body.String(), tc.wantErr+"\n") || strings.Contains(rec.Body.String(), stateDir) {
+					t.Errorf("POST %s %s = %d %q; want 500 naming the file, not the state dir's path %s", req.path, req.body, rec.Code, rec.Body, stateDir)
+				}
+			}
+		})
+	}
+}
+
+// status prints what requests and reports said (a model, a serial, an
+// fqdn) so that no terminal escape of theirs reaches the operator's
+// terminal: plain text as it is, anything else quoted with Go's escapes;
+// status --json stays JSON that gives the values back.
+func TestStatusEscapesWhatMachinesSaid(t *testing.T) {
+	t.Setenv("PXE_PILOT_STATE_DIR", "")
+	tests := []struct {
+		name, value, want string
+	}{
+		{"clear_screen_and_colour", "\x1b[2J\x1b[31mred", `"\x1b[2J\x1b[31mred"`},
+		{"window_title_and_bell", "pve\x1b]0;owned\x07", `"pve\x1b]0;owned\a"`},
+		{"carriage_return", "ok\rEVIL", `"ok\rEVIL"`},
+		{"tab", "a\tb", `"a\tb"`},
+		{"c1_control", "x\u009b2J", `"x\u009b2J"`},
+		{"right_to_left_override", "abc\u202edef", `"abc\u202edef"`},
+		{"invalid_utf8_is_stored_as_a_replacement_character", "ab\xff", "ab\uFFFD"},
+		{"leading_quote", `"quoted"`, `"\"quoted\""`},
+		{"plain_text_with_spaces_as_it_is", "Model Y 2U", "Model Y 2U"},
+		{"letters_of_any_script_as_they_are", "Modèle Ünï 型号", "Modèle Ünï 型号"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			configDir := writeTree(t, map[string]string{"hosts/aa-bb-cc-dd-ee-01.toml": trackHost})
+			stateDir := t.TempDir()
+			st, err := openState(stateDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.recordUnknown(request{macs: []string{"020000000099"}, serial: tc.value, model: tc.value}, trackT1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.updateHost("aa-bb-cc-dd-ee-01", func(r *hostRecord) { r.Installed, r.FQDN = trackT2, tc.value }); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := run([]string{"status", "--config-dir", configDir, "--state-dir", stateDir}, &out, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			text := out.String()
+			if got := strings.Count(text, tc.want); got != 3 {
+				t.Errorf("status shows %q %d times; want 3 (fqdn, serial, model):\n%s", tc.want, got, text)
+			}
+			if !utf8.ValidString(text) || strings.ContainsFunc(text, func(r rune) bool { return r != '\n' && !strconv.IsPrint(r) }) {
+				t.Errorf("status printed a control character or invalid UTF-8: %q", text)
+			}
+			out.Reset()
+			if err := run([]string{"status", "--json", "--config-dir", configDir, "--state-dir", stateDir}, &out, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			var got status
+			if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+				t.Fatalf("status --json is not JSON: %v\n%s", err, out.String())
+			}
+			want := strings.ToValidUTF8(tc.value, "\uFFFD")
+			if len(got.Hosts) != 1 || got.Hosts[0].FQDN != want || len(got.Unknown) != 1 || got.Unknown[0].Model != want || got.Unknown[0].Serial != want {
+				t.Errorf("status --json = %+v; want fqdn, serial and model %q", got, want)
+			}
+		})
 	}
 }
