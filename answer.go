@@ -25,6 +25,7 @@ type facts struct {
 	key     string       // the machine, as tracking names it (machineKey)
 	hook    *webhook     // for an answer without a webhook of its own; nil for none
 	scripts scriptSource // hands out first-boot scripts; nil without --public-url
+	dir     *configDir   // the config dir the request reads, scripts and all
 }
 
 // A scriptSource hands out a first-boot script: it checks the script at

@@ -110,8 +110,8 @@ func checkDir(dir string, rel release) dirReport {
 			continue
 		}
 		f := sampleFacts(m, rel)
-		scripts := &sampleScripts{dir: dir}
-		f.scripts = scripts
+		scripts := &sampleScripts{}
+		f.scripts, f.dir = scripts, c
 		// A key another file set is said of that file, once for all the
 		// hosts that share it.
 		setIn := func(p problem) string {
@@ -238,13 +238,12 @@ func markUsed(c *configDir, l layer, used map[string]bool) {
 // sampleScripts checks first-boot scripts for validate as serve would,
 // but hands out a URL of no server.
 type sampleScripts struct {
-	dir  string
 	used bool
 }
 
 func (s *sampleScripts) scriptURL(path string, f facts, host string) (string, string) {
 	s.used = true
-	if _, msg := fillScript(s.dir, path, f, host); msg != "" {
+	if _, msg := fillScript(f.dir, path, f, host); msg != "" {
 		return "", msg
 	}
 	return "https://pxe-pilot.invalid/first-boot/sample", ""

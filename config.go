@@ -250,8 +250,9 @@ func (c *layerCache) put(path string, data []byte, l layer) {
 	c.entries[path] = cachedLayer{string(data), l}
 }
 
-// maxLayer bounds a config file: far above any real one, and it keeps a
-// file that is really a device or a pipe from filling the memory.
+// maxLayer bounds a config file: far above any real layer, and the
+// installer's own limit on a first-boot script, past which it would cut
+// the script short without a word.
 const maxLayer = 1 << 20
 
 // bufPool holds the buffers layer files are read into. go-toml copies every
@@ -289,13 +290,13 @@ func readRegular(fd int, buf []byte) ([]byte, error) {
 		return buf, errors.New("not a regular file but " + kind)
 	}
 	if st.Size > maxLayer {
-		return buf, fmt.Errorf("larger than %d bytes", maxLayer)
+		return buf, &tooLargeError{}
 	}
 	buf = slices.Grow(buf, int(st.Size)+1) // +1: the read that finds the end
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) > maxLayer {
-				return buf, fmt.Errorf("larger than %d bytes", maxLayer)
+				return buf, &tooLargeError{}
 			}
 			buf = slices.Grow(buf, len(buf))
 		}
@@ -315,6 +316,11 @@ func readRegular(fd int, buf []byte) ([]byte, error) {
 		}
 	}
 }
+
+// tooLargeError is a file over maxLayer bytes.
+type tooLargeError struct{}
+
+func (*tooLargeError) Error() string { return fmt.Sprintf("larger than %d bytes", maxLayer) }
 
 // fileKind names a file type other than a regular file's, for an error.
 func fileKind(mode uint32) string {

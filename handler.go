@@ -574,7 +574,7 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 			o.note = strings.TrimPrefix(o.note+"; "+note, "; ")
 		}
 		if t.publicURL != "" {
-			f.scripts = t
+			f.scripts, f.dir = t, c
 		}
 	}
 	out, err = compose(layers, f)
@@ -696,7 +696,12 @@ func (s *server) script(w http.ResponseWriter, r *http.Request, o *outcome) int 
 		return s.fail(w, http.StatusNotFound, o, "no such first-boot script: its URL is not one pxe-pilot signed (or pxe-pilot was restarted without --state-dir since)")
 	}
 	o.extra = append(o.extra, slog.String("machine", st.Key), slog.String("script", st.Path))
-	data, msg := fillScript(s.dir, st.Path, st.facts(), st.Host)
+	c, err := openConfigDir(s.dir)
+	if err != nil {
+		return s.fail(w, http.StatusInternalServerError, o, err.Error())
+	}
+	defer c.close()
+	data, msg := fillScript(c, st.Path, st.facts(), st.Host)
 	if msg != "" {
 		return s.fail(w, http.StatusInternalServerError, o, "first-boot-script "+msg)
 	}

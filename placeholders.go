@@ -147,10 +147,11 @@ func (e *expander) fill(s string) string {
 		inner := rest[i+2 : i+2+j]
 		rest = rest[i+2+j+2:]
 		v, msg := e.fact(strings.TrimSpace(inner))
-		if msg == "" && strings.Contains(v, ".") && e.inName() && inner != `"{{"` {
+		literal := strings.TrimSpace(inner) == `"{{"`
+		if msg == "" && !literal && strings.Contains(v, ".") && e.inName() {
 			msg = fmt.Sprintf("%q has a dot, which would add a label to the host's name: a placeholder in hostname, domain or fqdn may fill in one label, no more", v)
 		}
-		if msg == "" && e.shell && strings.Trim(v, shellSafe) != "" {
+		if msg == "" && !literal && e.shell && strings.Trim(v, shellSafe) != "" {
 			msg = fmt.Sprintf("%q would need quoting in a shell script, and pxe-pilot fills scripts only with letters, digits and %s", v, "'.', '-', '_', ':'")
 		}
 		if msg != "" {

@@ -677,9 +677,6 @@ func sortedHostKeys(fps map[string]string) string {
 // carries the machine's key, the script and the facts its placeholders
 // need, signed so that it can be neither guessed nor forged.
 
-// maxScript is the installer's limit on a first-boot script; past it, it
-// would cut the script short without a word.
-const maxScript = 1 << 20
 
 // scriptTicket is what a script URL carries.
 type scriptTicket struct {
@@ -710,7 +707,15 @@ func (t *tracker) scriptURL(path string, f facts, host string) (string, string) 
 	if t == nil || t.publicURL == "" {
 		return "", "needs pxe-pilot serve --public-url: the installer fetches the script from pxe-pilot, which must know the URL it is reached by"
 	}
-	if _, msg := fillScript(t.dir, path, f, host); msg != "" {
+	c := f.dir
+	if c == nil { // an answer composed without a request's handle, as in a test
+		var err error
+		if c, err = openConfigDir(t.dir); err != nil {
+			return "", err.Error()
+		}
+		defer c.close()
+	}
+	if _, msg := fillScript(c, path, f, host); msg != "" {
 		return "", msg
 	}
 	st := scriptTicket{Key: f.key, Path: path, Host: host, NIC: f.nic, Link: f.link,
@@ -740,29 +745,25 @@ func (t *tracker) ticket(s string) (scriptTicket, bool) {
 
 // fillScript reads a first-boot script of the config dir and fills its
 // placeholders, as config values are filled; or says what is wrong.
-func fillScript(dir, path string, f facts, host string) ([]byte, string) {
+func fillScript(c *configDir, path string, f facts, host string) ([]byte, string) {
 	if !filepath.IsLocal(path) || strings.Contains(path, `\`) {
 		return nil, fmt.Sprintf("%q: want a path inside the config dir, such as \"scripts/setup.sh\"", path)
 	}
-	file, err := os.Open(filepath.Join(dir, filepath.FromSlash(path)))
-	if err != nil {
-		return nil, fmt.Sprintf("%q: %v", path, unwrapPath(err))
-	}
-	defer file.Close()
-	if info, err := file.Stat(); err != nil || !info.Mode().IsRegular() {
-		return nil, fmt.Sprintf("%q: not a file", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(file, maxScript+1))
-	if err != nil {
-		return nil, fmt.Sprintf("%q: %v", path, err)
-	}
-	if len(data) > maxScript {
+	data, err := c.read(filepath.ToSlash(path), nil)
+	var tooBig *tooLargeError
+	switch {
+	case errors.As(err, &tooBig):
 		return nil, fmt.Sprintf("%q: over 1 MiB, and the installer would cut it short without a word", path)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Sprintf("%q: no such file in the config dir", path)
+	case err != nil:
+		return nil, fmt.Sprintf("%q: %v", path, err)
 	}
 	if !bytes.Contains(data, []byte("{{")) {
 		return data, ""
 	}
-	e := expander{f: f, host: host, hostWhy: "the host has no hostname or fqdn", path: []string{path}}
+	// Vetted facts need no quoting in a shell; shell makes sure of it.
+	e := expander{f: f, host: host, hostWhy: "the host has no hostname or fqdn", path: []string{path}, shell: true}
 	out := e.fill(string(data))
 	if len(e.problems) > 0 {
 		return nil, fmt.Sprintf("%q: %s", path, e.problems[0].msg)

@@ -861,8 +861,8 @@ func TestScriptTicket(t *testing.T) {
 	}
 	// What the ticket carries fills the script as the facts did.
 	st, _ := tr.ticket(ticket)
-	direct, _ := fillScript(dir, "scripts/setup.sh", f, "pve1")
-	served, msg := fillScript(dir, st.Path, st.facts(), st.Host)
+	direct, _ := fillScript(openDir(t, dir), "scripts/setup.sh", f, "pve1")
+	served, msg := fillScript(openDir(t, dir), st.Path, st.facts(), st.Host)
 	if msg != "" || string(served) != string(direct) || string(served) != "#!/bin/sh\necho aa:bb:cc:dd:ee:01 pve1\n" {
 		t.Errorf("fillScript of the ticket = %q, %q; want %q", served, msg, direct)
 	}
@@ -904,11 +904,13 @@ func TestFillScript(t *testing.T) {
 		host    string
 		want    string
 		wantMsg string // substring; "" for none
+		fifo    bool   // path is a FIFO
+		link    string // the NIC's link, if not the usual
 	}{
 		{name: "placeholders_filled", files: map[string]string{"scripts/setup.sh": script}, path: "scripts/setup.sh", host: "pve1", want: filled},
 		{name: "script_without_placeholders_as_is", files: map[string]string{"setup.sh": "#!/bin/sh\necho ${HOST}\n"}, path: "setup.sh", want: "#!/bin/sh\necho ${HOST}\n"},
-		{name: "exactly_1_mib_is_served", files: map[string]string{"big.sh": strings.Repeat("#", maxScript)}, path: "big.sh", want: strings.Repeat("#", maxScript)},
-		{name: "over_1_mib_is_refused", files: map[string]string{"big.sh": strings.Repeat("#", maxScript+1)}, path: "big.sh",
+		{name: "exactly_1_mib_is_served", files: map[string]string{"big.sh": strings.Repeat("#", maxLayer)}, path: "big.sh", want: strings.Repeat("#", maxLayer)},
+		{name: "over_1_mib_is_refused", files: map[string]string{"big.sh": strings.Repeat("#", maxLayer+1)}, path: "big.sh",
 			wantMsg: `"big.sh": over 1 MiB, and the installer would cut it short`},
 		{name: "unknown_placeholder_is_refused", files: map[string]string{"s.sh": "echo {{.Mac}}\n"}, path: "s.sh",
 			wantMsg: `"s.sh": {{.Mac}}: no such placeholder (did you mean {{.MAC}}?)`},
@@ -929,9 +931,13 @@ func TestFillScript(t *testing.T) {
 		{name: "empty_path_is_refused", files: map[string]string{"s.sh": "x"}, path: "",
 			wantMsg: `"": want a path inside the config dir`},
 		{name: "directory_is_refused", files: map[string]string{"scripts/s.sh": "x"}, path: "scripts",
-			wantMsg: `"scripts": not a file`},
+			wantMsg: `"scripts": not a regular file but a directory`},
+		{name: "fifo_is_refused_at_once", files: map[string]string{"s.sh": "x"}, path: "pipe.sh", fifo: true,
+			wantMsg: `"pipe.sh": not a regular file but a FIFO`},
+		{name: "fact_that_needs_quoting_is_refused", files: map[string]string{"s.sh": "echo {{.Link}}\n"}, path: "s.sh", link: "eno1;reboot",
+			wantMsg: `"s.sh": {{.Link}}: "eno1;reboot" would need quoting in a shell script`},
 		{name: "missing_file_is_refused", files: map[string]string{"s.sh": "x"}, path: "scripts/nope.sh",
-			wantMsg: `"scripts/nope.sh": no such file or directory`},
+			wantMsg: `"scripts/nope.sh": no such file in the config dir`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -939,7 +945,16 @@ func TestFillScript(t *testing.T) {
 			if f.key == "" {
 				f = trackScriptFacts()
 			}
-			got, msg := fillScript(writeTree(t, tc.files), tc.path, f, tc.host)
+			if tc.link != "" {
+				f.link = tc.link
+			}
+			dir := writeTree(t, tc.files)
+			if tc.fifo {
+				if err := syscall.Mkfifo(filepath.Join(dir, tc.path), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, msg := fillScript(openDir(t, dir), tc.path, f, tc.host)
 			if tc.wantMsg != "" {
 				if got != nil || !strings.Contains(msg, tc.wantMsg) {
 					t.Errorf("fillScript(%q) = %.40q, %q; want a problem containing %q", tc.path, got, msg, tc.wantMsg)
