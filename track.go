@@ -677,7 +677,6 @@ func sortedHostKeys(fps map[string]string) string {
 // carries the machine's key, the script and the facts its placeholders
 // need, signed so that it can be neither guessed nor forged.
 
-
 // scriptTicket is what a script URL carries.
 type scriptTicket struct {
 	Key     string `json:"k"`
