@@ -186,6 +186,9 @@ type serveConfig struct {
 	once            bool
 }
 
+// memoryLimit is serve's soft memory limit (see runtime/debug.SetMemoryLimit).
+const memoryLimit = 40 << 20
+
 // defaultMaxInflight is far above any real burst of installers, which never
 // retry: the cap is for a flood, not for a rack booting at once.
 const defaultMaxInflight = 1024
@@ -344,6 +347,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, err := parseServe(args, stderr)
 	if err != nil {
 		return err
+	}
+	// A router has little memory: unless GOMEMLIMIT says otherwise, the
+	// collector works harder past this, rather than let a flood of big
+	// bodies and slow clients take more. Normal use stays far below it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
 	}
 	var logger *slog.Logger
 	if cfg.logFormat == "json" {
