@@ -141,12 +141,12 @@ var settleTime = 3 * time.Second
 // or profiles/ changed less than settleTime ago, as when a deploy removes
 // the dir and copies the new one in file by file.
 func (c *configDir) unsettled(now time.Time) string {
-	var opened, atPath syscall.Stat_t
-	if syscall.Fstat(c.fd, &opened) != nil || opened.Nlink == 0 {
-		return "the config dir was removed while this request read it"
+	if why := c.replaced(); why != "" {
+		return why
 	}
-	if syscall.Stat(c.path, &atPath) != nil || opened.Dev != atPath.Dev || opened.Ino != atPath.Ino {
-		return "the config dir was replaced while this request read it"
+	var opened syscall.Stat_t
+	if syscall.Fstat(c.fd, &opened) != nil {
+		return "the config dir cannot be read"
 	}
 	for _, sub := range []string{".", "hosts", "profiles"} {
 		st := opened
@@ -160,6 +160,19 @@ func (c *configDir) unsettled(now time.Time) string {
 			}
 			return fmt.Sprintf("%s changed %.1f s ago", name, max(ago, 0).Seconds())
 		}
+	}
+	return ""
+}
+
+// replaced says, if so, that the dir the request opened is no longer the
+// one at its path: replaced by another, or removed.
+func (c *configDir) replaced() string {
+	var opened, atPath syscall.Stat_t
+	if syscall.Fstat(c.fd, &opened) != nil || opened.Nlink == 0 {
+		return "the config dir was removed while this request read it"
+	}
+	if syscall.Stat(c.path, &atPath) != nil || opened.Dev != atPath.Dev || opened.Ino != atPath.Ino {
+		return "the config dir was replaced while this request read it"
 	}
 	return ""
 }
@@ -599,14 +612,22 @@ func findHost(c *configDir, req request) (layer, match, error) {
 		nf.tried = append(nf.tried, m.file)
 	}
 	// No file names the machine itself. Falling through to default.toml,
-	// which answers any machine nobody named, or saying there is no such
-	// host, is right only of a config dir that is not being deployed:
-	// mid-copy, the machine's own file may not be there yet.
-	if err := c.missing("no host file names this machine", nil); err != nil {
+	// which answers any machine nobody named, is right only of a config
+	// dir that is not being deployed: mid-copy, the machine's own file may
+	// not be there yet. Saying there is no such host is right of any dir
+	// but one replaced or removed while the request read it.
+	l, m, found, err := readHost(c, match{by: "default", file: "hosts/default.toml"})
+	switch {
+	case err != nil:
 		return layer{}, match{}, err
+	case found:
+		if err := c.missing("no host file names this machine", nil); err != nil {
+			return layer{}, match{}, err
+		}
+		return l, m, nil
 	}
-	if l, m, found, err := readHost(c, match{by: "default", file: "hosts/default.toml"}); found || err != nil {
-		return l, m, err
+	if why := c.replaced(); why != "" {
+		return layer{}, match{}, &changingError{"the config dir is being changed (" + why + "), and no host file names this machine; boot it again in a few seconds"}
 	}
 	return layer{}, match{}, nf
 }

@@ -627,6 +627,46 @@ func TestUnreadableFiles(t *testing.T) {
 	}
 }
 
+// TestNoSuchHostInAReplacedDir: "no host file" is said of a config dir
+// that is still the one at the config path, changed a moment ago or not;
+// of one replaced or removed while the request read it, it is a 503.
+func TestNoSuchHostInAReplacedDir(t *testing.T) {
+	withSettleTime(t, time.Hour)
+	req := request{macs: []string{"aabbccddeeff"}}
+	dir := writeTree(t, map[string]string{"defaults.toml": goodDefaults})
+	var nf *noHostError
+	if _, _, err := findHost(openDir(t, dir), req); !errors.As(err, &nf) {
+		t.Errorf("findHost in a dir just made = %v; want no such host", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func() error
+		want   string
+	}{
+		{"replaced", func() error {
+			if err := os.Rename(dir, dir+".old"); err != nil {
+				return err
+			}
+			return os.Mkdir(dir, 0o755)
+		}, "the config dir was replaced while this request read it"},
+		{"removed", func() error { return os.RemoveAll(dir) }, "the config dir was removed while this request read it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.RemoveAll(dir + ".old")
+			os.MkdirAll(dir, 0o755)
+			c := openDir(t, dir)
+			if err := tc.change(); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := findHost(c, req)
+			var ce *changingError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("findHost in a dir %s meanwhile = %v; want a changingError saying %q", tc.name, err, tc.want)
+			}
+		})
+	}
+}
+
 // TestUnsettledConfigDir: in a config dir that changed a moment ago, the
 // fall-through to hosts/default.toml, a missing defaults.toml or profile,
 // and an empty file are refused with a 503 and Retry-After; once settled,
@@ -651,9 +691,7 @@ func TestUnsettledConfigDir(t *testing.T) {
 		{"no_such_profile",
 			map[string]string{"defaults.toml": goodDefaults, hostFile: "profiles = [\"zfs\"]\n" + goodHost},
 			500, "profiles/zfs.toml does not exist"},
-		{"no_host_file_at_all",
-			map[string]string{"defaults.toml": goodDefaults},
-			404, "no host file names this machine"},
+
 		{"broken_host_file",
 			map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost},
 			500, hostFile + ":2:6"},
