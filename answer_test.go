@@ -125,7 +125,12 @@ func BenchmarkAnswer(b *testing.B) {
 			b.Fatal(err)
 		}
 		rel, _, _ := req.release()
-		layers, m, err := loadHost(openDir(b, "examples/config"), req)
+		c, err := openConfigDir("examples/config")
+		if err != nil {
+			b.Fatal(err)
+		}
+		layers, m, err := loadHost(c, req)
+		c.close()
 		if err != nil {
 			b.Fatal(err)
 		}
