@@ -62,6 +62,7 @@ func checkDir(dir string, rel release) dirReport {
 		return r
 	}
 	defer c.close()
+	c.offline = true // what the files say, deploy or not
 	used := map[string]bool{} // profile files some layer lists
 	def, hasDefaults, defErr := readLayer(c, "defaults.toml")
 	if defErr == nil && hasDefaults {

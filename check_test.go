@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestValidateCommand(t *testing.T) {
@@ -463,5 +464,20 @@ func TestValidateReportsUnreadableHostFiles(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("validate output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestValidateSaysWhatTheFilesSay: validate, run right after an edit,
+// reports a missing profile as such, not as a deploy under way.
+func TestValidateSaysWhatTheFilesSay(t *testing.T) {
+	withSettleTime(t, time.Hour)
+	dir := writeTree(t, map[string]string{
+		"defaults.toml":                string(mustRead(t, "examples/config/defaults.toml")),
+		"hosts/aa-bb-cc-dd-ee-ff.toml": "profiles = [\"nope\"]\n" + string(mustRead(t, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")),
+	})
+	var out bytes.Buffer
+	run([]string{"validate", "--config-dir", dir}, &out, &out)
+	if want := `profiles: "nope": profiles/nope.toml does not exist`; !strings.Contains(out.String(), want) || strings.Contains(out.String(), "being changed") {
+		t.Errorf("validate right after an edit:\n%s\nwant %q and nothing of a deploy", out.String(), want)
 	}
 }

@@ -51,8 +51,9 @@ func (e *configError) Error() string {
 // reads are relative to the directory's file descriptor; see
 // config_linux.go.)
 type configDir struct {
-	path string // as the operator gave it, for messages and to tell whether it was replaced
-	fd   int
+	path    string // as the operator gave it, for messages and to tell whether it was replaced
+	fd      int
+	offline bool // read by validate, not for a machine: never unsettled
 }
 
 func openConfigDir(path string) (*configDir, error) {
@@ -141,6 +142,9 @@ var settleTime = 3 * time.Second
 // or profiles/ changed less than settleTime ago, as when a deploy removes
 // the dir and copies the new one in file by file.
 func (c *configDir) unsettled(now time.Time) string {
+	if c.offline {
+		return ""
+	}
 	if why := c.replaced(); why != "" {
 		return why
 	}
