@@ -59,7 +59,7 @@ gateway = "10.%d.0.1"
 [disk]
 target = ["sda", "sdb"]
 zfs.raid = "raid1"
-`, i, v, i, v, v, i/256, i%256+1, v)
+`, i, v, i, v, v, i/256, i%256+2, v)
 }
 
 // replace writes a file as an operator's tool should: to a temporary file

@@ -327,7 +327,60 @@ func (v *validator) network(n map[string]any) {
 				v.add([]string{"network", k}, "missing; a static address (source = \"from-answer\") needs cidr, dns, gateway and filter")
 			}
 		}
+		v.addressing(n)
 	}
+}
+
+// addressing checks that a static address makes sense together with its
+// gateway and DNS server: the installer takes them all, and the installed
+// node would be unreachable.
+func (v *validator) addressing(n map[string]any) {
+	cidr, _ := n["cidr"].(string)
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return // checkCIDR's to say
+	}
+	addr, net := p.Addr(), p.Masked()
+	if addr.Is4() && p.Bits() <= 30 {
+		switch addr {
+		case net.Addr():
+			v.add([]string{"network", "cidr"}, "%s is the network address of %s, which no host can have", addr, net)
+		case lastAddr(net):
+			v.add([]string{"network", "cidr"}, "%s is the broadcast address of %s, which no host can have", addr, net)
+		}
+	}
+	for _, k := range []string{"gateway", "dns"} {
+		s, _ := n[k].(string)
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			continue // checkIP's to say
+		}
+		switch {
+		case a.Is4() != addr.Is4():
+			v.add([]string{"network", k}, "%s is an %s address, but network.address %s is %s: the installer sets up one address family", a, family(a), cidr, family(addr))
+		case k == "gateway" && a == addr:
+			v.add([]string{"network", k}, "%s is the host's own address (network.address %s); the gateway is another machine", a, cidr)
+		case k == "gateway" && !net.Contains(a):
+			v.add([]string{"network", k}, "%s is outside the host's subnet %s (network.address %s), so the host cannot reach it; fix the gateway or the prefix length", a, net, cidr)
+		}
+	}
+}
+
+// lastAddr is a prefix's last address: its broadcast address, for IPv4.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
 }
 
 // raidLevels are the levels each filesystem takes, in the installer's spelling.

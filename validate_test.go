@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -25,6 +26,11 @@ disk-list = ["sda", "sdb"]
 zfs.raid = "raid1"
 `
 
+// static is a [network] table's body for a static address.
+func static(cidr, gateway, dns string) string {
+	return fmt.Sprintf("source = \"from-answer\"\ncidr = %q\ngateway = %q\ndns = %q\nfilter.ID_NET_NAME = \"eno1\"", cidr, gateway, dns)
+}
+
 // TestValidateRules pins each rule the installer enforces with an answer
 // that breaks it: the answer is refused, for that reason, at that key.
 // (Each edit is applied to validAnswer with strings.Replace.)
@@ -36,6 +42,23 @@ func TestValidateRules(t *testing.T) {
 		want     string
 	}{
 		{"valid_answer_passes", "", "", r92, ""},
+		{"static_address_passes", `source = "from-dhcp"`, static("10.0.0.10/24", "10.0.0.1", "10.0.0.53"), r92, ""},
+		{"static_ipv6_passes", `source = "from-dhcp"`, static("fd00::10/64", "fd00::1", "fd00::53"), r92, ""},
+		{"gateway_outside_the_subnet", `source = "from-dhcp"`, static("10.0.0.10/24", "10.0.1.1", "10.0.0.53"), r92,
+			`network.gateway: 10.0.1.1 is outside the host's subnet 10.0.0.0/24 (network.address 10.0.0.10/24), so the host cannot reach it`},
+		{"gateway_is_the_host", `source = "from-dhcp"`, static("10.0.0.10/24", "10.0.0.10", "10.0.0.53"), r92,
+			`network.gateway: 10.0.0.10 is the host's own address (network.address 10.0.0.10/24); the gateway is another machine`},
+		{"host_is_the_network_address", `source = "from-dhcp"`, static("10.0.0.0/24", "10.0.0.1", "10.0.0.53"), r92,
+			`network.cidr: 10.0.0.0 is the network address of 10.0.0.0/24, which no host can have`},
+		{"host_is_the_broadcast_address", `source = "from-dhcp"`, static("10.0.0.255/24", "10.0.0.1", "10.0.0.53"), r92,
+			`network.cidr: 10.0.0.255 is the broadcast address of 10.0.0.0/24, which no host can have`},
+		{"point_to_point_31_has_no_broadcast", `source = "from-dhcp"`, static("10.0.0.0/31", "10.0.0.1", "10.0.0.53"), r92, ""},
+		{"ipv4_host_with_ipv6_gateway", `source = "from-dhcp"`, static("10.0.0.10/24", "fd00::1", "10.0.0.53"), r92,
+			`network.gateway: fd00::1 is an IPv6 address, but network.address 10.0.0.10/24 is IPv4`},
+		{"ipv6_host_with_ipv4_dns", `source = "from-dhcp"`, static("fd00::10/64", "fd00::1", "10.0.0.53"), r92,
+			`network.dns: 10.0.0.53 is an IPv4 address, but network.address fd00::10/64 is IPv6`},
+		{"dns_not_an_ip", `source = "from-dhcp"`, static("10.0.0.10/24", "10.0.0.1", "dns.example.com"), r92,
+			`network.dns: "dns.example.com" is not an IP address`},
 		{"unknown_table", "", "\n[disk_setup]\nx = 1\n", r92, `disk_setup: unknown table; did you mean disk-setup?`},
 		{"unknown_key_suggestion", `zfs.raid = "raid1"`, `zfs.raid = "raid1"` + "\nzfs.ashfit = 12", r92, `disk-setup.zfs.ashfit: unknown key; did you mean ashift?`},
 		{"key_too_new_for_release", `timezone`, "reboot-mode = \"power-off\"\ntimezone", r83, `global.reboot-mode: the 8.3 installer does not know this key (it needs 8.4 or later)`},
