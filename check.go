@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // dirReport is what `pxe-pilot validate` found in a config dir: one line
@@ -31,6 +35,19 @@ var ruleChanges = []release{r82, r83, r84, r91, r92}
 // otherwise). Facts no request gives here are sample values (see
 // sampleFacts), so placeholders are checked for their syntax and names.
 func checkDir(dir string, rel release) dirReport {
+	return checkConfig(dir, checkOptions{release: rel, older: true})
+}
+
+// checkOptions say what validate checks a config dir for.
+type checkOptions struct {
+	release   release
+	older     bool   // also warn of keys that ISOs older than release lack
+	publicURL string // the URL serve is reached by: first-boot scripts are served
+}
+
+// checkConfig is checkDir with its options.
+func checkConfig(dir string, opts checkOptions) dirReport {
+	rel := opts.release
 	var r dirReport
 	said := map[string]bool{}
 	errorf := func(format string, a ...any) {
@@ -62,7 +79,7 @@ func checkDir(dir string, rel release) dirReport {
 		return r
 	}
 	defer c.close()
-	c.offline = true // what the files say, deploy or not
+	c.offline = true          // what the files say, deploy or not
 	used := map[string]bool{} // profile files some layer lists
 	def, hasDefaults, defErr := readLayer(c, "defaults.toml")
 	if defErr == nil && hasDefaults {
@@ -73,14 +90,23 @@ func checkDir(dir string, rel release) dirReport {
 	if defErr != nil {
 		errorf("%v", defErr)
 	}
+	for _, line := range unreadFiles(dir, hasDefaults) {
+		errorf("%s", line)
+	}
 	entries, dirErr := os.ReadDir(filepath.Join(dir, "hosts"))
 	if err := dirErr; err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			warnf("hosts/: missing, so no machine gets an answer; create hosts/<mac>.toml")
+			errorf("hosts/: missing, so no machine gets an answer; create hosts/<mac>.toml")
 		} else {
 			errorf("hosts/: %v", unwrapPath(err))
 		}
 	}
+	// What the hosts' answers share, and what a mistake in a shared layer
+	// costs: said once, with the hosts it affects.
+	byFQDN, byAddr := map[string][]string{}, map[string][]string{}
+	var shared []string               // lines, in the order first met
+	sharedBy := map[string][]string{} // the hosts each affects
+	named := map[string][]string{}    // the host files each MAC is named in
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasSuffix(name, ".toml") {
@@ -121,16 +147,37 @@ func checkDir(dir string, rel release) dirReport {
 			}
 			return file
 		}
-		_, warnings, err := composeWithWarnings(layers, f)
+		out, warnings, err := composeWithWarnings(layers, f)
 		if err != nil {
 			var ae *answerError
 			if !errors.As(err, &ae) {
 				errorf("%v", err)
 				continue
 			}
-			for _, line := range ae.lines() {
+			for i, line := range ae.lines() {
+				p := ae.problems[i]
+				if o := p.origin(layers); o != "" && o != file && len(p.path) > 0 {
+					line = o + ": " + p.key() + ": " + p.msg
+					if sharedBy[line] == nil {
+						shared = append(shared, line)
+					}
+					sharedBy[line] = append(sharedBy[line], file)
+					continue
+				}
 				errorf("%s: %s", file, line)
 			}
+		}
+		if err == nil && m.by != "default" { // default.toml's answer is every unnamed machine's
+			fqdn, addr := answerIdentity(out)
+			if fqdn != "" {
+				byFQDN[fqdn] = append(byFQDN[fqdn], file)
+			}
+			if addr != "" {
+				byAddr[addr] = append(byAddr[addr], file)
+			}
+		}
+		for _, mac := range namedMACs(mergeLayers(layers), m) {
+			named[mac] = append(named[mac], file)
 		}
 		for _, l := range layers {
 			for _, n := range l.notes {
@@ -141,10 +188,10 @@ func checkDir(dir string, rel release) dirReport {
 			warnOnce(setIn(p) + ": " + p.key() + ": " + p.msg)
 		}
 		// Keys that older ISOs lack: worth a warning, since the operator
-		// may boot one of them.
+		// may boot one of them, unless --release said which they boot.
 		since := map[string]release{} // by "file: key"
 		for _, old := range ruleChanges {
-			if !old.before(rel) {
+			if !opts.older || !old.before(rel) {
 				break
 			}
 			f.release, f.iso = old, old.String()
@@ -168,7 +215,7 @@ func checkDir(dir string, rel release) dirReport {
 			warned[k] = true
 			warnf("%s: needs an ISO of release %s or later; older ISOs reject the whole answer", k, since[k])
 		}
-		if scripts.used {
+		if scripts.used && opts.publicURL == "" {
 			if file := origin(layers, "first-boot", "script"); !warned[file+" --public-url"] {
 				warned[file+" --public-url"] = true
 				warnf("%s: first-boot-script: needs pxe-pilot serve --public-url, which serves the script; without it every answer that uses it is refused", file)
@@ -176,7 +223,34 @@ func checkDir(dir string, rel release) dirReport {
 		}
 	}
 	if r.hosts == 0 && dirErr == nil {
-		warnf("hosts/: no host files, so no machine gets an answer; create hosts/<mac>.toml")
+		errorf("hosts/: no host files, so no machine gets an answer; create hosts/<mac>.toml")
+	}
+	for _, line := range shared {
+		errorf("%s (%s)", line, affected(sharedBy[line], r.hosts))
+	}
+	for _, group := range [][2]any{{"the same fqdn", byFQDN}, {"the same address", byAddr}} {
+		m := group[1].(map[string][]string)
+		for _, k := range sortedKeys(m) {
+			if files := m[k]; len(files) > 1 {
+				errorf("%s: %s give %s, %s: two machines would be installed under one %s", strings.Join(files, " and "), pluralVerb(files), group[0], k, strings.TrimPrefix(group[0].(string), "the same "))
+			}
+		}
+	}
+	for _, mac := range sortedKeys(named) {
+		files := named[mac]
+		if len(files) < 2 {
+			continue
+		}
+		own := "hosts/" + hostFileName(mac)
+		if slices.Contains(files, own) && !slices.ContainsFunc(files, func(f string) bool {
+			return f != own && strings.HasPrefix(f, "hosts/") && !strings.HasPrefix(f, "hosts/serial-") && !strings.HasPrefix(f, "hosts/uuid-")
+		}) {
+			// A MAC's file and a serial or UUID file: the MAC's wins.
+			others := slices.DeleteFunc(slices.Clone(files), func(f string) bool { return f == own })
+			warnOnce(fmt.Sprintf("%s: names the machine with NIC %s, which %s answers first: a MAC's host file wins over its serial's or UUID's, so %s never answers this machine", strings.Join(others, " and "), colonMACs([]string{mac})[0], own, strings.Join(others, " and ")))
+			continue
+		}
+		errorf("%s name one machine (its NIC %s): which answers it depends on the order the installer lists its NICs; keep one file for it", strings.Join(files, " and "), colonMACs([]string{mac})[0])
 	}
 
 	// Profiles no layer reached: broken ones are errors all the same, as
@@ -219,6 +293,112 @@ func checkDir(dir string, rel release) dirReport {
 		warnf("%s: no host uses it: no layer lists it in profiles", file)
 	}
 	return r
+}
+
+// answerIdentity reads a rendered answer's fqdn and static address (the
+// address alone, without its prefix length).
+func answerIdentity(out []byte) (fqdn, addr string) {
+	var ans struct {
+		Global struct {
+			FQDN any `toml:"fqdn"`
+		} `toml:"global"`
+		Network struct {
+			CIDR string `toml:"cidr"`
+		} `toml:"network"`
+	}
+	if toml.Unmarshal(out, &ans) != nil {
+		return "", ""
+	}
+	fqdn, _ = ans.Global.FQDN.(string)
+	if p, err := netip.ParsePrefix(ans.Network.CIDR); err == nil {
+		addr = p.Addr().String()
+	}
+	return strings.ToLower(fqdn), addr
+}
+
+// namedMACs are the MACs a host file names its machine by: the one of its
+// file name, and those its answer pins names to or picks its NIC by.
+func namedMACs(ans map[string]any, m match) []string {
+	var macs []string
+	if m.by == "mac" {
+		macs = append(macs, m.key)
+	}
+	if pins, ok := lookup(ans, "network", "interface-name-pinning", "mapping").(map[string]any); ok {
+		for k := range pins {
+			if mac, ok := normalizeMAC(k); ok && !slices.Contains(macs, mac) {
+				macs = append(macs, mac)
+			}
+		}
+	}
+	if glob, ok := lookup(ans, "network", "filter", "ID_NET_NAME_MAC").(string); ok {
+		if mac, ok := normalizeMAC(strings.TrimPrefix(strings.ToLower(glob), "*")); ok && !slices.Contains(macs, mac) {
+			macs = append(macs, mac)
+		}
+	}
+	return macs
+}
+
+// affected says which hosts a mistake in a shared layer affects.
+func affected(files []string, hosts int) string {
+	switch {
+	case len(files) == 1:
+		return "in the answer of " + files[0]
+	case len(files) == hosts:
+		return fmt.Sprintf("in the answers of all %d hosts", hosts)
+	case len(files) <= 3:
+		return fmt.Sprintf("in the answers of %d hosts: %s", len(files), strings.Join(files, ", "))
+	}
+	return fmt.Sprintf("in the answers of %d hosts: %s, and %d more", len(files), strings.Join(files[:3], ", "), len(files)-3)
+}
+
+func pluralVerb(files []string) string {
+	if len(files) == 2 {
+		return "both"
+	}
+	return "all"
+}
+
+// unreadFiles names the files of the config dir that look meant for
+// pxe-pilot but that it will never read, with the rename that fixes each.
+func unreadFiles(dir string, hasDefaults bool) []string {
+	var lines []string
+	top, _ := os.ReadDir(dir)
+	for _, e := range top {
+		name := e.Name()
+		base, ext := splitExt(name)
+		lower := strings.ToLower(base)
+		switch {
+		case name == "defaults.toml" || name == "hosts" || name == "profiles":
+		case e.IsDir() && (lower == "hosts" || lower == "host" || lower == "profiles" || lower == "profile"):
+			want := "hosts"
+			if strings.HasPrefix(lower, "profile") {
+				want = "profiles"
+			}
+			lines = append(lines, fmt.Sprintf("%s/: never read: name it %s/", name, want))
+		case e.IsDir():
+		case lower == "defaults" && (isTOMLExt(ext) || ext == ""):
+			lines = append(lines, fmt.Sprintf("%s: never read: name it defaults.toml", name))
+		case lower == "default" && (isTOMLExt(ext) || ext == "") && !hasDefaults:
+			lines = append(lines, fmt.Sprintf("%s: never read: the defaults every host shares go in defaults.toml (and hosts/default.toml is the host file of every machine that has none of its own)", name))
+		}
+	}
+	hosts, _ := os.ReadDir(filepath.Join(dir, "hosts"))
+	for _, e := range hosts {
+		name := e.Name()
+		base, ext := splitExt(name)
+		switch {
+		case e.IsDir() && !strings.HasSuffix(name, ".toml"):
+			lines = append(lines, fmt.Sprintf("hosts/%s/: never read: host files go in hosts/ itself, not in folders below it", name))
+		case ext == ".toml":
+		case isTOMLExt(ext) || ext == "" && hostLike(base):
+			if _, why := hostMatch(base); why == "" {
+				lines = append(lines, fmt.Sprintf("hosts/%s: never read: name it hosts/%s.toml", name, base))
+			} else if hostLike(base) {
+				lines = append(lines, fmt.Sprintf("hosts/%s: never read: a host file ends in .toml; %s", name, why))
+			}
+		}
+	}
+	return lines
 }
 
 // markUsed marks the profiles l lists as used, and theirs in turn, also

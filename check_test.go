@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 func TestValidateCommand(t *testing.T) {
 	good := mustRead(t, "examples/config/hosts/aa-bb-cc-dd-ee-ff.toml")
+	other := strings.NewReplacer("pve-node-01", "pve-node-02", "10.0.0.10/", "10.0.0.11/").Replace(string(good)) // another machine
 	defaults := mustRead(t, "examples/config/defaults.toml")
 	tests := []struct {
 		name    string
@@ -69,7 +71,7 @@ func TestValidateCommand(t *testing.T) {
 				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
 			},
 			wantErr: true,
-			want:    []string{`hosts/aa-bb-cc-dd-ee-ff.toml: first-boot-script (set in defaults.toml): "scripts/setup.sh": {{.Hostnme}}: no such placeholder (did you mean {{.Hostname}}?)`},
+			want:    []string{`defaults.toml: first-boot-script: "scripts/setup.sh": {{.Hostnme}}: no such placeholder (did you mean {{.Hostname}}?)`, "(in the answer of hosts/aa-bb-cc-dd-ee-ff.toml)"},
 		},
 		{
 			name:    "toml_error_names_line_and_column",
@@ -92,7 +94,7 @@ func TestValidateCommand(t *testing.T) {
 			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
 			args:    []string{"--release", "8.2"},
 			wantErr: true,
-			want:    []string{"hosts/aa-bb-cc-dd-ee-ff.toml: global.root-password-hashed (set in defaults.toml): the 8.2 installer does not know this key"},
+			want:    []string{"defaults.toml: global.root-password-hashed: the 8.2 installer does not know this key", "(in the answer of hosts/aa-bb-cc-dd-ee-ff.toml)"},
 		},
 		{
 			name:    "broken_defaults_is_said_once",
@@ -101,9 +103,89 @@ func TestValidateCommand(t *testing.T) {
 			want:    []string{"defaults.toml:", "pxe-pilot: 1 host files checked for ISO release 9.2: 1 errors, 0 warnings"},
 		},
 		{
-			name:  "no_host_files_is_a_warning",
-			files: map[string]string{"defaults.toml": string(defaults)},
-			want:  []string{"warning: hosts/: missing"},
+			name: "two_hosts_with_one_fqdn_and_one_address_are_errors",
+			files: map[string]string{
+				"defaults.toml":                string(defaults),
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
+			},
+			wantErr: true,
+			want: []string{
+				"hosts/aa-bb-cc-dd-ee-01.toml and hosts/aa-bb-cc-dd-ee-ff.toml: both give the same fqdn, pve-node-01.lab.example.com: two machines would be installed under one fqdn",
+				"hosts/aa-bb-cc-dd-ee-01.toml and hosts/aa-bb-cc-dd-ee-ff.toml: both give the same address, 10.0.0.10: two machines would be installed under one address",
+				"2 errors",
+			},
+		},
+		{
+			name: "one_machine_named_by_two_mac_files_is_an_error",
+			files: map[string]string{
+				"defaults.toml":                string(defaults),
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good) + "[network.interface-name-pinning]\nenabled = true\nmapping.\"aa:bb:cc:dd:ee:01\" = \"data0\"\n",
+				"hosts/aa-bb-cc-dd-ee-01.toml": other,
+			},
+			wantErr: true,
+			want:    []string{"hosts/aa-bb-cc-dd-ee-01.toml and hosts/aa-bb-cc-dd-ee-ff.toml name one machine (its NIC aa:bb:cc:dd:ee:01): which answers it depends on the order the installer lists its NICs; keep one file for it"},
+		},
+		{
+			name: "serial_file_of_a_machine_with_a_mac_file_is_a_warning",
+			files: map[string]string{
+				"defaults.toml":                string(defaults),
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+				"hosts/serial-S42.toml":        strings.Replace(other, "[network]\n", "[network]\nfilter.ID_NET_NAME_MAC = \"*aabbccddeeff\"\n", 1),
+			},
+			want: []string{"warning: hosts/serial-S42.toml: names the machine with NIC aa:bb:cc:dd:ee:ff, which hosts/aa-bb-cc-dd-ee-ff.toml answers first: a MAC's host file wins over its serial's or UUID's, so hosts/serial-S42.toml never answers this machine"},
+		},
+		{
+			name: "files_never_read_are_named_with_their_fix",
+			files: map[string]string{
+				"defaults.toml":                string(defaults),
+				"Defaults.toml":                string(defaults),
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+				"hosts/AA-BB-CC-DD-EE-01.TOML": other,
+				"hosts/aa-bb-cc-dd-ee-02.tml":  other,
+				"hosts/aa-bb-cc-dd-ee-03":      other,
+				"hosts/rack-a/x.toml":          other,
+				"hosts/README.md":              "not a host file",
+				"Hosts/aa-bb-cc-dd-ee-04.toml": other,
+			},
+			wantErr: true,
+			want: []string{
+				"Defaults.toml: never read: name it defaults.toml",
+				"Hosts/: never read: name it hosts/",
+				"hosts/AA-BB-CC-DD-EE-01.TOML: never read: a host file ends in .toml; name it hosts/aa-bb-cc-dd-ee-01.toml",
+				"hosts/aa-bb-cc-dd-ee-02.tml: never read: name it hosts/aa-bb-cc-dd-ee-02.toml",
+				"hosts/aa-bb-cc-dd-ee-03: never read: name it hosts/aa-bb-cc-dd-ee-03.toml",
+				"hosts/rack-a/: never read: host files go in hosts/ itself",
+				"6 errors",
+			},
+		},
+		{
+			name:    "a_top_level_default_toml_without_defaults_toml_is_never_read",
+			files:   map[string]string{"default.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
+			wantErr: true,
+			want:    []string{"default.toml: never read: the defaults every host shares go in defaults.toml"},
+		},
+		{
+			name:  "release_given_warns_of_no_older_release",
+			files: map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
+			args:  []string{"--release", "9.2"},
+			want:  []string{"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 0 warnings"},
+		},
+		{
+			name: "public_url_clears_the_script_warning",
+			files: map[string]string{
+				"defaults.toml":                "first-boot-script = \"scripts/setup.sh\"\n" + string(defaults),
+				"scripts/setup.sh":             "#!/bin/sh\necho {{.Hostname}}\n",
+				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
+			},
+			args: []string{"--release", "9.2", "--public-url", "https://10.0.0.2:8443"},
+			want: []string{"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 0 warnings"},
+		},
+		{
+			name:    "no_host_files_is_an_error",
+			files:   map[string]string{"defaults.toml": string(defaults)},
+			wantErr: true,
+			want:    []string{"hosts/: missing, so no machine gets an answer", "0 host files checked for ISO release 9.2: 1 errors, 0 warnings"},
 		},
 		{
 			name: "profiles_of_defaults_and_host_nested_and_shared_are_clean",
@@ -134,7 +216,7 @@ func TestValidateCommand(t *testing.T) {
 			files: map[string]string{
 				"defaults.toml":                "profiles = [\"site\"]\n" + string(defaults),
 				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
+				"hosts/aa-bb-cc-dd-ee-01.toml": other,
 			},
 			wantErr: true,
 			want: []string{
@@ -181,7 +263,7 @@ func TestValidateCommand(t *testing.T) {
 			files: map[string]string{
 				"defaults.toml":                string(defaults),
 				"hosts/aa-bb-cc-dd-ee-ff.toml": "profiles = [\"../hosts/aa-bb-cc-dd-ee-01\"]\n" + string(good),
-				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
+				"hosts/aa-bb-cc-dd-ee-01.toml": other,
 			},
 			wantErr: true,
 			want: []string{
@@ -319,7 +401,7 @@ func TestValidateCommand(t *testing.T) {
 			},
 			wantErr: true,
 			want: []string{
-				"hosts/aa-bb-cc-dd-ee-ff.toml: global.mailto (set in defaults.toml): {{.Serail}}: no such placeholder (did you mean {{.Serial}}?)",
+				"defaults.toml: global.mailto: {{.Serail}}: no such placeholder (did you mean {{.Serial}}?)",
 				"1 errors",
 			},
 		},
@@ -357,7 +439,7 @@ func TestValidateCommand(t *testing.T) {
 			files: map[string]string{
 				"defaults.toml":                string(defaults) + "zfs.arc-max = 32\n",
 				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
+				"hosts/aa-bb-cc-dd-ee-01.toml": other,
 			},
 			want: []string{
 				"warning: defaults.toml: disk-setup.zfs.arc-max: 32 MiB is below the installer's minimum, so it uses 64 MiB (0 means ZFS's own default)\n",
@@ -372,7 +454,7 @@ func TestValidateCommand(t *testing.T) {
 			},
 			wantErr: true,
 			want: []string{
-				"hosts/aa-bb-cc-dd-ee-ff.toml: network.interface-name-pinning (set in defaults.toml): has no enabled, without which the installer refuses the table (\"missing field `enabled`\"): add enabled = true\n",
+				"defaults.toml: network.interface-name-pinning: has no enabled, without which the installer refuses the table (\"missing field `enabled`\"): add enabled = true (in the answer of hosts/aa-bb-cc-dd-ee-ff.toml)\n",
 				"1 errors",
 			},
 		},
@@ -381,7 +463,7 @@ func TestValidateCommand(t *testing.T) {
 			files: map[string]string{
 				"defaults.toml":                strings.Replace(string(defaults), "[network]", "reboot_mode = \"power-off\"\n\n[network]", 1),
 				"hosts/aa-bb-cc-dd-ee-ff.toml": string(good),
-				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
+				"hosts/aa-bb-cc-dd-ee-01.toml": other,
 			},
 			want: []string{
 				"warning: defaults.toml: global.reboot_mode: the installer's own spelling is reboot-mode, which pxe-pilot serves; reboot_mode is a legacy alias Proxmox plans to drop\n",
@@ -479,5 +561,26 @@ func TestValidateSaysWhatTheFilesSay(t *testing.T) {
 	run([]string{"validate", "--config-dir", dir}, &out, &out)
 	if want := `profiles: "nope": profiles/nope.toml does not exist`; !strings.Contains(out.String(), want) || strings.Contains(out.String(), "being changed") {
 		t.Errorf("validate right after an edit:\n%s\nwant %q and nothing of a deploy", out.String(), want)
+	}
+}
+
+// TestValidateSaysASharedMistakeOnce: a typo in defaults.toml is one line,
+// with how many hosts it affects, not a line a host.
+func TestValidateSaysASharedMistakeOnce(t *testing.T) {
+	defaults := strings.Replace(string(mustRead(t, "examples/config/defaults.toml")), `keyboard = "en-us"`, `keyboard = "en-uss"`, 1)
+	files := map[string]string{"defaults.toml": defaults}
+	const hosts = 500
+	for i := range hosts {
+		files[fmt.Sprintf("hosts/02-00-00-00-%02x-%02x.toml", i/256, i%256)] = fmt.Sprintf("hostname = \"pve-%d\"\n[disk]\ntarget = \"sda\"\n", i)
+	}
+	var out bytes.Buffer
+	err := run([]string{"validate", "--release", "9.2", "--config-dir", writeTree(t, files)}, &out, &out)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		`defaults.toml: global.keyboard: "en-uss" is not one of`,
+		"(in the answers of all 500 hosts)",
+	}
+	if !errors.Is(err, errValidate) || len(lines) != 2 || !strings.Contains(lines[0], want[0]) || !strings.HasSuffix(lines[0], want[1]) {
+		t.Errorf("validate with a typo in defaults.toml and %d hosts = %v, %d lines:\n%.600s\nwant 2 lines, the first %q ... %q", hosts, err, len(lines), out.String(), want[0], want[1])
 	}
 }

@@ -529,6 +529,7 @@ type noHostError struct {
 	macs    []string // the MACs tried, as 12 hex digits
 	tried   []string // every host file looked for, in order
 	skipped []string // why the serial or UUID named no file
+	near    []string // files meant for the machine that are never read, and why
 }
 
 func (e *noHostError) Error() string {
@@ -538,6 +539,9 @@ func (e *noHostError) Error() string {
 	}
 	if len(e.skipped) > 0 {
 		msg += " (" + strings.Join(e.skipped, "; ") + ")"
+	}
+	if len(e.near) > 0 {
+		msg += "; " + strings.Join(e.near, "; ")
 	}
 	if len(e.tried) == 0 {
 		return msg + ", and there is no hosts/default.toml"
@@ -633,7 +637,53 @@ func findHost(c *configDir, req request) (layer, match, error) {
 	if why := c.replaced(); why != "" {
 		return layer{}, match{}, &changingError{"the config dir is being changed (" + why + "), and no host file names this machine; boot it again in a few seconds"}
 	}
+	nf.near = nearMisses(c, req.macs)
 	return layer{}, match{}, nf
+}
+
+// nearMisses names the files of hosts/ meant for one of macs that are
+// never read, with the name that would be: hosts/AA-BB-CC-DD-EE-FF.toml.
+func nearMisses(c *configDir, macs []string) []string {
+	entries, _ := os.ReadDir(filepath.Join(c.path, "hosts"))
+	var out []string
+	for _, e := range entries {
+		base, ext := splitExt(e.Name())
+		mac, ok := normalizeMAC(base)
+		if !ok || !slices.Contains(macs, mac) || !isTOMLExt(ext) && ext != "" {
+			continue
+		}
+		want := hostFileName(mac)
+		switch {
+		case e.Name() == want:
+		case strings.ToLower(e.Name()) == want:
+			out = append(out, "hosts/"+e.Name()+" exists, but names are lowercase: name it hosts/"+want)
+		default:
+			out = append(out, "hosts/"+e.Name()+" exists, but is never read: name it hosts/"+want)
+		}
+	}
+	return out
+}
+
+// splitExt splits a file name at its last dot: "a.TOML" is "a", ".TOML".
+func splitExt(name string) (base, ext string) {
+	if i := strings.LastIndexByte(name, '.'); i > 0 {
+		return name[:i], name[i:]
+	}
+	return name, ""
+}
+
+// isTOMLExt reports whether ext is .toml in some other spelling.
+func isTOMLExt(ext string) bool {
+	return strings.EqualFold(ext, ".toml") || strings.EqualFold(ext, ".tml")
+}
+
+// hostLike reports whether a name, without extension, looks like what a
+// host file is named by: a MAC in any spelling, serial-..., uuid-...,
+// or default.
+func hostLike(base string) bool {
+	_, mac := normalizeMAC(base)
+	lower := strings.ToLower(base)
+	return mac || lower == "default" || strings.HasPrefix(lower, "serial-") || strings.HasPrefix(lower, "uuid-")
 }
 
 // readHost reads the host file m names, if it exists.

@@ -714,3 +714,21 @@ func TestUnsettledConfigDir(t *testing.T) {
 		})
 	}
 }
+
+// TestNoHostNamesNearMisses: a 404 names a file meant for the machine that
+// pxe-pilot never reads, with the name that would be.
+func TestNoHostNamesNearMisses(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"hosts/AA-BB-CC-DD-EE-FF.toml", "hosts/AA-BB-CC-DD-EE-FF.toml exists, but names are lowercase: name it hosts/aa-bb-cc-dd-ee-ff.toml"},
+		{"hosts/aa:bb:cc:dd:ee:ff.toml", "hosts/aa:bb:cc:dd:ee:ff.toml exists, but is never read: name it hosts/aa-bb-cc-dd-ee-ff.toml"},
+		{"hosts/aabbccddeeff.TOML", "hosts/aabbccddeeff.TOML exists, but is never read: name it hosts/aa-bb-cc-dd-ee-ff.toml"},
+		{"hosts/aa-bb-cc-dd-ee-ff", "hosts/aa-bb-cc-dd-ee-ff exists, but is never read: name it hosts/aa-bb-cc-dd-ee-ff.toml"},
+		{"hosts/aa-bb-cc-dd-ee-ff.tml", "hosts/aa-bb-cc-dd-ee-ff.tml exists, but is never read: name it hosts/aa-bb-cc-dd-ee-ff.toml"},
+	} {
+		s, _ := testServer(t, map[string]string{"defaults.toml": goodDefaults, tc.file: goodHost, "hosts/aa-bb-cc-dd-ee-01.TOML": goodHost})
+		rec := send(s, "POST", "/answer", strings.NewReader(installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")))
+		if rec.Code != 404 || !strings.Contains(rec.Body.String(), tc.want) || strings.Contains(rec.Body.String(), "ee-01") {
+			t.Errorf("POST /answer with %s = %d %q; want 404 saying %q, and nothing of another machine's file", tc.file, rec.Code, rec.Body, tc.want)
+		}
+	}
+}

@@ -560,7 +560,8 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 // file is named so that it can match, and every host's answer validates.
 func validateCmd(args []string, stdout, stderr io.Writer) error {
 	fs, dir := flagSet("validate", stderr)
-	relFlag := fs.String("release", newest.String(), "the ISO release to check the answers for")
+	relFlag := fs.String("release", newest.String(), "the ISO release to check the answers for: that of the oldest ISO you boot")
+	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "the URL serve is reached by, if it serves first-boot scripts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -571,10 +572,20 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *publicURL != "" {
+		if err := checkPublicURL(*publicURL); err != nil {
+			return err
+		}
+	}
 	if info, err := os.Stat(*dir); err != nil || !info.IsDir() {
 		return fmt.Errorf("config dir %q is missing or not a directory; point --config-dir or CONFIG_DIR at yours", *dir)
 	}
-	r := checkDir(*dir, rel)
+	opts := checkOptions{release: rel, older: true, publicURL: *publicURL}
+	fs.Visit(func(f *flag.Flag) { opts.older = opts.older && f.Name != "release" })
+	if opts.older {
+		fmt.Fprintf(stdout, "note: checking for ISO release %s, the newest pxe-pilot knows, and for keys older ISOs lack; give --release with the release of the oldest ISO you boot to check for it alone\n", rel)
+	}
+	r := checkConfig(*dir, opts)
 	for _, line := range r.lines {
 		fmt.Fprintln(stdout, line)
 	}
