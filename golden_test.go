@@ -45,19 +45,7 @@ func TestGolden(t *testing.T) {
 				got = fmt.Appendf(got, "X-PXE-Pilot-Host: %s\n", h)
 			}
 			got = fmt.Appendf(got, "\n%s", answer)
-			golden := filepath.Join(dir, name+"response")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("POST /answer with %s:\n%s\nwant:\n%s", reqFile, got, want)
-			}
+			checkGolden(t, filepath.Join(dir, name+"response"), got)
 			if code == http.StatusOK {
 				checkRoundTrip(t, body, answer)
 			}
@@ -167,5 +155,23 @@ func TestReadmeExampleIsGolden(t *testing.T) {
 	entries, _ := filepath.Glob(filepath.Join(dir, "config", "*", "*.toml"))
 	if want := len(entries) + 1; files != want || answers != 1 {
 		t.Errorf("README.md's worked example shows %d config files and %d answers; want %d and 1", files, answers, want)
+	}
+}
+
+// checkGolden compares got with the golden file, which go test -update
+// rewrites.
+func checkGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s:\n%s\nwant:\n%s", golden, got, want)
 	}
 }

@@ -501,6 +501,7 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "as serve --public-url: add the webhook and first-boot script serve would")
 	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "as serve --state-dir: the webhook's token (read, never written)")
 	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "as serve --tls-cert: the fingerprint the webhook pins")
+	explainFlag := fs.Bool("explain", false, "say, above the answer, which host file matched and by what, and the layers in order, and beside each key, the file and line that set it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -525,12 +526,14 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if _, ok := normalizeMAC(*mac); !ok {
 			return fmt.Errorf("--mac %q: want a MAC such as aa:bb:cc:dd:ee:ff", *mac)
 		}
-		r, err := releaseFlag(*rel)
-		if err != nil {
-			return err
+		// A release newer than any pxe-pilot knows is answered as serve
+		// answers it: with the newest rules, and a note.
+		r, ok := parseRelease(*rel)
+		if !ok || !releaseName(*rel) || r.before(r82) {
+			return fmt.Errorf("--release %q: want a Proxmox VE ISO release from %s on, such as %s", *rel, r82, newest)
 		}
 		q := func(s string) []byte { b, _ := json.Marshal(s); return b }
-		body = fmt.Appendf(nil, `{"product": {"product": "pve", "enable_btrfs": true}, "iso": {"release": %q}, "dmi": {"system": {"serial": %s, "uuid": %s}}, "network_interfaces": [{"link": "nic0", "mac": %q}]}`, r, q(*serial), q(*uuid), *mac)
+		body = fmt.Appendf(nil, `{"product": {"product": "pve", "enable_btrfs": true}, "iso": {"release": %q}, "dmi": {"system": {"serial": %s, "uuid": %s}}, "network_interfaces": [{"link": "nic0", "mac": %q}]}`, *rel, q(*serial), q(*uuid), *mac)
 	case *reqFile == "-":
 		b, err := io.ReadAll(io.LimitReader(stdin, maxBody+1))
 		if err != nil {
@@ -549,8 +552,16 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	var o outcome
 	status, out := respond(*dir, body, &o, t, time.Now())
+	if o.note != "" {
+		fmt.Fprintln(stderr, "pxe-pilot: note: "+o.note)
+	}
 	if status != 200 {
 		return errors.New(string(out))
+	}
+	if *explainFlag {
+		if out, err = explain(*dir, &o, out); err != nil {
+			return err
+		}
 	}
 	_, err = stdout.Write(out)
 	return err

@@ -14,6 +14,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // render prints exactly what the server answers, for every golden case.
@@ -24,8 +26,8 @@ func TestRenderMatchesServer(t *testing.T) {
 		t.Run(filepath.Base(dir)+"/"+filepath.Base(reqFile), func(t *testing.T) {
 			config := filepath.Join(dir, "config")
 			code, _, want := post(t, config, mustRead(t, reqFile))
-			var out bytes.Buffer
-			err := run([]string{"render", "--config-dir", config, "--request", reqFile}, &out, &out)
+			var out, notes bytes.Buffer
+			err := run([]string{"render", "--config-dir", config, "--request", reqFile}, &out, &notes)
 			if code == http.StatusOK {
 				if err != nil || !bytes.Equal(out.Bytes(), want) {
 					t.Errorf("render = %v\n%s\nwant the server's answer:\n%s", err, out.Bytes(), want)
@@ -74,7 +76,7 @@ func TestRenderByMAC(t *testing.T) {
 		{[]string{"--mac", "aa:bb:cc:dd:ee:ff", "--release", "8.2"}, "global.root-password-hashed (set in defaults.toml): the 8.2 installer does not know this key", true},
 		{[]string{"--mac", "02:00:00:00:00:09"}, "no host file for this machine", true},
 		{[]string{"--mac", "not-a-mac"}, "--mac \"not-a-mac\": want a MAC", true},
-		{[]string{"--mac", "aa:bb:cc:dd:ee:ff", "--release", "7.4"}, "--release \"7.4\": want a Proxmox VE ISO release from 8.2 to 9.2", true},
+		{[]string{"--mac", "aa:bb:cc:dd:ee:ff", "--release", "7.4"}, "--release \"7.4\": want a Proxmox VE ISO release from 8.2 on, such as 9.2", true},
 		{nil, "render needs one of --mac MAC, --request FILE.json or -", true},
 	}
 	for _, tt := range tests {
@@ -320,5 +322,46 @@ func TestRun(t *testing.T) {
 	}
 	if err := run(nil, io.Discard, io.Discard); errors.Is(err, flag.ErrHelp) {
 		t.Errorf("run(nil) = %v; want an error main reports, not flag.ErrHelp", err)
+	}
+}
+
+// TestRenderExplain: render --explain is the answer, byte for byte as
+// comments aside, with which host file matched and by what, the layers in
+// order, and the file and line that set each key, or what made it.
+func TestRenderExplain(t *testing.T) {
+	config := filepath.Join("testdata", "composing_example", "config")
+	var out, plain bytes.Buffer
+	if err := run([]string{"render", "--config-dir", config, "--mac", "aa:bb:cc:dd:ee:01", "--explain"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"render", "--config-dir", config, "--mac", "aa:bb:cc:dd:ee:01"}, &plain, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, filepath.Join("testdata", "composing_example", "pve-a1.explain"), out.Bytes())
+	var explained, answer map[string]any
+	if err := toml.Unmarshal(out.Bytes(), &explained); err != nil {
+		t.Fatalf("render --explain is not TOML: %v", err)
+	}
+	toml.Unmarshal(plain.Bytes(), &answer)
+	if !reflect.DeepEqual(explained, answer) {
+		t.Errorf("render --explain reads as\n%v\nwant the answer\n%v", explained, answer)
+	}
+}
+
+// TestRenderNewerRelease: render takes a release newer than any pxe-pilot
+// knows, as serve does, with the same note.
+func TestRenderNewerRelease(t *testing.T) {
+	var out, notes bytes.Buffer
+	err := run([]string{"render", "--config-dir", "examples/config", "--mac", "aa:bb:cc:dd:ee:ff", "--release", "10.1"}, &out, &notes)
+	if err != nil || !strings.Contains(out.String(), "[global]") {
+		t.Fatalf("render --release 10.1 = %v\n%s", err, out.String())
+	}
+	if want := "pxe-pilot: note: iso.release 10.1 is newer than the newest pxe-pilot knows; answering with 9.2 rules\n"; notes.String() != want {
+		t.Errorf("render --release 10.1 said %q; want %q", notes.String(), want)
+	}
+	for _, bad := range []string{"8.1", "x", "9.2;x"} {
+		if err := run([]string{"render", "--config-dir", "examples/config", "--mac", "aa:bb:cc:dd:ee:ff", "--release", bad}, io.Discard, io.Discard); err == nil {
+			t.Errorf("render --release %q took it; want an error", bad)
+		}
 	}
 }
