@@ -105,7 +105,7 @@ Environment (flags win):
 	PXE_PILOT_MAX_INFLIGHT  --max-inflight: requests answered at once (default 1024)
 	PXE_PILOT_PUBLIC_URL    --public-url: how installers reach pxe-pilot
 	PXE_PILOT_STATE_DIR     --state-dir (serve, status, rearm)
-	PXE_PILOT_ONCE          --once: 1 or true
+	PXE_PILOT_ONCE          --once: 1, true or yes (0, false or no: off)
 `
 
 // version is set at link time (-ldflags "-X main.version=v1.2.3"); else
@@ -205,9 +205,15 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	maxInflight := fs.String("max-inflight", envOr("PXE_PILOT_MAX_INFLIGHT", strconv.Itoa(defaultMaxInflight)), "requests answered at once; past it 503")
 	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "how installers reach pxe-pilot, such as https://10.0.0.2:8443: answers then report back to it")
 	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "keep what was answered and installed here")
-	once := fs.Bool("once", envBool("PXE_PILOT_ONCE"), "refuse to answer a machine again once it reported installed")
+	onceEnv, onceErr := envBool("PXE_PILOT_ONCE")
+	once := fs.Bool("once", onceEnv, "refuse to answer a machine again once it reported installed")
 	if err := fs.Parse(args); err != nil {
 		return serveConfig{}, err
+	}
+	// Said after the flags, so that -h still helps: a guard against
+	// install loops must not be turned off by a value it cannot read.
+	if onceErr != nil {
+		return serveConfig{}, onceErr
 	}
 	if fs.NArg() > 0 {
 		return serveConfig{}, fmt.Errorf("serve takes no arguments, got %q", fs.Arg(0))
@@ -262,13 +268,18 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 		tokenFile: *tokenFile, allow: prefixes, maxInflight: n, publicURL: *publicURL, stateDir: *stateDir, once: *once}, nil
 }
 
-// envBool reads a yes-or-no environment variable: 1, true, yes or on.
-func envBool(key string) bool {
-	switch strings.ToLower(os.Getenv(key)) {
+// envBool reads a yes-or-no environment variable: 1, true, yes (or on)
+// and 0, false, no (or off), in any case; unset or blank is no. Anything
+// else is an error, not a silent no.
+func envBool(key string) (bool, error) {
+	v := os.Getenv(key)
+	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "1", "true", "yes", "on":
-		return true
+		return true, nil
+	case "0", "false", "no", "off", "":
+		return false, nil
 	}
-	return false
+	return false, fmt.Errorf("%s=%q: want 1, true or yes to turn it on, or 0, false or no to turn it off", key, v)
 }
 
 // parseAllow reads --allow: CIDRs or single addresses, comma-separated.
