@@ -221,23 +221,18 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	var addr string
-	switch {
-	case set["listen"] && set["port"]:
-		return serveConfig{}, errors.New("you can't set --listen and --port at the same time; --listen HOST:PORT says both")
-	case set["listen"]:
-		addr = *listen
-	case set["port"]:
-		p, err := portOf(*port, "--port")
-		if err != nil {
-			return serveConfig{}, err
-		}
-		addr = ":" + p
-	default:
-		var err error
-		if addr, err = envAddr(*tlsCert != "" || *tlsKey != ""); err != nil {
-			return serveConfig{}, err
-		}
+	// Each flag stands in for its own variable; a listen address and a
+	// port from anywhere contradict each other.
+	listenFrom, portFrom := envSetting("LISTEN"), envSetting("PORT")
+	if set["listen"] {
+		listenFrom = setting{"--listen", *listen}
+	}
+	if set["port"] {
+		portFrom = setting{"--port", *port}
+	}
+	addr, err := listenAddr(listenFrom, portFrom, *tlsCert != "" || *tlsKey != "")
+	if err != nil {
+		return serveConfig{}, err
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return serveConfig{}, fmt.Errorf("listen address %q: want HOST:PORT or :PORT, such as :8080", addr)
@@ -317,16 +312,37 @@ func parseAllow(list string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// envAddr is the address LISTEN or PORT says, else the default: :8080, or
-// :8443 for HTTPS.
-func envAddr(https bool) (string, error) {
-	switch listen, port := os.Getenv("LISTEN"), os.Getenv("PORT"); {
-	case listen != "" && port != "":
-		return "", errors.New("LISTEN and PORT are both set in the environment; unset one (LISTEN=HOST:PORT says both)")
-	case listen != "":
-		return listen, nil
-	case port != "":
-		p, err := portOf(port, "PORT")
+// A setting is a value and where it was given: a flag ("--port") or an
+// environment variable ("PORT"); name "" is not given.
+type setting struct{ name, value string }
+
+func envSetting(key string) setting {
+	if v := os.Getenv(key); v != "" {
+		return setting{key, v}
+	}
+	return setting{}
+}
+
+// String shows the setting as it was given: --port 8080 or PORT=8080.
+func (s setting) String() string {
+	if strings.HasPrefix(s.name, "-") {
+		return s.name + " " + s.value
+	}
+	return s.name + "=" + s.value
+}
+
+// listenAddr is the address listen or port says, else the default: :8080,
+// or :8443 for HTTPS. Both given is an error, whichever gave them: a port
+// alone means every address, which is not what a listen address asked.
+func listenAddr(listen, port setting, https bool) (string, error) {
+	switch {
+	case listen.name != "" && port.name != "":
+		return "", fmt.Errorf("%v and %v are both set; keep one: %v says both, %v alone listens on every address",
+			listen, port, setting{listen.name, "HOST:PORT"}, setting{port.name, "N"})
+	case listen.name != "":
+		return listen.value, nil
+	case port.name != "":
+		p, err := portOf(port.value, port.name)
 		if err != nil {
 			return "", err
 		}
@@ -612,7 +628,7 @@ func healthcheckCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	cert := *certFlag
 	if *url == "" {
-		addr, err := envAddr(cert != "")
+		addr, err := listenAddr(envSetting("LISTEN"), envSetting("PORT"), cert != "")
 		if err != nil {
 			return fmt.Errorf("healthcheck: %w", err)
 		}
