@@ -267,9 +267,12 @@ func (s *server) logRequest(r *http.Request, o *outcome, took time.Duration) {
 	if o.err != "" {
 		attrs = append(attrs, slog.String("error", o.err))
 	}
-	attrs = append(attrs, slog.Duration("duration", took))
+	// Milliseconds to the microsecond, a plain number in text and JSON alike.
+	attrs = append(attrs, slog.Float64("duration_ms", float64(took.Microseconds())/1000))
 	level := slog.LevelInfo
-	if o.status >= 500 {
+	if r.URL.Path == "/health" && o.status == http.StatusOK {
+		level = slog.LevelDebug // polled every few seconds: only a failing one is news
+	} else if o.status >= 500 {
 		level = slog.LevelError
 	} else if o.status >= 400 {
 		level = slog.LevelWarn

@@ -576,7 +576,7 @@ func TestRequestLog(t *testing.T) {
 		wantLines int      // lines logged in all
 	}{
 		{"answer_logs_host", nil, "POST", "/answer", installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"),
-			[]string{"level=INFO", "status=200", "host=" + hostFile, "release=9.2", "method=POST", "path=/answer", "duration="}, 1},
+			[]string{"level=INFO", "status=200", "host=" + hostFile, "release=9.2", "method=POST", "path=/answer", "duration_ms="}, 1},
 		{"unknown_host_logs_tried_macs", nil, "POST", "/answer", installerBody("pve", "9.2", "11:22:33:44:55:66", "11:22:33:44:55:67"),
 			[]string{"level=WARN", "status=404", "tried=11:22:33:44:55:66,11:22:33:44:55:67", `error="pxe-pilot: no host file`}, 1},
 		{"invalid_host_logs_host_and_error", map[string]string{"defaults.toml": goodDefaults, hostFile: "hostname = \"pve1\"\n"},
@@ -603,8 +603,10 @@ func TestRequestLog(t *testing.T) {
 			[]string{"level=WARN", "status=400", "not a JSON object"}, 1},
 		{"newer_release_logs_a_note_and_the_request", nil, "POST", "/answer", installerBody("pve", "10.0", "aa:bb:cc:dd:ee:ff"),
 			[]string{"status=200", "release=9.2"}, 2},
-		{"health_logs_200", nil, "GET", "/health", "",
-			[]string{"level=INFO", "status=200", "path=/health"}, 1},
+		{"health_200_logs_at_debug", nil, "GET", "/health", "",
+			[]string{"level=DEBUG", "status=200", "path=/health", "duration_ms="}, 1},
+		{"health_503_logs_at_error", map[string]string{"defaults.toml": "[global\n"}, "GET", "/health", "",
+			[]string{"level=ERROR", "status=503", "path=/health"}, 1},
 		{"wrong_method_logs_405", nil, "GET", "/answer", "",
 			[]string{"level=WARN", "status=405"}, 1},
 	}
@@ -615,6 +617,7 @@ func TestRequestLog(t *testing.T) {
 				files = goodConfig()
 			}
 			s, log := testServer(t, files)
+			s.log = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			send(s, tc.method, tc.path, strings.NewReader(tc.body))
 			what := tc.method + " " + tc.path + " " + tc.name
 			line := requestLine(t, what, log)
@@ -625,6 +628,36 @@ func TestRequestLog(t *testing.T) {
 			}
 			if n := strings.Count(log.String(), "\n"); n != tc.wantLines {
 				t.Errorf("%s logged %d lines; want %d:\n%s", what, n, tc.wantLines, log)
+			}
+		})
+	}
+}
+
+// duration_ms is milliseconds with microseconds as decimals, a number in
+// text and JSON alike; a /health that answers 200 is not logged at the
+// default level, which is info.
+func TestRequestLogDurationAndLevel(t *testing.T) {
+	tests := []struct {
+		name   string
+		path   string
+		took   time.Duration
+		status int
+		want   string // the line at the default level, in JSON; "" for none
+	}{
+		{"answer_in_microseconds", "/answer", 137 * time.Microsecond, 200, `"duration_ms":0.137}`},
+		{"answer_in_seconds", "/answer", 1500 * time.Millisecond, 200, `"duration_ms":1500}`},
+		{"answer_under_a_microsecond", "/answer", 999 * time.Nanosecond, 200, `"duration_ms":0}`},
+		{"health_200_is_quiet", "/health", time.Millisecond, 200, ""},
+		{"health_503_is_said", "/health", time.Millisecond, 503, `"level":"ERROR"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			s := &server{log: slog.New(slog.NewJSONHandler(&buf, nil))}
+			s.logRequest(httptest.NewRequest("GET", tc.path, nil), &outcome{status: tc.status}, tc.took)
+			got := strings.TrimSpace(buf.String())
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("logRequest(%s, %d, %v) logged %q; want %q in it", tc.path, tc.status, tc.took, got, tc.want)
 			}
 		})
 	}
