@@ -717,12 +717,19 @@ func (s *server) script(w http.ResponseWriter, r *http.Request, o *outcome) int 
 }
 
 // health reports whether an answer could be composed at all: the config
-// dir is readable and defaults.toml, if present, parses.
+// dir is readable and defaults.toml, if present, parses. Then it says how
+// many host files there are and how many files have errors, as validate
+// finds them; those are still a 200, so that a typo in one host file does
+// not get the server restarted.
 func (s *server) health(w http.ResponseWriter, _ *http.Request, _ *outcome) int {
-	status, body := http.StatusOK, `{"status":"ok"}`
+	var status int
+	var body string
 	if err := checkConfigDir(s.dir); err != nil {
 		msg, _ := json.Marshal("pxe-pilot: " + err.Error())
 		status, body = http.StatusServiceUnavailable, `{"status":"unavailable","error":`+string(msg)+`}`
+	} else {
+		r := checkDir(s.dir, newest)
+		status, body = http.StatusOK, fmt.Sprintf(`{"status":"ok","hosts":%d,"files_with_errors":%d}`, r.hosts, r.filesWithErrors())
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

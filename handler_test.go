@@ -509,6 +509,11 @@ func TestConcurrentAnswersAreEachTheirHosts(t *testing.T) {
 	}
 }
 
+// healthOK is /health's body for a usable config dir.
+func healthOK(hosts, filesWithErrors int) string {
+	return fmt.Sprintf(`{"status":"ok","hosts":%d,"files_with_errors":%d}`+"\n", hosts, filesWithErrors)
+}
+
 func TestHealth(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -518,11 +523,17 @@ func TestHealth(t *testing.T) {
 		wantCode int
 		wantBody string // exact body, or a substring of the error for a 503
 	}{
-		{"good_dir_is_200", goodConfig(), "", "GET", 200, `{"status":"ok"}` + "\n"},
-		{"head_is_200", goodConfig(), "", "HEAD", 200, `{"status":"ok"}` + "\n"},
-		{"dir_without_defaults_is_200", map[string]string{hostFile: goodHost}, "", "GET", 200, `{"status":"ok"}` + "\n"},
-		{"empty_dir_is_200", map[string]string{}, "", "GET", 200, `{"status":"ok"}` + "\n"},
-		{"broken_host_file_is_200", map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost}, "", "GET", 200, `{"status":"ok"}` + "\n"},
+		{"good_dir_is_200", goodConfig(), "", "GET", 200, healthOK(1, 0)},
+		{"head_is_200", goodConfig(), "", "HEAD", 200, healthOK(1, 0)},
+		{"dir_without_defaults_is_200_with_the_host_in_error", map[string]string{hostFile: goodHost}, "", "GET", 200, healthOK(1, 1)},
+		{"empty_dir_is_200", map[string]string{}, "", "GET", 200, healthOK(0, 0)},
+		{"broken_host_file_is_200_with_it_in_error", map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost}, "", "GET", 200, healthOK(1, 1)},
+		{"hosts_with_errors_are_counted_once_each", map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost,
+			"hosts/aa-bb-cc-dd-ee-01.toml": goodHost, "hosts/aa-bb-cc-dd-ee-02.toml": "hostname = \"pve2\"\n[disk]\ntarget = 1\n"}, "", "GET", 200, healthOK(3, 2)},
+		{"a_broken_profile_is_one_file_for_all_its_hosts", map[string]string{"defaults.toml": goodDefaults, "profiles/rack.toml": "[x\n",
+			hostFile: "profiles = [\"rack\"]\n" + goodHost, "hosts/aa-bb-cc-dd-ee-01.toml": "profiles = [\"rack\"]\n" + goodHost}, "", "GET", 200, healthOK(2, 1)},
+		{"a_host_file_that_never_matches_is_an_error_not_a_host", map[string]string{"defaults.toml": goodDefaults, hostFile: goodHost,
+			"hosts/pve1.toml": goodHost}, "", "GET", 200, healthOK(1, 1)},
 		{"missing_dir_is_503", goodConfig(), "missing", "GET", 503, "no such file or directory"},
 		{"dir_that_is_a_file_is_503", map[string]string{"file": "x"}, "file", "GET", 503, "not a directory"},
 		{"broken_defaults_is_503_naming_it", map[string]string{"defaults.toml": "[global]\nkeyboard = de\n"}, "", "GET", 503, "pxe-pilot: defaults.toml:2:12: "},
@@ -532,7 +543,7 @@ func TestHealth(t *testing.T) {
 			`pxe-pilot: defaults.toml: profiles: "site": profiles/site.toml does not exist`},
 		{"broken_profile_of_defaults_is_503", map[string]string{"defaults.toml": "profiles = [\"site\"]\n", "profiles/site.toml": "[x\n"}, "", "GET", 503,
 			"pxe-pilot: profiles/site.toml:1:"},
-		{"profiles_of_defaults_are_200", map[string]string{"defaults.toml": "profiles = [\"site\"]\n", "profiles/site.toml": goodDefaults}, "", "GET", 200, `{"status":"ok"}` + "\n"},
+		{"profiles_of_defaults_are_200", map[string]string{"defaults.toml": "profiles = [\"site\"]\n", "profiles/site.toml": goodDefaults}, "", "GET", 200, healthOK(0, 0)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1216,5 +1227,29 @@ func TestTrackingRoutes(t *testing.T) {
 		if loc := rec.Header().Get("Location"); loc != "" {
 			t.Errorf("%s: Location = %q; want no redirect", what, loc)
 		}
+	}
+}
+
+// BenchmarkHealth2000Hosts is one poll of /health on a config dir of 2,000
+// host files, half of them listing a profile, like examples/config's.
+func BenchmarkHealth2000Hosts(b *testing.B) {
+	files := map[string]string{
+		"defaults.toml":            string(mustRead(b, "examples/config/defaults.toml")),
+		"profiles/zfs-mirror.toml": string(mustRead(b, "examples/config/profiles/zfs-mirror.toml")),
+	}
+	for i := range 2000 {
+		host := fmt.Sprintf("hostname = \"pve%d\"\n[disk]\ntarget = \"sda\"\n", i)
+		if i%2 == 1 {
+			host = fmt.Sprintf("hostname = \"pve%d\"\nprofiles = [\"zfs-mirror\"]\n", i)
+		}
+		files[fmt.Sprintf("hosts/02-00-00-00-%02x-%02x.toml", i/256, i%256)] = host
+	}
+	s := &server{dir: writeTree(b, files), log: slog.New(slog.DiscardHandler)}
+	if rec := send(s, "GET", "/health", nil); rec.Body.String() != healthOK(2000, 0) {
+		b.Fatalf("GET /health = %d %s; want %s", rec.Code, rec.Body, healthOK(2000, 0))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		send(s, "GET", "/health", nil)
 	}
 }
