@@ -396,10 +396,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if !errors.As(err, &ce) {
 			return fmt.Errorf("%v: make it readable by the user pxe-pilot runs as", err)
 		}
-		// A broken defaults.toml is fixed by editing it, with no restart:
-		// say so now, and in every answer until then.
-		logger.Warn("config has a problem; answers will fail until it is fixed", "error", err.Error())
 	}
+	logConfig(logger, cfg.dir)
 
 	h := &server{dir: cfg.dir, log: logger, tokenFile: cfg.tokenFile, allow: cfg.allow,
 		slots: make(chan struct{}, cfg.maxInflight), guard: &tokenGuard{}, authDelay: authDelay,
@@ -447,6 +445,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if cfg.tokenFile != "" {
 		attrs = append(attrs, "token_file", cfg.tokenFile)
+	} else if tlsCfg == nil && !ln.Addr().(*net.TCPAddr).IP.IsLoopback() {
+		logger.Warn("serving plain HTTP with no token on an address other machines reach: any of them can fetch any host's answer, root password hash included; "+
+			"add --tls-cert and --tls-key with --token-file, or --listen 127.0.0.1:PORT behind a proxy", "addr", ln.Addr().String())
 	}
 	if cfg.allow != nil {
 		attrs = append(attrs, "allow", fmt.Sprint(cfg.allow))
@@ -474,6 +475,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	return nil
+}
+
+// logConfig says at start what the config dir holds, in one line, and
+// then each error validate would find on a line of its own: a broken file
+// is fixed by editing it, with no restart, and answers that need it fail
+// until then.
+func logConfig(logger *slog.Logger, dir string) {
+	r := checkDir(dir, newest)
+	profiles, _ := filepath.Glob(filepath.Join(dir, "profiles", "*.toml"))
+	logger.Info("config", "config_dir", dir, "hosts", r.hosts, "profiles", len(profiles), "files_with_errors", r.filesWithErrors())
+	for _, line := range r.errorLines() {
+		logger.Warn("config error: answers that need this file fail until it is fixed", "error", line)
+	}
 }
 
 // newFlagSet is a subcommand's flag set; its usage is the whole usage text.

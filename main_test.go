@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"io"
@@ -275,9 +276,9 @@ func TestParseServe(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
-				"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE"} {
-				t.Setenv(k, tc.env[k])
+			clearServeEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
 			}
 			got, err := parseServe(tc.args, io.Discard)
 			if tc.wantErr != "" {
@@ -342,5 +343,78 @@ func TestRun(t *testing.T) {
 	}
 	if err := run(nil, io.Discard, io.Discard); errors.Is(err, flag.ErrHelp) {
 		t.Errorf("run(nil) = %v; want an error main reports, not flag.ErrHelp", err)
+	}
+}
+
+// clearServeEnv keeps the environment from steering serve in a test.
+func clearServeEnv(t *testing.T) {
+	for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
+		"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE"} {
+		t.Setenv(k, "")
+	}
+}
+
+// serve's start-up log: one line on the config, each error on its own,
+// and a warning where anyone who can reach it can read every answer.
+func TestServeStartLog(t *testing.T) {
+	clearServeEnv(t)
+	tlsDir := t.TempDir()
+	if err := run([]string{"cert", "--out", tlsDir, "--host", "127.0.0.1"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(tlsDir, "tokens")
+	if err := os.WriteFile(tokens, []byte("rack:secret-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const plainHTTP = "serving plain HTTP with no token"
+	tests := []struct {
+		name    string
+		files   map[string]string // nil: examples/config
+		args    []string
+		want    []string // lines of the log, each in it
+		notWant string   // "" for none
+	}{
+		{"examples_say_hosts_and_profiles", nil, []string{"--listen", "127.0.0.1:0"},
+			[]string{`level=INFO msg=config config_dir=examples/config hosts=3 profiles=1 files_with_errors=0`}, "level=WARN"},
+		{"each_error_on_its_own_line", map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost, "hosts/aa-bb-cc-dd-ee-01.toml": goodHost,
+			"hosts/pve1.toml": goodHost, "profiles/rack.toml": "[x\n"}, []string{"--listen", "127.0.0.1:0"},
+			[]string{"msg=config config_dir=", "hosts=2 profiles=1 files_with_errors=3",
+				`level=WARN msg="config error: answers that need this file fail until it is fixed" error="` + hostFile + `:2:6:`,
+				`level=WARN msg="config error: answers that need this file fail until it is fixed" error="hosts/pve1.toml: never matches`,
+				`level=WARN msg="config error: answers that need this file fail until it is fixed" error="profiles/rack.toml:1:`}, ""},
+		{"broken_defaults_is_said_and_served", map[string]string{"defaults.toml": "[global\n", hostFile: goodHost}, []string{"--listen", "127.0.0.1:0"},
+			[]string{"hosts=1 profiles=0 files_with_errors=1", `error="defaults.toml:1:`, "msg=serving"}, ""},
+		{"plain_http_on_every_address_warns", nil, []string{"--listen", ":0"},
+			[]string{"level=WARN msg=\"" + plainHTTP, "--tls-cert and --tls-key with --token-file, or --listen 127.0.0.1:PORT behind a proxy"}, ""},
+		{"plain_http_on_loopback_is_quiet", nil, []string{"--listen", "[::1]:0"}, []string{"msg=serving"}, plainHTTP},
+		{"plain_http_with_a_token_is_quiet", nil, []string{"--listen", ":0", "--token-file", tokens}, []string{"msg=serving"}, plainHTTP},
+		{"https_without_a_token_is_quiet", nil, []string{"--listen", ":0", "--tls-cert", filepath.Join(tlsDir, certName), "--tls-key", filepath.Join(tlsDir, keyName)},
+			[]string{"msg=serving"}, plainHTTP},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := "examples/config"
+			if tc.files != nil {
+				dir = writeTree(t, tc.files)
+			}
+			// A cancelled context: serve starts, logs, and shuts down.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			var log bytes.Buffer
+			if err := serve(ctx, append([]string{"--config-dir", dir}, tc.args...), &log); err != nil {
+				t.Fatalf("serve %q = %v\n%s", tc.args, err, &log)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(log.String(), w) {
+					t.Errorf("serve %q logged\n%s\nwant %q in it", tc.args, &log, w)
+				}
+			}
+			if tc.notWant != "" && strings.Contains(log.String(), tc.notWant) {
+				t.Errorf("serve %q logged\n%s\nwant no %q", tc.args, &log, tc.notWant)
+			}
+			if n := strings.Count(log.String(), plainHTTP); n > 1 {
+				t.Errorf("serve %q warned %d times of plain HTTP; want once at most", tc.args, n)
+			}
+		})
 	}
 }
