@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -420,8 +421,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	ln, err := net.Listen("tcp", cfg.addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listening on %s: another server (another pxe-pilot?) is using it: stop that one, or choose another address with --listen HOST:PORT or LISTEN", cfg.addr)
+	}
 	if err != nil {
-		return fmt.Errorf("listening: %w", err)
+		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -670,7 +674,15 @@ func healthcheckCmd(args []string, stdout, stderr io.Writer) error {
 		tlsCfg = pinned(want)
 	}
 	status, body, err := get(*url, tlsCfg, 5*time.Second)
-	if err != nil {
+	var notPinned *notPinnedError
+	var otherHost x509.HostnameError
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &notPinned):
+		return fmt.Errorf("healthcheck: %s: the server's certificate (fingerprint %s) is not %s (%s): point --cert (or PXE_PILOT_TLS_CERT) at the certificate the server serves", *url, notPinned.got, cert, notPinned.want)
+	case errors.As(err, &otherHost) || errors.As(err, &unknownCA):
+		return fmt.Errorf("healthcheck: %s: %v: pin the server's own certificate with --cert FILE (or PXE_PILOT_TLS_CERT), as the installer pins its fingerprint", *url, err)
+	case err != nil:
 		return fmt.Errorf("healthcheck: %s: %w", *url, err)
 	}
 	if status != http.StatusOK {
