@@ -30,49 +30,90 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 )
 
-const usage = `pxe-pilot answers the Proxmox VE automated installer.
+// A command is a subcommand as its help shows it: how it is called, what
+// it does, and examples that work from the repository's root, against
+// examples/config (TestCommandHelpExamplesRun runs every one).
+type command struct {
+	name     string
+	synopsis string // the flags and arguments, after "pxe-pilot NAME"
+	about    string // what it does; its first line says it in one
+	examples []string
+}
 
-Usage:
-
-	$ pxe-pilot serve [--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
+// commands are the subcommands, in the order the usage lists them.
+var commands = []command{
+	{"serve", `[--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
 	                  [--tls-cert FILE --tls-key FILE] [--token-file FILE]
 	                  [--allow CIDR,...] [--max-inflight N]
-	                  [--public-url URL [--state-dir DIR [--once]]]
-	Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
+	                  [--public-url URL [--state-dir DIR [--once]]]`,
+		`Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
 	With --public-url, answers report back when installed (POST /installed)
 	and first-boot scripts are served; --state-dir keeps what was answered
-	and installed; --once refuses a machine that was installed.
+	and installed; --once refuses a machine that was installed.`,
+		[]string{"pxe-pilot serve --config-dir examples/config --listen 127.0.0.1:8080",
+			"pxe-pilot serve --config-dir examples/config --listen :8080 --public-url http://10.0.0.2:8080 --state-dir state --once"}},
+	{"validate", `[--config-dir DIR] [--release X.Y]`,
+		`Check every file and every host's answer offline; exit 1 on any error.`,
+		[]string{"pxe-pilot validate --config-dir examples/config",
+			"pxe-pilot validate --config-dir examples/config --release 8.4"}},
+	{"render", `[--config-dir DIR] (--mac MAC [--serial S] [--uuid U] [--release X.Y] | --request FILE.json | -)
+	                   [--public-url URL [--state-dir DIR] [--tls-cert FILE]]`,
+		`Print exactly the answer the server would send that machine.`,
+		[]string{"pxe-pilot render --config-dir examples/config --mac aa:bb:cc:dd:ee:ff",
+			"pxe-pilot render --config-dir examples/config --request examples/requests/pve-9.2.json"}},
+	{"status", `[--config-dir DIR] [--state-dir DIR] [--json]`,
+		`List every host: how it is matched, its last answer, when it was installed.`,
+		[]string{"pxe-pilot status --config-dir examples/config --state-dir state"}},
+	{"rearm", `[--state-dir DIR] MACHINE`,
+		`Let serve --once answer an installed machine (aa-bb-cc-dd-ee-ff) again.`,
+		[]string{"pxe-pilot rearm --state-dir state aa-bb-cc-dd-ee-ff"}},
+	{"cert", `[--out DIR] [--host NAME,IP,...] [--force]`,
+		`Create a self-signed certificate and key for HTTPS, and print its
+	fingerprint and the prepare-iso command line that pins it.`,
+		[]string{"pxe-pilot cert --out tls --host pxe.lab.example.com,10.0.0.2"}},
+	{"fingerprint", `FILE`,
+		`Print a certificate's SHA-256 fingerprint, as prepare-iso takes it.`,
+		[]string{"pxe-pilot fingerprint tls/pxe-pilot.crt"}},
+	{"healthcheck", `[--url URL] [--cert FILE]`,
+		`Exit 0 if the server answers /health with 200 (for container HEALTHCHECKs).`,
+		[]string{"pxe-pilot healthcheck --url http://127.0.0.1:8080/health"}},
+	{"version", ``, `Print the version.`, []string{"pxe-pilot version"}},
+}
 
-	$ pxe-pilot validate [--config-dir DIR] [--release X.Y]
-	Check every file and every host's answer offline; exit 1 on any error.
+// flagEnv is the environment variable a flag takes its default from, and
+// the default without it ("" for none).
+var flagEnv = map[string]struct{ env, def string }{
+	"config-dir":   {"CONFIG_DIR", "./config"},
+	"listen":       {"LISTEN", ":8080, or :8443 with TLS"},
+	"port":         {"PORT", ""},
+	"log-format":   {"PXE_PILOT_LOG_FORMAT", "text"},
+	"tls-cert":     {"PXE_PILOT_TLS_CERT", ""},
+	"cert":         {"PXE_PILOT_TLS_CERT", ""},
+	"tls-key":      {"PXE_PILOT_TLS_KEY", ""},
+	"token-file":   {"PXE_PILOT_TOKEN_FILE", ""},
+	"allow":        {"PXE_PILOT_ALLOW", ""},
+	"max-inflight": {"PXE_PILOT_MAX_INFLIGHT", strconv.Itoa(defaultMaxInflight)},
+	"public-url":   {"PXE_PILOT_PUBLIC_URL", ""},
+	"state-dir":    {"PXE_PILOT_STATE_DIR", ""},
+	"once":         {"PXE_PILOT_ONCE", ""},
+}
 
-	$ pxe-pilot render [--config-dir DIR] (--mac MAC [--serial S] [--uuid U] [--release X.Y] | --request FILE.json | -)
-	                   [--public-url URL [--state-dir DIR] [--tls-cert FILE]]
-	Print exactly the answer the server would send that machine.
+// usage is the whole usage text, that pxe-pilot help prints.
+var usage = func() string {
+	var b strings.Builder
+	b.WriteString("pxe-pilot answers the Proxmox VE automated installer.\n\nUsage:\n\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "\t$ %s\n\t%s\n\n", strings.TrimSpace("pxe-pilot "+c.name+" "+c.synopsis), c.about)
+	}
+	b.WriteString("Run 'pxe-pilot COMMAND -h' for a command's flags and examples.\n\n")
+	return b.String() + usageMore
+}()
 
-	$ pxe-pilot status [--config-dir DIR] [--state-dir DIR] [--json]
-	List every host: how it is matched, its last answer, when it was installed.
-
-	$ pxe-pilot rearm [--state-dir DIR] MACHINE
-	Let serve --once answer an installed machine (aa-bb-cc-dd-ee-ff) again.
-
-	$ pxe-pilot cert [--out DIR] [--host NAME,IP,...] [--force]
-	Create a self-signed certificate and key for HTTPS, and print its
-	fingerprint and the prepare-iso command line that pins it.
-
-	$ pxe-pilot fingerprint FILE
-	Print a certificate's SHA-256 fingerprint, as prepare-iso takes it.
-
-	$ pxe-pilot healthcheck [--url URL] [--cert FILE]
-	Exit 0 if the server answers /health with 200 (for container HEALTHCHECKs).
-
-	$ pxe-pilot version
-	Print the version.
-
-Examples:
+const usageMore = `Examples:
 
 	$ pxe-pilot serve --config-dir examples/config
 	$ pxe-pilot serve --config-dir /etc/pxe-pilot --listen 10.0.0.2:8080
@@ -129,6 +170,14 @@ func main() {
 
 // run carries out one command line; main only reports its error.
 func run(args []string, stdout, stderr io.Writer) error {
+	err := runCommand(args, stdout, stderr)
+	if h := (*helpError)(nil); errors.As(err, &h) {
+		commandHelp(stdout, h.fs)
+	}
+	return err
+}
+
+func runCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command given; try 'pxe-pilot serve'")
@@ -139,20 +188,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 		defer stop()
 		return serve(ctx, args[1:], stderr)
 	case "validate":
-		return validateCmd(args[1:], stdout, stderr)
+		return validateCmd(args[1:], stdout)
 	case "render":
-		return renderCmd(args[1:], os.Stdin, stdout, stderr)
+		return renderCmd(args[1:], os.Stdin, stdout)
 	case "cert":
-		return certCmd(args[1:], stdout, stderr)
+		return certCmd(args[1:], stdout)
 	case "fingerprint":
-		return fingerprintCmd(args[1:], stdout, stderr)
+		return fingerprintCmd(args[1:], stdout)
 	case "healthcheck":
-		return healthcheckCmd(args[1:], stdout, stderr)
+		return healthcheckCmd(args[1:], stdout)
 	case "status":
-		return statusCmd(args[1:], stdout, stderr)
+		return statusCmd(args[1:], stdout)
 	case "rearm":
-		return rearmCmd(args[1:], stdout, stderr)
+		return rearmCmd(args[1:], stdout)
 	case "version", "--version", "-version":
+		if err := parseFlags(newFlagSet("version"), args[1:]); err != nil {
+			return err
+		}
 		fmt.Fprintln(stdout, "pxe-pilot", versionString())
 		return nil
 	case "help", "--help", "-help", "-h":
@@ -194,21 +246,21 @@ const memoryLimit = 40 << 20
 // retry: the cap is for a flood, not for a rack booting at once.
 const defaultMaxInflight = 1024
 
-func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
-	fs, dir := flagSet("serve", stderr)
-	listen := fs.String("listen", "", "the address to listen on, such as :8080 or 10.0.0.2:8080")
-	port := fs.String("port", "", "the port to listen on, on all addresses")
-	logFormat := fs.String("log-format", envOr("PXE_PILOT_LOG_FORMAT", "text"), "text or json")
-	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "serve HTTPS with this PEM certificate")
-	tlsKey := fs.String("tls-key", os.Getenv("PXE_PILOT_TLS_KEY"), "the certificate's PEM key")
-	tokenFile := fs.String("token-file", os.Getenv("PXE_PILOT_TOKEN_FILE"), "require a bearer token from this file, one per line")
-	allow := fs.String("allow", os.Getenv("PXE_PILOT_ALLOW"), "answer only these source addresses: CIDR[,CIDR...]")
-	maxInflight := fs.String("max-inflight", envOr("PXE_PILOT_MAX_INFLIGHT", strconv.Itoa(defaultMaxInflight)), "requests answered at once; past it 503")
-	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "how installers reach pxe-pilot, such as https://10.0.0.2:8443: answers then report back to it")
-	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "keep what was answered and installed here")
+func parseServe(args []string) (serveConfig, error) {
+	fs, dir := flagSet("serve")
+	listen := fs.String("listen", "", "listen on `HOST:PORT`, such as :8080 or 10.0.0.2:8080")
+	port := fs.String("port", "", "listen on port `N` of every address")
+	logFormat := fs.String("log-format", envOr("PXE_PILOT_LOG_FORMAT", "text"), "log lines as `FORMAT`: text or json")
+	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "serve HTTPS with this PEM certificate `FILE`")
+	tlsKey := fs.String("tls-key", os.Getenv("PXE_PILOT_TLS_KEY"), "the certificate's PEM key `FILE`")
+	tokenFile := fs.String("token-file", os.Getenv("PXE_PILOT_TOKEN_FILE"), "require a bearer token from this `FILE`, one NAME:SECRET per line")
+	allow := fs.String("allow", os.Getenv("PXE_PILOT_ALLOW"), "answer only these source addresses: `CIDR,...`")
+	maxInflight := fs.String("max-inflight", envOr("PXE_PILOT_MAX_INFLIGHT", strconv.Itoa(defaultMaxInflight)), "answer `N` requests at once; past it 503")
+	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "the `URL` installers reach pxe-pilot by, such as https://10.0.0.2:8443: answers then report back to it")
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "keep what was answered and installed in `DIR`")
 	onceEnv, onceErr := envBool("PXE_PILOT_ONCE")
 	once := fs.Bool("once", onceEnv, "refuse to answer a machine again once it reported installed")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return serveConfig{}, err
 	}
 	// Said after the flags, so that -h still helps: a guard against
@@ -372,7 +424,7 @@ func envOr(key, def string) string {
 // serve answers until ctx is done (SIGINT or SIGTERM), then shuts down
 // gracefully.
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseServe(args, stderr)
+	cfg, err := parseServe(args)
 	if err != nil {
 		return err
 	}
@@ -494,19 +546,81 @@ func logConfig(logger *slog.Logger, dir string) {
 	}
 }
 
-// newFlagSet is a subcommand's flag set; its usage is the whole usage text.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet is a subcommand's flag set. It prints nothing itself: see
+// parseFlags.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
 // flagSet is the flag set of a command that reads the config dir, with
 // --config-dir.
-func flagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := newFlagSet(name, stderr)
-	return fs, fs.String("config-dir", envOr("CONFIG_DIR", "./config"), "the config dir")
+func flagSet(name string) (*flag.FlagSet, *string) {
+	fs := newFlagSet(name)
+	return fs, fs.String("config-dir", envOr("CONFIG_DIR", "./config"), "the config `DIR`")
+}
+
+// parseFlags parses a command's flags. -h, -help and --help return a
+// helpError, which run prints as the command's help; a bad flag is one
+// line that says where the help is, not the help itself.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return &helpError{fs}
+	case err != nil:
+		return fmt.Errorf("%s: %w; see 'pxe-pilot %s -h'", fs.Name(), err, fs.Name())
+	}
+	return nil
+}
+
+// helpError is a command's -h: flag.ErrHelp, with the flags to show.
+type helpError struct{ fs *flag.FlagSet }
+
+func (e *helpError) Error() string { return flag.ErrHelp.Error() }
+func (e *helpError) Unwrap() error { return flag.ErrHelp }
+
+// commandHelp is a command's -h: what it does, its flags with their
+// environment variables and defaults, and its examples.
+func commandHelp(w io.Writer, fs *flag.FlagSet) {
+	var c command
+	for _, c = range commands {
+		if c.name == fs.Name() {
+			break
+		}
+	}
+	about, _, _ := strings.Cut(c.about, "\n")
+	// The synopsis lines up under "\t$ pxe-pilot NAME " in the usage;
+	// here under "Usage: pxe-pilot NAME ", five columns further.
+	synopsis := strings.ReplaceAll(c.synopsis, "\n\t", "\n"+strings.Repeat(" ", 5))
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", strings.TrimSpace("pxe-pilot "+c.name+" "+synopsis), about)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		if n++; n == 1 {
+			fmt.Fprintf(tw, "\nFlags:\n\n")
+		}
+		arg, text := flag.UnquoteUsage(f)
+		def := f.DefValue
+		var from []string
+		if e, ok := flagEnv[f.Name]; ok {
+			from, def = append(from, "env "+e.env), e.def
+		}
+		if def != "" && def != "false" {
+			from = append(from, "default "+def)
+		}
+		if len(from) > 0 {
+			text += " (" + strings.Join(from, "; ") + ")"
+		}
+		fmt.Fprintf(tw, "  --%s\t%s\n", strings.TrimSpace(f.Name+" "+arg), text)
+	})
+	tw.Flush()
+	fmt.Fprintf(w, "\nExamples:\n\n")
+	for _, e := range c.examples {
+		fmt.Fprintf(w, "  $ %s\n", e)
+	}
 }
 
 // releaseFlag reads --release X.Y for the commands that have no request.
@@ -536,17 +650,17 @@ func dryTracker(configDir, publicURL, stateDir, tlsCert string) (*tracker, error
 
 // renderCmd prints the answer for one machine: the same bytes the server
 // would send, from the same code, or the same error line and exit 1.
-func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs, dir := flagSet("render", stderr)
-	mac := fs.String("mac", "", "the machine's MAC")
-	serial := fs.String("serial", "", "the machine's serial number (dmi.system.serial), with --mac")
-	uuid := fs.String("uuid", "", "the machine's system UUID (dmi.system.uuid), with --mac")
-	reqFile := fs.String("request", "", "a request body saved from an installer (- for standard input)")
-	rel := fs.String("release", newest.String(), "the ISO release, with --mac")
-	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "as serve --public-url: add the webhook and first-boot script serve would")
-	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "as serve --state-dir: the webhook's token (read, never written)")
-	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "as serve --tls-cert: the fingerprint the webhook pins")
-	if err := fs.Parse(args); err != nil {
+func renderCmd(args []string, stdin io.Reader, stdout io.Writer) error {
+	fs, dir := flagSet("render")
+	mac := fs.String("mac", "", "the machine's `MAC`")
+	serial := fs.String("serial", "", "the machine's serial number `S` (dmi.system.serial), with --mac")
+	uuid := fs.String("uuid", "", "the machine's system `UUID` (dmi.system.uuid), with --mac")
+	reqFile := fs.String("request", "", "a request body saved from an installer, `FILE.json` (- for standard input)")
+	rel := fs.String("release", newest.String(), "the ISO release `X.Y`, with --mac")
+	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "as serve --public-url `URL`: add the webhook and first-boot script serve would")
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "as serve --state-dir `DIR`: the webhook's token (read, never written)")
+	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "as serve --tls-cert `FILE`: the fingerprint the webhook pins")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	t, err := dryTracker(*dir, *publicURL, *stateDir, *tlsCert)
@@ -603,10 +717,10 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 // validateCmd checks a config dir offline: every file parses, every host
 // file is named so that it can match, and every host's answer validates.
-func validateCmd(args []string, stdout, stderr io.Writer) error {
-	fs, dir := flagSet("validate", stderr)
-	relFlag := fs.String("release", newest.String(), "the ISO release to check the answers for")
-	if err := fs.Parse(args); err != nil {
+func validateCmd(args []string, stdout io.Writer) error {
+	fs, dir := flagSet("validate")
+	relFlag := fs.String("release", newest.String(), "the ISO release `X.Y` to check the answers for")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -634,11 +748,11 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 // a container's HEALTHCHECK, where a FROM scratch image has no curl. By
 // default it asks the server this environment configures (LISTEN, PORT,
 // PXE_PILOT_TLS_CERT) on the loopback address, pinning its certificate.
-func healthcheckCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("healthcheck", stderr)
-	url := fs.String("url", "", "the /health URL (default: the server LISTEN, PORT and PXE_PILOT_TLS_CERT describe, on this machine)")
-	certFlag := fs.String("cert", os.Getenv("PXE_PILOT_TLS_CERT"), "pin HTTPS to this certificate, as the installer does")
-	if err := fs.Parse(args); err != nil {
+func healthcheckCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("healthcheck")
+	url := fs.String("url", "", "the /health `URL` (default: the server LISTEN, PORT and PXE_PILOT_TLS_CERT describe, on this machine)")
+	certFlag := fs.String("cert", os.Getenv("PXE_PILOT_TLS_CERT"), "pin HTTPS to this certificate `FILE`, as the installer does")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -737,11 +851,11 @@ func get(rawURL string, tlsCfg *tls.Config, timeout time.Duration) (status int, 
 
 // statusCmd prints every configured host with what the state dir knows
 // of it, and the machines that asked and matched nothing.
-func statusCmd(args []string, stdout, stderr io.Writer) error {
-	fs, dir := flagSet("status", stderr)
-	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state dir")
+func statusCmd(args []string, stdout io.Writer) error {
+	fs, dir := flagSet("status")
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state `DIR`")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -768,17 +882,17 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 
 // rearmCmd forgets that a machine was installed, so that serve --once
 // answers it again.
-func rearmCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("rearm", stderr)
-	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state dir")
-	if err := fs.Parse(args); err != nil {
+func rearmCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("rearm")
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state `DIR`")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() < 1 {
 		return errors.New("rearm needs the machine: pxe-pilot rearm [--state-dir DIR] aa-bb-cc-dd-ee-ff (or serial-<serial>, uuid-<uuid>)")
 	}
 	host := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil { // flags after the machine, too
+	if err := parseFlags(fs, fs.Args()[1:]); err != nil { // flags after the machine, too
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -815,12 +929,12 @@ func rearmCmd(args []string, stdout, stderr io.Writer) error {
 
 // certCmd creates a self-signed certificate and its key for serve
 // --tls-cert and --tls-key, and prints what the installer needs to pin it.
-func certCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("cert", stderr)
-	out := fs.String("out", ".", "the directory to write "+certName+" and "+keyName+" to")
-	hostList := fs.String("host", "", "the names and addresses installers reach pxe-pilot by, comma-separated (default: this machine's name, localhost, 127.0.0.1)")
+func certCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("cert")
+	out := fs.String("out", ".", "the `DIR` to write "+certName+" and "+keyName+" to")
+	hostList := fs.String("host", "", "the names and addresses installers reach pxe-pilot by, `NAME,IP,...` (default: this machine's name, localhost, 127.0.0.1)")
 	force := fs.Bool("force", false, "replace an existing certificate and key")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -865,9 +979,9 @@ func certCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 // fingerprintCmd prints the fingerprint of an existing certificate.
-func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("fingerprint", stderr)
-	if err := fs.Parse(args); err != nil {
+func fingerprintCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("fingerprint")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

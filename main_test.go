@@ -7,8 +7,11 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -280,7 +283,7 @@ func TestParseServe(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			got, err := parseServe(tc.args, io.Discard)
+			got, err := parseServe(tc.args)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("parseServe(%q) with env %v = %+v, %v; want an error containing %q", tc.args, tc.env, got, err, tc.wantErr)
@@ -312,7 +315,7 @@ func TestRun(t *testing.T) {
 		{name: "no_command", args: nil, wantErr: "no command given", wantStderr: "Usage:"},
 		{name: "unknown_command", args: []string{"frobnicate"}, wantErr: `unknown command "frobnicate"`, wantStderr: "Usage:"},
 		{name: "serve_with_bad_flag", args: []string{"serve", "--port", "x"}, wantErr: `--port "x"`},
-		{name: "serve_help", args: []string{"serve", "-h"}, wantErr: flag.ErrHelp.Error(), wantStderr: "Usage:"},
+		{name: "serve_help", args: []string{"serve", "-h"}, wantErr: flag.ErrHelp.Error(), wantStdout: "Usage: pxe-pilot serve [--config-dir DIR]"},
 		{name: "serve_with_missing_config_dir", args: []string{"serve", "--config-dir", "/nonexistent/pxe-pilot", "--port", "0"},
 			wantErr: `config dir "/nonexistent/pxe-pilot" is missing`},
 	}
@@ -416,5 +419,135 @@ func TestServeStartLog(t *testing.T) {
 				t.Errorf("serve %q warned %d times of plain HTTP; want once at most", tc.args, n)
 			}
 		})
+	}
+}
+
+// Every command's -h and --help print its own help, on standard output:
+// what it does, its flags with their variables and defaults, examples. A
+// bad flag is one line that says where that help is.
+func TestCommandHelp(t *testing.T) {
+	clearServeEnv(t)
+	tests := []struct {
+		name       string
+		args       []string
+		wantErr    string   // "" for help, which is flag.ErrHelp
+		wantStdout []string // each in it
+	}{
+		{"serve_h", []string{"serve", "-h"}, "", []string{"Usage: pxe-pilot serve [--config-dir DIR]", "\nServe answers: the installer POSTs",
+			"  --listen HOST:PORT   listen on HOST:PORT, such as :8080 or 10.0.0.2:8080 (env LISTEN; default :8080, or :8443 with TLS)\n",
+			"  --once               refuse to answer a machine again once it reported installed (env PXE_PILOT_ONCE)\n",
+			"  $ pxe-pilot serve --config-dir examples/config --listen 127.0.0.1:8080\n"}},
+		{"serve_help_ignores_the_environment_in_defaults", []string{"serve", "--help"}, "", []string{"(env CONFIG_DIR; default ./config)"}},
+		{"render_help", []string{"render", "--help"}, "", []string{"Usage: pxe-pilot render [--config-dir DIR] (--mac MAC",
+			"\n                        [--public-url URL [--state-dir DIR] [--tls-cert FILE]]\n",
+			"  --release X.Y        the ISO release X.Y, with --mac (default 9.2)\n",
+			"  $ pxe-pilot render --config-dir examples/config --mac aa:bb:cc:dd:ee:ff\n"}},
+		{"validate_h", []string{"validate", "-h"}, "", []string{"Check every file and every host's answer offline", "$ pxe-pilot validate --config-dir examples/config\n"}},
+		{"status_h", []string{"status", "-h"}, "", []string{"  --json", "(env PXE_PILOT_STATE_DIR)"}},
+		{"rearm_h_before_the_machine", []string{"rearm", "-h"}, "", []string{"Usage: pxe-pilot rearm [--state-dir DIR] MACHINE\n"}},
+		{"rearm_h_after_the_machine", []string{"rearm", "aa-bb-cc-dd-ee-ff", "-h"}, "", []string{"Usage: pxe-pilot rearm [--state-dir DIR] MACHINE\n"}},
+		{"cert_h", []string{"cert", "-h"}, "", []string{"  --force", "  --out DIR", "(default .)"}},
+		{"fingerprint_h_has_no_flags", []string{"fingerprint", "-h"}, "", []string{"Usage: pxe-pilot fingerprint FILE\n\nPrint a certificate's SHA-256 fingerprint, as prepare-iso takes it.\n\nExamples:\n"}},
+		{"healthcheck_h", []string{"healthcheck", "-h"}, "", []string{"  --cert FILE  pin HTTPS to this certificate FILE, as the installer does (env PXE_PILOT_TLS_CERT)\n"}},
+		{"version_h", []string{"version", "-h"}, "", []string{"Usage: pxe-pilot version\n"}},
+		{"bad_flag_is_one_line", []string{"serve", "--config", "x"}, "serve: flag provided but not defined: -config; see 'pxe-pilot serve -h'", nil},
+		{"bad_value_is_one_line", []string{"status", "--json=maybe"}, `status: invalid boolean value "maybe" for -json: parse error; see 'pxe-pilot status -h'`, nil},
+		{"missing_value_is_one_line", []string{"render", "--mac"}, "render: flag needs an argument: -mac; see 'pxe-pilot render -h'", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CONFIG_DIR", "/etc/from-the-environment")
+			var stdout, stderr bytes.Buffer
+			err := run(tc.args, &stdout, &stderr)
+			if tc.wantErr == "" && !errors.Is(err, flag.ErrHelp) || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
+				t.Fatalf("run(%q) = %v; want %q", tc.args, err, tc.wantErr)
+			}
+			if stderr.Len() > 0 {
+				t.Errorf("run(%q) wrote to stderr %q; want nothing (main says the error)", tc.args, stderr.String())
+			}
+			if tc.wantErr != "" && stdout.Len() > 0 {
+				t.Errorf("run(%q) printed %q; want nothing but the error", tc.args, stdout.String())
+			}
+			for _, w := range tc.wantStdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("run(%q) printed\n%s\nwant %q in it", tc.args, stdout.String(), w)
+				}
+			}
+		})
+	}
+}
+
+// Every example line of every command's -h runs, from a copy of the
+// repository's examples, and succeeds: serve starts (and stops at once),
+// healthcheck asks a server of examples/config.
+func TestCommandHelpExamplesRun(t *testing.T) {
+	clearServeEnv(t)
+	root := t.TempDir()
+	if err := os.CopyFS(filepath.Join(root, "examples"), os.DirFS("examples")); err != nil {
+		t.Fatal(err)
+	}
+	health := httptest.NewServer(&server{dir: filepath.Join(root, "examples", "config"), log: slog.New(slog.DiscardHandler)})
+	defer health.Close()
+	t.Chdir(root)
+	// In this order: cert makes what fingerprint reads, serve the state
+	// dir that status and rearm read.
+	order := []string{"cert", "fingerprint", "validate", "render", "serve", "status", "rearm", "healthcheck", "version"}
+	if len(order) != len(commands) {
+		t.Fatalf("the test runs the examples of %d commands; there are %d", len(order), len(commands))
+	}
+	for _, name := range order {
+		if name == "rearm" {
+			// rearm is for a machine serve answered: let one ask, as it
+			// would of the serve --state-dir state above.
+			tr, err := newTracker("examples/config", "http://10.0.0.2:8080", "", "state", true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &server{dir: "examples/config", log: slog.New(slog.DiscardHandler), track: tr}
+			if rec := send(s, "POST", "/answer", bytes.NewReader(mustRead(t, "examples/requests/pve-9.2.json"))); rec.Code != http.StatusOK {
+				t.Fatalf("POST /answer with --state-dir state = %d %s", rec.Code, rec.Body)
+			}
+		}
+		var help bytes.Buffer
+		if err := run([]string{name, "-h"}, &help, io.Discard); !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("%s -h = %v; want flag.ErrHelp", name, err)
+		}
+		var examples []string
+		for _, line := range strings.Split(help.String(), "\n") {
+			if ex, ok := strings.CutPrefix(strings.TrimSpace(line), "$ "); ok {
+				examples = append(examples, ex)
+			}
+		}
+		if len(examples) == 0 {
+			t.Errorf("%s -h shows no example:\n%s", name, &help)
+		}
+		for i, ex := range examples {
+			t.Run(fmt.Sprintf("%s_%d", name, i+1), func(t *testing.T) {
+				args := strings.Fields(ex)
+				if args[0] != "pxe-pilot" || args[1] != name {
+					t.Fatalf("%s -h shows %q; want an example of pxe-pilot %s", name, ex, name)
+				}
+				for i, a := range args {
+					switch {
+					case i > 0 && args[i-1] == "--listen":
+						args[i] = "127.0.0.1:0"
+					case name == "healthcheck":
+						args[i] = strings.Replace(a, "127.0.0.1:8080", health.Listener.Addr().String(), 1)
+					}
+				}
+				var out bytes.Buffer
+				var err error
+				if name == "serve" {
+					ctx, cancel := context.WithCancel(context.Background())
+					cancel() // it starts, then stops at once
+					err = serve(ctx, args[2:], &out)
+				} else {
+					err = run(args[1:], &out, &out)
+				}
+				if err != nil {
+					t.Errorf("%s = %v\n%s", ex, err, &out)
+				}
+			})
+		}
 	}
 }
