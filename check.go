@@ -446,3 +446,25 @@ func sampleFacts(m match, rel release) facts {
 	}
 	return req.facts(m, rel)
 }
+
+// errorLines are the report's errors, without its warnings and notes.
+func (r dirReport) errorLines() []string {
+	var out []string
+	for _, l := range r.lines {
+		if !strings.HasPrefix(l, "warning: ") && !strings.HasPrefix(l, "note: ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// filesWithErrors counts the files the errors name: each line starts with
+// its file ("hosts/x.toml: ..." or "defaults.toml:2:12: ...").
+func (r dirReport) filesWithErrors() int {
+	files := map[string]bool{}
+	for _, l := range r.errorLines() {
+		file, _, _ := strings.Cut(l, ":")
+		files[file] = true
+	}
+	return len(files)
+}

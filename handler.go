@@ -55,6 +55,12 @@ type server struct {
 
 	muxOnce sync.Once
 	routes  *http.ServeMux // see mux
+
+	counts struct { // /health's, see configCounts
+		mu           sync.Mutex
+		at           time.Time
+		hosts, files int
+	}
 }
 
 // A refused token waits a second before its 401, which slows down guessing.
@@ -267,9 +273,12 @@ func (s *server) logRequest(r *http.Request, o *outcome, took time.Duration) {
 	if o.err != "" {
 		attrs = append(attrs, slog.String("error", o.err))
 	}
-	attrs = append(attrs, slog.Duration("duration", took))
+	// Milliseconds to the microsecond, a plain number in text and JSON alike.
+	attrs = append(attrs, slog.Float64("duration_ms", float64(took.Microseconds())/1000))
 	level := slog.LevelInfo
-	if o.status >= 500 {
+	if r.URL.Path == "/health" && o.status == http.StatusOK {
+		level = slog.LevelDebug // polled every few seconds: only a failing one is news
+	} else if o.status >= 500 {
 		level = slog.LevelError
 	} else if o.status >= 400 {
 		level = slog.LevelWarn
@@ -714,12 +723,19 @@ func (s *server) script(w http.ResponseWriter, r *http.Request, o *outcome) int 
 }
 
 // health reports whether an answer could be composed at all: the config
-// dir is readable and defaults.toml, if present, parses.
+// dir is readable and defaults.toml, if present, parses. Then it says how
+// many host files there are and how many files have errors, as validate
+// finds them; those are still a 200, so that a typo in one host file does
+// not get the server restarted.
 func (s *server) health(w http.ResponseWriter, _ *http.Request, _ *outcome) int {
-	status, body := http.StatusOK, `{"status":"ok"}`
+	var status int
+	var body string
 	if err := checkConfigDir(s.dir); err != nil {
 		msg, _ := json.Marshal("pxe-pilot: " + err.Error())
 		status, body = http.StatusServiceUnavailable, `{"status":"unavailable","error":`+string(msg)+`}`
+	} else {
+		hosts, files := s.configCounts(time.Now())
+		status, body = http.StatusOK, fmt.Sprintf(`{"status":"ok","hosts":%d,"files_with_errors":%d}`, hosts, files)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -727,6 +743,24 @@ func (s *server) health(w http.ResponseWriter, _ *http.Request, _ *outcome) int 
 	w.WriteHeader(status)
 	io.WriteString(w, body+"\n")
 	return status
+}
+
+// healthTTL is how long /health reuses its count of hosts and files with
+// errors: counting checks every host's answer, which for thousands of
+// hosts is a tenth of a second or more, and /health answers anyone.
+const healthTTL = 5 * time.Second
+
+// configCounts counts the host files and the files with errors, at most
+// once per healthTTL however many ask: the others wait for that count.
+func (s *server) configCounts(now time.Time) (hosts, files int) {
+	c := &s.counts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || now.Sub(c.at) >= healthTTL || now.Before(c.at) {
+		r := checkConfig(s.dir, checkOptions{release: newest})
+		c.hosts, c.files, c.at = r.hosts, r.filesWithErrors(), now
+	}
+	return c.hosts, c.files
 }
 
 // A tokenSet is the tokens of a token file: one per line, as prepare-iso

@@ -509,6 +509,11 @@ func TestConcurrentAnswersAreEachTheirHosts(t *testing.T) {
 	}
 }
 
+// healthOK is /health's body for a usable config dir.
+func healthOK(hosts, filesWithErrors int) string {
+	return fmt.Sprintf(`{"status":"ok","hosts":%d,"files_with_errors":%d}`+"\n", hosts, filesWithErrors)
+}
+
 func TestHealth(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -518,11 +523,17 @@ func TestHealth(t *testing.T) {
 		wantCode int
 		wantBody string // exact body, or a substring of the error for a 503
 	}{
-		{"good_dir_is_200", goodConfig(), "", "GET", 200, `{"status":"ok"}` + "\n"},
-		{"head_is_200", goodConfig(), "", "HEAD", 200, `{"status":"ok"}` + "\n"},
-		{"dir_without_defaults_is_200", map[string]string{hostFile: goodHost}, "", "GET", 200, `{"status":"ok"}` + "\n"},
-		{"empty_dir_is_200", map[string]string{}, "", "GET", 200, `{"status":"ok"}` + "\n"},
-		{"broken_host_file_is_200", map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost}, "", "GET", 200, `{"status":"ok"}` + "\n"},
+		{"good_dir_is_200", goodConfig(), "", "GET", 200, healthOK(1, 0)},
+		{"head_is_200", goodConfig(), "", "HEAD", 200, healthOK(1, 0)},
+		{"dir_without_defaults_is_200_with_the_host_in_error", map[string]string{hostFile: goodHost}, "", "GET", 200, healthOK(1, 1)},
+		{"empty_dir_is_200_with_hosts_in_error", map[string]string{}, "", "GET", 200, healthOK(0, 1)}, // hosts/ is missing
+		{"broken_host_file_is_200_with_it_in_error", map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost}, "", "GET", 200, healthOK(1, 1)},
+		{"hosts_with_errors_are_counted_once_each", map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost,
+			"hosts/aa-bb-cc-dd-ee-01.toml": goodHost, "hosts/aa-bb-cc-dd-ee-02.toml": "hostname = \"pve2\"\n[disk]\ntarget = 1\n"}, "", "GET", 200, healthOK(3, 2)},
+		{"a_broken_profile_is_one_file_for_all_its_hosts", map[string]string{"defaults.toml": goodDefaults, "profiles/rack.toml": "[x\n",
+			hostFile: "profiles = [\"rack\"]\n" + goodHost, "hosts/aa-bb-cc-dd-ee-01.toml": "profiles = [\"rack\"]\n" + goodHost}, "", "GET", 200, healthOK(2, 1)},
+		{"a_host_file_that_never_matches_is_an_error_not_a_host", map[string]string{"defaults.toml": goodDefaults, hostFile: goodHost,
+			"hosts/pve1.toml": goodHost}, "", "GET", 200, healthOK(1, 1)},
 		{"missing_dir_is_503", goodConfig(), "missing", "GET", 503, "no such file or directory"},
 		{"dir_that_is_a_file_is_503", map[string]string{"file": "x"}, "file", "GET", 503, "not a directory"},
 		{"broken_defaults_is_503_naming_it", map[string]string{"defaults.toml": "[global]\nkeyboard = de\n"}, "", "GET", 503, "pxe-pilot: defaults.toml:2:12: "},
@@ -532,7 +543,7 @@ func TestHealth(t *testing.T) {
 			`pxe-pilot: defaults.toml: profiles: "site": profiles/site.toml does not exist`},
 		{"broken_profile_of_defaults_is_503", map[string]string{"defaults.toml": "profiles = [\"site\"]\n", "profiles/site.toml": "[x\n"}, "", "GET", 503,
 			"pxe-pilot: profiles/site.toml:1:"},
-		{"profiles_of_defaults_are_200", map[string]string{"defaults.toml": "profiles = [\"site\"]\n", "profiles/site.toml": goodDefaults}, "", "GET", 200, `{"status":"ok"}` + "\n"},
+		{"profiles_of_defaults_are_200", map[string]string{"defaults.toml": "profiles = [\"site\"]\n", "profiles/site.toml": goodDefaults}, "", "GET", 200, healthOK(0, 1)}, // and no hosts/
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -576,7 +587,7 @@ func TestRequestLog(t *testing.T) {
 		wantLines int      // lines logged in all
 	}{
 		{"answer_logs_host", nil, "POST", "/answer", installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"),
-			[]string{"level=INFO", "status=200", "host=" + hostFile, "release=9.2", "method=POST", "path=/answer", "duration="}, 1},
+			[]string{"level=INFO", "status=200", "host=" + hostFile, "release=9.2", "method=POST", "path=/answer", "duration_ms="}, 1},
 		{"unknown_host_logs_tried_macs", nil, "POST", "/answer", installerBody("pve", "9.2", "11:22:33:44:55:66", "11:22:33:44:55:67"),
 			[]string{"level=WARN", "status=404", "tried=11:22:33:44:55:66,11:22:33:44:55:67", `error="pxe-pilot: no host file`}, 1},
 		{"invalid_host_logs_host_and_error", map[string]string{"defaults.toml": goodDefaults, hostFile: "hostname = \"pve1\"\n"},
@@ -603,8 +614,10 @@ func TestRequestLog(t *testing.T) {
 			[]string{"level=WARN", "status=400", "not a JSON object"}, 1},
 		{"newer_release_logs_a_note_and_the_request", nil, "POST", "/answer", installerBody("pve", "10.0", "aa:bb:cc:dd:ee:ff"),
 			[]string{"status=200", "release=9.2"}, 2},
-		{"health_logs_200", nil, "GET", "/health", "",
-			[]string{"level=INFO", "status=200", "path=/health"}, 1},
+		{"health_200_logs_at_debug", nil, "GET", "/health", "",
+			[]string{"level=DEBUG", "status=200", "path=/health", "duration_ms="}, 1},
+		{"health_503_logs_at_error", map[string]string{"defaults.toml": "[global\n"}, "GET", "/health", "",
+			[]string{"level=ERROR", "status=503", "path=/health"}, 1},
 		{"wrong_method_logs_405", nil, "GET", "/answer", "",
 			[]string{"level=WARN", "status=405"}, 1},
 	}
@@ -615,6 +628,7 @@ func TestRequestLog(t *testing.T) {
 				files = goodConfig()
 			}
 			s, log := testServer(t, files)
+			s.log = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			send(s, tc.method, tc.path, strings.NewReader(tc.body))
 			what := tc.method + " " + tc.path + " " + tc.name
 			line := requestLine(t, what, log)
@@ -625,6 +639,36 @@ func TestRequestLog(t *testing.T) {
 			}
 			if n := strings.Count(log.String(), "\n"); n != tc.wantLines {
 				t.Errorf("%s logged %d lines; want %d:\n%s", what, n, tc.wantLines, log)
+			}
+		})
+	}
+}
+
+// duration_ms is milliseconds with microseconds as decimals, a number in
+// text and JSON alike; a /health that answers 200 is not logged at the
+// default level, which is info.
+func TestRequestLogDurationAndLevel(t *testing.T) {
+	tests := []struct {
+		name   string
+		path   string
+		took   time.Duration
+		status int
+		want   string // the line at the default level, in JSON; "" for none
+	}{
+		{"answer_in_microseconds", "/answer", 137 * time.Microsecond, 200, `"duration_ms":0.137}`},
+		{"answer_in_seconds", "/answer", 1500 * time.Millisecond, 200, `"duration_ms":1500}`},
+		{"answer_under_a_microsecond", "/answer", 999 * time.Nanosecond, 200, `"duration_ms":0}`},
+		{"health_200_is_quiet", "/health", time.Millisecond, 200, ""},
+		{"health_503_is_said", "/health", time.Millisecond, 503, `"level":"ERROR"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			s := &server{log: slog.New(slog.NewJSONHandler(&buf, nil))}
+			s.logRequest(httptest.NewRequest("GET", tc.path, nil), &outcome{status: tc.status}, tc.took)
+			got := strings.TrimSpace(buf.String())
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("logRequest(%s, %d, %v) logged %q; want %q in it", tc.path, tc.status, tc.took, got, tc.want)
 			}
 		})
 	}
@@ -1183,5 +1227,29 @@ func TestTrackingRoutes(t *testing.T) {
 		if loc := rec.Header().Get("Location"); loc != "" {
 			t.Errorf("%s: Location = %q; want no redirect", what, loc)
 		}
+	}
+}
+
+// BenchmarkHealth2000Hosts is one poll of /health on a config dir of 2,000
+// host files, half of them listing a profile, like examples/config's.
+func BenchmarkHealth2000Hosts(b *testing.B) {
+	files := map[string]string{
+		"defaults.toml":            string(mustRead(b, "examples/config/defaults.toml")),
+		"profiles/zfs-mirror.toml": string(mustRead(b, "examples/config/profiles/zfs-mirror.toml")),
+	}
+	for i := range 2000 {
+		host := fmt.Sprintf("hostname = \"pve%d\"\n[disk]\ntarget = \"sda\"\n", i)
+		if i%2 == 1 {
+			host = fmt.Sprintf("hostname = \"pve%d\"\nprofiles = [\"zfs-mirror\"]\n", i)
+		}
+		files[fmt.Sprintf("hosts/02-00-00-00-%02x-%02x.toml", i/256, i%256)] = host
+	}
+	s := &server{dir: writeTree(b, files), log: slog.New(slog.DiscardHandler)}
+	if rec := send(s, "GET", "/health", nil); rec.Body.String() != healthOK(2000, 0) {
+		b.Fatalf("GET /health = %d %s; want %s", rec.Code, rec.Body, healthOK(2000, 0))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		send(s, "GET", "/health", nil)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,49 +30,91 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 )
 
-const usage = `pxe-pilot answers the Proxmox VE automated installer.
+// A command is a subcommand as its help shows it: how it is called, what
+// it does, and examples that work from the repository's root, against
+// examples/config (TestCommandHelpExamplesRun runs every one).
+type command struct {
+	name     string
+	synopsis string // the flags and arguments, after "pxe-pilot NAME"
+	about    string // what it does; its first line says it in one
+	examples []string
+}
 
-Usage:
-
-	$ pxe-pilot serve [--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
+// commands are the subcommands, in the order the usage lists them.
+var commands = []command{
+	{"serve", `[--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
 	                  [--tls-cert FILE --tls-key FILE] [--token-file FILE]
 	                  [--allow CIDR,...] [--max-inflight N]
-	                  [--public-url URL [--state-dir DIR [--once]]]
-	Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
+	                  [--public-url URL [--state-dir DIR [--once]]]`,
+		`Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
 	With --public-url, answers report back when installed (POST /installed)
 	and first-boot scripts are served; --state-dir keeps what was answered
-	and installed; --once refuses a machine that was installed.
+	and installed; --once refuses a machine that was installed.`,
+		[]string{"pxe-pilot serve --config-dir examples/config --listen 127.0.0.1:8080",
+			"pxe-pilot serve --config-dir examples/config --listen :8080 --public-url http://10.0.0.2:8080 --state-dir state --once"}},
+	{"validate", `[--config-dir DIR] [--release X.Y] [--public-url URL]`,
+		`Check every file and every host's answer offline; exit 1 on any error.`,
+		[]string{"pxe-pilot validate --config-dir examples/config",
+			"pxe-pilot validate --config-dir examples/config --release 8.4"}},
+	{"render", `[--config-dir DIR] (--mac MAC [--serial S] [--uuid U] [--release X.Y] | --request FILE.json | -)
+	                   [--public-url URL [--state-dir DIR] [--tls-cert FILE]] [--explain]`,
+		`Print exactly the answer the server would send that machine.`,
+		[]string{"pxe-pilot render --config-dir examples/config --mac aa:bb:cc:dd:ee:ff",
+			"pxe-pilot render --config-dir examples/config --request examples/requests/pve-9.2.json",
+			"pxe-pilot render --config-dir examples/config --mac aa:bb:cc:dd:ee:01 --explain"}},
+	{"status", `[--config-dir DIR] [--state-dir DIR] [--json]`,
+		`List every host: how it is matched, its last answer, when it was installed.`,
+		[]string{"pxe-pilot status --config-dir examples/config --state-dir state"}},
+	{"rearm", `[--state-dir DIR] MACHINE`,
+		`Let serve --once answer an installed machine (aa-bb-cc-dd-ee-ff) again.`,
+		[]string{"pxe-pilot rearm --state-dir state aa-bb-cc-dd-ee-ff"}},
+	{"cert", `[--out DIR] [--host NAME,IP,...] [--force]`,
+		`Create a self-signed certificate and key for HTTPS, and print its
+	fingerprint and the prepare-iso command line that pins it.`,
+		[]string{"pxe-pilot cert --out tls --host pxe.lab.example.com,10.0.0.2"}},
+	{"fingerprint", `FILE`,
+		`Print a certificate's SHA-256 fingerprint, as prepare-iso takes it.`,
+		[]string{"pxe-pilot fingerprint tls/pxe-pilot.crt"}},
+	{"healthcheck", `[--url URL] [--cert FILE]`,
+		`Exit 0 if the server answers /health with 200 (for container HEALTHCHECKs).`,
+		[]string{"pxe-pilot healthcheck --url http://127.0.0.1:8080/health"}},
+	{"version", ``, `Print the version.`, []string{"pxe-pilot version"}},
+}
 
-	$ pxe-pilot validate [--config-dir DIR] [--release X.Y]
-	Check every file and every host's answer offline; exit 1 on any error.
+// flagEnv is the environment variable a flag takes its default from, and
+// the default without it ("" for none).
+var flagEnv = map[string]struct{ env, def string }{
+	"config-dir":   {"CONFIG_DIR", "./config"},
+	"listen":       {"LISTEN", ":8080, or :8443 with TLS"},
+	"port":         {"PORT", ""},
+	"log-format":   {"PXE_PILOT_LOG_FORMAT", "text"},
+	"tls-cert":     {"PXE_PILOT_TLS_CERT", ""},
+	"cert":         {"PXE_PILOT_TLS_CERT", ""},
+	"tls-key":      {"PXE_PILOT_TLS_KEY", ""},
+	"token-file":   {"PXE_PILOT_TOKEN_FILE", ""},
+	"allow":        {"PXE_PILOT_ALLOW", ""},
+	"max-inflight": {"PXE_PILOT_MAX_INFLIGHT", strconv.Itoa(defaultMaxInflight)},
+	"public-url":   {"PXE_PILOT_PUBLIC_URL", ""},
+	"state-dir":    {"PXE_PILOT_STATE_DIR", ""},
+	"once":         {"PXE_PILOT_ONCE", ""},
+}
 
-	$ pxe-pilot render [--config-dir DIR] (--mac MAC [--serial S] [--uuid U] [--release X.Y] | --request FILE.json | -)
-	                   [--public-url URL [--state-dir DIR] [--tls-cert FILE]]
-	Print exactly the answer the server would send that machine.
+// usage is the whole usage text, that pxe-pilot help prints.
+var usage = func() string {
+	var b strings.Builder
+	b.WriteString("pxe-pilot answers the Proxmox VE automated installer.\n\nUsage:\n\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "\t$ %s\n\t%s\n\n", strings.TrimSpace("pxe-pilot "+c.name+" "+c.synopsis), c.about)
+	}
+	b.WriteString("Run 'pxe-pilot COMMAND -h' for a command's flags and examples.\n\n")
+	return b.String() + usageMore
+}()
 
-	$ pxe-pilot status [--config-dir DIR] [--state-dir DIR] [--json]
-	List every host: how it is matched, its last answer, when it was installed.
-
-	$ pxe-pilot rearm [--state-dir DIR] MACHINE
-	Let serve --once answer an installed machine (aa-bb-cc-dd-ee-ff) again.
-
-	$ pxe-pilot cert [--out DIR] [--host NAME,IP,...] [--force]
-	Create a self-signed certificate and key for HTTPS, and print its
-	fingerprint and the prepare-iso command line that pins it.
-
-	$ pxe-pilot fingerprint FILE
-	Print a certificate's SHA-256 fingerprint, as prepare-iso takes it.
-
-	$ pxe-pilot healthcheck [--url URL] [--cert FILE]
-	Exit 0 if the server answers /health with 200 (for container HEALTHCHECKs).
-
-	$ pxe-pilot version
-	Print the version.
-
-Examples:
+const usageMore = `Examples:
 
 	$ pxe-pilot serve --config-dir examples/config
 	$ pxe-pilot serve --config-dir /etc/pxe-pilot --listen 10.0.0.2:8080
@@ -105,7 +148,7 @@ Environment (flags win):
 	PXE_PILOT_MAX_INFLIGHT  --max-inflight: requests answered at once (default 1024)
 	PXE_PILOT_PUBLIC_URL    --public-url: how installers reach pxe-pilot
 	PXE_PILOT_STATE_DIR     --state-dir (serve, status, rearm)
-	PXE_PILOT_ONCE          --once: 1 or true
+	PXE_PILOT_ONCE          --once: 1, true or yes (0, false or no: off)
 `
 
 // version is set at link time (-ldflags "-X main.version=v1.2.3"); else
@@ -128,6 +171,14 @@ func main() {
 
 // run carries out one command line; main only reports its error.
 func run(args []string, stdout, stderr io.Writer) error {
+	err := runCommand(args, stdout, stderr)
+	if h := (*helpError)(nil); errors.As(err, &h) {
+		commandHelp(stdout, h.fs)
+	}
+	return err
+}
+
+func runCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command given; try 'pxe-pilot serve'")
@@ -138,20 +189,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 		defer stop()
 		return serve(ctx, args[1:], stderr)
 	case "validate":
-		return validateCmd(args[1:], stdout, stderr)
+		return validateCmd(args[1:], stdout)
 	case "render":
 		return renderCmd(args[1:], os.Stdin, stdout, stderr)
 	case "cert":
-		return certCmd(args[1:], stdout, stderr)
+		return certCmd(args[1:], stdout)
 	case "fingerprint":
-		return fingerprintCmd(args[1:], stdout, stderr)
+		return fingerprintCmd(args[1:], stdout)
 	case "healthcheck":
-		return healthcheckCmd(args[1:], stdout, stderr)
+		return healthcheckCmd(args[1:], stdout)
 	case "status":
-		return statusCmd(args[1:], stdout, stderr)
+		return statusCmd(args[1:], stdout)
 	case "rearm":
-		return rearmCmd(args[1:], stdout, stderr)
+		return rearmCmd(args[1:], stdout)
 	case "version", "--version", "-version":
+		if err := parseFlags(newFlagSet("version"), args[1:]); err != nil {
+			return err
+		}
 		fmt.Fprintln(stdout, "pxe-pilot", versionString())
 		return nil
 	case "help", "--help", "-help", "-h":
@@ -193,21 +247,27 @@ const memoryLimit = 40 << 20
 // retry: the cap is for a flood, not for a rack booting at once.
 const defaultMaxInflight = 1024
 
-func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
-	fs, dir := flagSet("serve", stderr)
-	listen := fs.String("listen", "", "the address to listen on, such as :8080 or 10.0.0.2:8080")
-	port := fs.String("port", "", "the port to listen on, on all addresses")
-	logFormat := fs.String("log-format", envOr("PXE_PILOT_LOG_FORMAT", "text"), "text or json")
-	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "serve HTTPS with this PEM certificate")
-	tlsKey := fs.String("tls-key", os.Getenv("PXE_PILOT_TLS_KEY"), "the certificate's PEM key")
-	tokenFile := fs.String("token-file", os.Getenv("PXE_PILOT_TOKEN_FILE"), "require a bearer token from this file, one per line")
-	allow := fs.String("allow", os.Getenv("PXE_PILOT_ALLOW"), "answer only these source addresses: CIDR[,CIDR...]")
-	maxInflight := fs.String("max-inflight", envOr("PXE_PILOT_MAX_INFLIGHT", strconv.Itoa(defaultMaxInflight)), "requests answered at once; past it 503")
-	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "how installers reach pxe-pilot, such as https://10.0.0.2:8443: answers then report back to it")
-	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "keep what was answered and installed here")
-	once := fs.Bool("once", envBool("PXE_PILOT_ONCE"), "refuse to answer a machine again once it reported installed")
-	if err := fs.Parse(args); err != nil {
+func parseServe(args []string) (serveConfig, error) {
+	fs, dir := flagSet("serve")
+	listen := fs.String("listen", "", "listen on `HOST:PORT`, such as :8080 or 10.0.0.2:8080")
+	port := fs.String("port", "", "listen on port `N` of every address")
+	logFormat := fs.String("log-format", envOr("PXE_PILOT_LOG_FORMAT", "text"), "log lines as `FORMAT`: text or json")
+	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "serve HTTPS with this PEM certificate `FILE`")
+	tlsKey := fs.String("tls-key", os.Getenv("PXE_PILOT_TLS_KEY"), "the certificate's PEM key `FILE`")
+	tokenFile := fs.String("token-file", os.Getenv("PXE_PILOT_TOKEN_FILE"), "require a bearer token from this `FILE`, one NAME:SECRET per line")
+	allow := fs.String("allow", os.Getenv("PXE_PILOT_ALLOW"), "answer only these source addresses: `CIDR,...`")
+	maxInflight := fs.String("max-inflight", envOr("PXE_PILOT_MAX_INFLIGHT", strconv.Itoa(defaultMaxInflight)), "answer `N` requests at once; past it 503")
+	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "the `URL` installers reach pxe-pilot by, such as https://10.0.0.2:8443: answers then report back to it")
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "keep what was answered and installed in `DIR`")
+	onceEnv, onceErr := envBool("PXE_PILOT_ONCE")
+	once := fs.Bool("once", onceEnv, "refuse to answer a machine again once it reported installed")
+	if err := parseFlags(fs, args); err != nil {
 		return serveConfig{}, err
+	}
+	// Said after the flags, so that -h still helps: a guard against
+	// install loops must not be turned off by a value it cannot read.
+	if onceErr != nil {
+		return serveConfig{}, onceErr
 	}
 	if fs.NArg() > 0 {
 		return serveConfig{}, fmt.Errorf("serve takes no arguments, got %q", fs.Arg(0))
@@ -215,23 +275,18 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	var addr string
-	switch {
-	case set["listen"] && set["port"]:
-		return serveConfig{}, errors.New("you can't set --listen and --port at the same time; --listen HOST:PORT says both")
-	case set["listen"]:
-		addr = *listen
-	case set["port"]:
-		p, err := portOf(*port, "--port")
-		if err != nil {
-			return serveConfig{}, err
-		}
-		addr = ":" + p
-	default:
-		var err error
-		if addr, err = envAddr(*tlsCert != "" || *tlsKey != ""); err != nil {
-			return serveConfig{}, err
-		}
+	// Each flag stands in for its own variable; a listen address and a
+	// port from anywhere contradict each other.
+	listenFrom, portFrom := envSetting("LISTEN"), envSetting("PORT")
+	if set["listen"] {
+		listenFrom = setting{"--listen", *listen}
+	}
+	if set["port"] {
+		portFrom = setting{"--port", *port}
+	}
+	addr, err := listenAddr(listenFrom, portFrom, *tlsCert != "" || *tlsKey != "")
+	if err != nil {
+		return serveConfig{}, err
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return serveConfig{}, fmt.Errorf("listen address %q: want HOST:PORT or :PORT, such as :8080", addr)
@@ -262,13 +317,18 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 		tokenFile: *tokenFile, allow: prefixes, maxInflight: n, publicURL: *publicURL, stateDir: *stateDir, once: *once}, nil
 }
 
-// envBool reads a yes-or-no environment variable: 1, true, yes or on.
-func envBool(key string) bool {
-	switch strings.ToLower(os.Getenv(key)) {
+// envBool reads a yes-or-no environment variable: 1, true, yes (or on)
+// and 0, false, no (or off), in any case; unset or blank is no. Anything
+// else is an error, not a silent no.
+func envBool(key string) (bool, error) {
+	v := os.Getenv(key)
+	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "1", "true", "yes", "on":
-		return true
+		return true, nil
+	case "0", "false", "no", "off", "":
+		return false, nil
 	}
-	return false
+	return false, fmt.Errorf("%s=%q: want 1, true or yes to turn it on, or 0, false or no to turn it off", key, v)
 }
 
 // parseAllow reads --allow: CIDRs or single addresses, comma-separated.
@@ -306,16 +366,37 @@ func parseAllow(list string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// envAddr is the address LISTEN or PORT says, else the default: :8080, or
-// :8443 for HTTPS.
-func envAddr(https bool) (string, error) {
-	switch listen, port := os.Getenv("LISTEN"), os.Getenv("PORT"); {
-	case listen != "" && port != "":
-		return "", errors.New("LISTEN and PORT are both set in the environment; unset one (LISTEN=HOST:PORT says both)")
-	case listen != "":
-		return listen, nil
-	case port != "":
-		p, err := portOf(port, "PORT")
+// A setting is a value and where it was given: a flag ("--port") or an
+// environment variable ("PORT"); name "" is not given.
+type setting struct{ name, value string }
+
+func envSetting(key string) setting {
+	if v := os.Getenv(key); v != "" {
+		return setting{key, v}
+	}
+	return setting{}
+}
+
+// String shows the setting as it was given: --port 8080 or PORT=8080.
+func (s setting) String() string {
+	if strings.HasPrefix(s.name, "-") {
+		return s.name + " " + s.value
+	}
+	return s.name + "=" + s.value
+}
+
+// listenAddr is the address listen or port says, else the default: :8080,
+// or :8443 for HTTPS. Both given is an error, whichever gave them: a port
+// alone means every address, which is not what a listen address asked.
+func listenAddr(listen, port setting, https bool) (string, error) {
+	switch {
+	case listen.name != "" && port.name != "":
+		return "", fmt.Errorf("%v and %v are both set; keep one: %v says both, %v alone listens on every address",
+			listen, port, setting{listen.name, "HOST:PORT"}, setting{port.name, "N"})
+	case listen.name != "":
+		return listen.value, nil
+	case port.name != "":
+		p, err := portOf(port.value, port.name)
 		if err != nil {
 			return "", err
 		}
@@ -344,7 +425,7 @@ func envOr(key, def string) string {
 // serve answers until ctx is done (SIGINT or SIGTERM), then shuts down
 // gracefully.
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseServe(args, stderr)
+	cfg, err := parseServe(args)
 	if err != nil {
 		return err
 	}
@@ -369,10 +450,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if !errors.As(err, &ce) {
 			return fmt.Errorf("%v: make it readable by the user pxe-pilot runs as", err)
 		}
-		// A broken defaults.toml is fixed by editing it, with no restart:
-		// say so now, and in every answer until then.
-		logger.Warn("config has a problem; answers will fail until it is fixed", "error", err.Error())
 	}
+	logConfig(logger, cfg.dir)
 
 	h := &server{dir: cfg.dir, log: logger, tokenFile: cfg.tokenFile, allow: cfg.allow,
 		slots: make(chan struct{}, cfg.maxInflight), guard: &tokenGuard{}, authDelay: authDelay,
@@ -395,8 +474,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	ln, err := net.Listen("tcp", cfg.addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listening on %s: another server (another pxe-pilot?) is using it: stop that one, or choose another address with --listen HOST:PORT or LISTEN", cfg.addr)
+	}
 	if err != nil {
-		return fmt.Errorf("listening: %w", err)
+		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -420,6 +502,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if cfg.tokenFile != "" {
 		attrs = append(attrs, "token_file", cfg.tokenFile)
+	} else if tlsCfg == nil && !ln.Addr().(*net.TCPAddr).IP.IsLoopback() {
+		logger.Warn("serving plain HTTP with no token on an address other machines reach: any of them can fetch any host's answer, root password hash included; "+
+			"add --tls-cert and --tls-key with --token-file, or --listen 127.0.0.1:PORT behind a proxy", "addr", ln.Addr().String())
 	}
 	if cfg.allow != nil {
 		attrs = append(attrs, "allow", fmt.Sprint(cfg.allow))
@@ -449,19 +534,94 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// newFlagSet is a subcommand's flag set; its usage is the whole usage text.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+// logConfig says at start what the config dir holds, in one line, and
+// then each error validate would find on a line of its own: a broken file
+// is fixed by editing it, with no restart, and answers that need it fail
+// until then.
+func logConfig(logger *slog.Logger, dir string) {
+	r := checkDir(dir, newest)
+	profiles, _ := filepath.Glob(filepath.Join(dir, "profiles", "*.toml"))
+	logger.Info("config", "config_dir", dir, "hosts", r.hosts, "profiles", len(profiles), "files_with_errors", r.filesWithErrors())
+	for _, line := range r.errorLines() {
+		logger.Warn("config error: answers that need this file fail until it is fixed", "error", line)
+	}
+}
+
+// newFlagSet is a subcommand's flag set. It prints nothing itself: see
+// parseFlags.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
 // flagSet is the flag set of a command that reads the config dir, with
 // --config-dir.
-func flagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := newFlagSet(name, stderr)
-	return fs, fs.String("config-dir", envOr("CONFIG_DIR", "./config"), "the config dir")
+func flagSet(name string) (*flag.FlagSet, *string) {
+	fs := newFlagSet(name)
+	return fs, fs.String("config-dir", envOr("CONFIG_DIR", "./config"), "the config `DIR`")
+}
+
+// parseFlags parses a command's flags. -h, -help and --help return a
+// helpError, which run prints as the command's help; a bad flag is one
+// line that says where the help is, not the help itself.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return &helpError{fs}
+	case err != nil:
+		return fmt.Errorf("%s: %w; see 'pxe-pilot %s -h'", fs.Name(), err, fs.Name())
+	}
+	return nil
+}
+
+// helpError is a command's -h: flag.ErrHelp, with the flags to show.
+type helpError struct{ fs *flag.FlagSet }
+
+func (e *helpError) Error() string { return flag.ErrHelp.Error() }
+func (e *helpError) Unwrap() error { return flag.ErrHelp }
+
+// commandHelp is a command's -h: what it does, its flags with their
+// environment variables and defaults, and its examples.
+func commandHelp(w io.Writer, fs *flag.FlagSet) {
+	var c command
+	for _, c = range commands {
+		if c.name == fs.Name() {
+			break
+		}
+	}
+	about, _, _ := strings.Cut(c.about, "\n")
+	// The synopsis lines up under "\t$ pxe-pilot NAME " in the usage;
+	// here under "Usage: pxe-pilot NAME ", five columns further.
+	synopsis := strings.ReplaceAll(c.synopsis, "\n\t", "\n"+strings.Repeat(" ", 5))
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", strings.TrimSpace("pxe-pilot "+c.name+" "+synopsis), about)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		if n++; n == 1 {
+			fmt.Fprintf(tw, "\nFlags:\n\n")
+		}
+		arg, text := flag.UnquoteUsage(f)
+		def := f.DefValue
+		var from []string
+		if e, ok := flagEnv[f.Name]; ok {
+			from, def = append(from, "env "+e.env), e.def
+		}
+		if def != "" && def != "false" {
+			from = append(from, "default "+def)
+		}
+		if len(from) > 0 {
+			text += " (" + strings.Join(from, "; ") + ")"
+		}
+		fmt.Fprintf(tw, "  --%s\t%s\n", strings.TrimSpace(f.Name+" "+arg), text)
+	})
+	tw.Flush()
+	fmt.Fprintf(w, "\nExamples:\n\n")
+	for _, e := range c.examples {
+		fmt.Fprintf(w, "  $ %s\n", e)
+	}
 }
 
 // releaseFlag reads --release X.Y for the commands that have no request.
@@ -492,17 +652,17 @@ func dryTracker(configDir, publicURL, stateDir, tlsCert string) (*tracker, error
 // renderCmd prints the answer for one machine: the same bytes the server
 // would send, from the same code, or the same error line and exit 1.
 func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs, dir := flagSet("render", stderr)
-	mac := fs.String("mac", "", "the machine's MAC")
-	serial := fs.String("serial", "", "the machine's serial number (dmi.system.serial), with --mac")
-	uuid := fs.String("uuid", "", "the machine's system UUID (dmi.system.uuid), with --mac")
-	reqFile := fs.String("request", "", "a request body saved from an installer (- for standard input)")
-	rel := fs.String("release", newest.String(), "the ISO release, with --mac")
-	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "as serve --public-url: add the webhook and first-boot script serve would")
-	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "as serve --state-dir: the webhook's token (read, never written)")
-	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "as serve --tls-cert: the fingerprint the webhook pins")
-	explainFlag := fs.Bool("explain", false, "say, above the answer, which host file matched and by what, and the layers in order, and beside each key, the file and line that set it")
-	if err := fs.Parse(args); err != nil {
+	fs, dir := flagSet("render")
+	mac := fs.String("mac", "", "the machine's `MAC`")
+	serial := fs.String("serial", "", "the machine's serial number `S` (dmi.system.serial), with --mac")
+	uuid := fs.String("uuid", "", "the machine's system `UUID` (dmi.system.uuid), with --mac")
+	reqFile := fs.String("request", "", "a request body saved from an installer, `FILE.json` (- for standard input)")
+	rel := fs.String("release", newest.String(), "the ISO release `X.Y`, with --mac; one newer than pxe-pilot knows gets the newest rules")
+	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "as serve --public-url `URL`: add the webhook and first-boot script serve would")
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "as serve --state-dir `DIR`: the webhook's token (read, never written)")
+	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "as serve --tls-cert `FILE`: the fingerprint the webhook pins")
+	explainFlag := fs.Bool("explain", false, "say, above the answer, which host file matched and by what, and the layers in order, and beside each key the file and line that set it")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	t, err := dryTracker(*dir, *publicURL, *stateDir, *tlsCert)
@@ -569,11 +729,11 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 // validateCmd checks a config dir offline: every file parses, every host
 // file is named so that it can match, and every host's answer validates.
-func validateCmd(args []string, stdout, stderr io.Writer) error {
-	fs, dir := flagSet("validate", stderr)
-	relFlag := fs.String("release", newest.String(), "the ISO release to check the answers for: that of the oldest ISO you boot")
-	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "the URL serve is reached by, if it serves first-boot scripts")
-	if err := fs.Parse(args); err != nil {
+func validateCmd(args []string, stdout io.Writer) error {
+	fs, dir := flagSet("validate")
+	relFlag := fs.String("release", newest.String(), "the ISO release `X.Y` to check the answers for: that of the oldest ISO you boot")
+	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "the `URL` serve is reached by, if it serves first-boot scripts")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -611,11 +771,11 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 // a container's HEALTHCHECK, where a FROM scratch image has no curl. By
 // default it asks the server this environment configures (LISTEN, PORT,
 // PXE_PILOT_TLS_CERT) on the loopback address, pinning its certificate.
-func healthcheckCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("healthcheck", stderr)
-	url := fs.String("url", "", "the /health URL (default: the server LISTEN, PORT and PXE_PILOT_TLS_CERT describe, on this machine)")
-	certFlag := fs.String("cert", os.Getenv("PXE_PILOT_TLS_CERT"), "pin HTTPS to this certificate, as the installer does")
-	if err := fs.Parse(args); err != nil {
+func healthcheckCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("healthcheck")
+	url := fs.String("url", "", "the /health `URL` (default: the server LISTEN, PORT and PXE_PILOT_TLS_CERT describe, on this machine)")
+	certFlag := fs.String("cert", os.Getenv("PXE_PILOT_TLS_CERT"), "pin HTTPS to this certificate `FILE`, as the installer does")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -623,7 +783,7 @@ func healthcheckCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	cert := *certFlag
 	if *url == "" {
-		addr, err := envAddr(cert != "")
+		addr, err := listenAddr(envSetting("LISTEN"), envSetting("PORT"), cert != "")
 		if err != nil {
 			return fmt.Errorf("healthcheck: %w", err)
 		}
@@ -651,7 +811,15 @@ func healthcheckCmd(args []string, stdout, stderr io.Writer) error {
 		tlsCfg = pinned(want)
 	}
 	status, body, err := get(*url, tlsCfg, 5*time.Second)
-	if err != nil {
+	var notPinned *notPinnedError
+	var otherHost x509.HostnameError
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &notPinned):
+		return fmt.Errorf("healthcheck: %s: the server's certificate (fingerprint %s) is not %s (%s): point --cert (or PXE_PILOT_TLS_CERT) at the certificate the server serves", *url, notPinned.got, cert, notPinned.want)
+	case errors.As(err, &otherHost) || errors.As(err, &unknownCA):
+		return fmt.Errorf("healthcheck: %s: %v: pin the server's own certificate with --cert FILE (or PXE_PILOT_TLS_CERT), as the installer pins its fingerprint", *url, err)
+	case err != nil:
 		return fmt.Errorf("healthcheck: %s: %w", *url, err)
 	}
 	if status != http.StatusOK {
@@ -706,11 +874,11 @@ func get(rawURL string, tlsCfg *tls.Config, timeout time.Duration) (status int, 
 
 // statusCmd prints every configured host with what the state dir knows
 // of it, and the machines that asked and matched nothing.
-func statusCmd(args []string, stdout, stderr io.Writer) error {
-	fs, dir := flagSet("status", stderr)
-	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state dir")
+func statusCmd(args []string, stdout io.Writer) error {
+	fs, dir := flagSet("status")
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state `DIR`")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -737,17 +905,17 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 
 // rearmCmd forgets that a machine was installed, so that serve --once
 // answers it again.
-func rearmCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("rearm", stderr)
-	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state dir")
-	if err := fs.Parse(args); err != nil {
+func rearmCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("rearm")
+	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state `DIR`")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() < 1 {
 		return errors.New("rearm needs the machine: pxe-pilot rearm [--state-dir DIR] aa-bb-cc-dd-ee-ff (or serial-<serial>, uuid-<uuid>)")
 	}
 	host := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil { // flags after the machine, too
+	if err := parseFlags(fs, fs.Args()[1:]); err != nil { // flags after the machine, too
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -784,12 +952,12 @@ func rearmCmd(args []string, stdout, stderr io.Writer) error {
 
 // certCmd creates a self-signed certificate and its key for serve
 // --tls-cert and --tls-key, and prints what the installer needs to pin it.
-func certCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("cert", stderr)
-	out := fs.String("out", ".", "the directory to write "+certName+" and "+keyName+" to")
-	hostList := fs.String("host", "", "the names and addresses installers reach pxe-pilot by, comma-separated (default: this machine's name, localhost, 127.0.0.1)")
+func certCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("cert")
+	out := fs.String("out", ".", "the `DIR` to write "+certName+" and "+keyName+" to")
+	hostList := fs.String("host", "", "the names and addresses installers reach pxe-pilot by, `NAME,IP,...` (default: this machine's name, localhost, 127.0.0.1)")
 	force := fs.Bool("force", false, "replace an existing certificate and key")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -834,9 +1002,9 @@ func certCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 // fingerprintCmd prints the fingerprint of an existing certificate.
-func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("fingerprint", stderr)
-	if err := fs.Parse(args); err != nil {
+func fingerprintCmd(args []string, stdout io.Writer) error {
+	fs := newFlagSet("fingerprint")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

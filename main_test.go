@@ -4,10 +4,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -188,12 +192,16 @@ func TestParseServe(t *testing.T) {
 			want: serveConfig{dir: "./config", addr: "127.0.0.1:9002", logFormat: "text"}},
 		{name: "flag_port_wins_over_env_port", env: map[string]string{"PORT": "9000"}, args: []string{"--port", "9001"},
 			want: serveConfig{dir: "./config", addr: ":9001", logFormat: "text"}},
-		{name: "flag_port_wins_over_env_listen", env: map[string]string{"LISTEN": "10.0.0.2:8081"}, args: []string{"--port", "9001"},
-			want: serveConfig{dir: "./config", addr: ":9001", logFormat: "text"}},
-		{name: "flag_listen_wins_over_env_port", env: map[string]string{"PORT": "9000"}, args: []string{"--listen", "127.0.0.1:9002"},
-			want: serveConfig{dir: "./config", addr: "127.0.0.1:9002", logFormat: "text"}},
-		{name: "flag_listen_wins_over_env_listen_and_port", env: map[string]string{"LISTEN": "10.0.0.2:8081", "PORT": "9000"}, args: []string{"--listen", ":9003"},
+		{name: "flag_listen_wins_over_env_listen", env: map[string]string{"LISTEN": "10.0.0.2:8081"}, args: []string{"--listen", ":9003"},
 			want: serveConfig{dir: "./config", addr: ":9003", logFormat: "text"}},
+		{name: "flag_port_with_env_listen_is_error", env: map[string]string{"LISTEN": "10.0.0.2:8081"}, args: []string{"--port", "9001"},
+			wantErr: "LISTEN=10.0.0.2:8081 and --port 9001 are both set; keep one: LISTEN=HOST:PORT says both, --port N alone listens on every address"},
+		{name: "flag_listen_with_env_port_is_error", env: map[string]string{"PORT": "9000"}, args: []string{"--listen", "127.0.0.1:9002"},
+			wantErr: "--listen 127.0.0.1:9002 and PORT=9000 are both set; keep one: --listen HOST:PORT says both, PORT=N alone listens on every address"},
+		{name: "flag_listen_with_env_listen_and_port_is_error", env: map[string]string{"LISTEN": "10.0.0.2:8081", "PORT": "9000"}, args: []string{"--listen", ":9003"},
+			wantErr: "--listen :9003 and PORT=9000 are both set"},
+		{name: "flag_port_with_env_listen_and_port_is_error", env: map[string]string{"LISTEN": "10.0.0.2:8081", "PORT": "9000"}, args: []string{"--port", "9001"},
+			wantErr: "LISTEN=10.0.0.2:8081 and --port 9001 are both set"},
 		{name: "env_log_format", env: map[string]string{"PXE_PILOT_LOG_FORMAT": "json"},
 			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "json"}},
 		{name: "flag_log_format_wins_over_env", env: map[string]string{"PXE_PILOT_LOG_FORMAT": "json"}, args: []string{"--log-format", "text"},
@@ -234,13 +242,31 @@ func TestParseServe(t *testing.T) {
 			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", publicURL: "https://10.0.0.2:8443", stateDir: "/var/lib/pxe-pilot", once: true}},
 		{name: "tracking_from_env", env: map[string]string{"PXE_PILOT_PUBLIC_URL": "http://pxe:8080", "PXE_PILOT_STATE_DIR": "/var/lib/pxe-pilot", "PXE_PILOT_ONCE": "yes"},
 			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", publicURL: "http://pxe:8080", stateDir: "/var/lib/pxe-pilot", once: true}},
+		{name: "once_env_upper_case_with_spaces", env: map[string]string{"PXE_PILOT_STATE_DIR": "/s", "PXE_PILOT_ONCE": " TRUE "},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", stateDir: "/s", once: true}},
+		{name: "once_env_1", env: map[string]string{"PXE_PILOT_STATE_DIR": "/s", "PXE_PILOT_ONCE": "1"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", stateDir: "/s", once: true}},
+		{name: "once_env_0_is_off", env: map[string]string{"PXE_PILOT_STATE_DIR": "/s", "PXE_PILOT_ONCE": "0"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", stateDir: "/s"}},
+		{name: "once_env_false_is_off", env: map[string]string{"PXE_PILOT_STATE_DIR": "/s", "PXE_PILOT_ONCE": "False"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", stateDir: "/s"}},
+		{name: "once_env_no_is_off", env: map[string]string{"PXE_PILOT_STATE_DIR": "/s", "PXE_PILOT_ONCE": "no"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", stateDir: "/s"}},
+		{name: "once_env_blank_is_off", env: map[string]string{"PXE_PILOT_STATE_DIR": "/s", "PXE_PILOT_ONCE": "  "},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", stateDir: "/s"}},
+		{name: "once_env_enabled_is_error", env: map[string]string{"PXE_PILOT_STATE_DIR": "/s", "PXE_PILOT_ONCE": "enabled"},
+			wantErr: `PXE_PILOT_ONCE="enabled": want 1, true or yes to turn it on, or 0, false or no to turn it off`},
+		{name: "once_env_typo_is_error_with_the_flag_too", env: map[string]string{"PXE_PILOT_STATE_DIR": "/s", "PXE_PILOT_ONCE": "ture"},
+			args: []string{"--once"}, wantErr: `PXE_PILOT_ONCE="ture"`},
 		{name: "once_without_state_dir_is_error", args: []string{"--once"}, wantErr: "--once needs --state-dir"},
 		{name: "once_from_env_without_state_dir_is_error", env: map[string]string{"PXE_PILOT_ONCE": "1"}, wantErr: "--once needs --state-dir"},
 		{name: "public_url_not_http_is_error", args: []string{"--public-url", "10.0.0.2:8443"}, wantErr: `--public-url "10.0.0.2:8443"`},
 		{name: "env_public_url_garbage_is_error", env: map[string]string{"PXE_PILOT_PUBLIC_URL": "pxe-pilot"}, wantErr: `--public-url "pxe-pilot"`},
 		{name: "public_url_with_query_is_error", args: []string{"--public-url", "http://10.0.0.2:8080/?x=1"}, wantErr: "with no query"},
-		{name: "flag_listen_and_port_is_error", args: []string{"--listen", ":8080", "--port", "8080"}, wantErr: "--listen and --port"},
-		{name: "env_listen_and_port_is_error", env: map[string]string{"LISTEN": ":8080", "PORT": "8080"}, wantErr: "LISTEN and PORT"},
+		{name: "flag_listen_and_port_is_error", args: []string{"--listen", ":8080", "--port", "8080"},
+			wantErr: "--listen :8080 and --port 8080 are both set; keep one: --listen HOST:PORT says both, --port N alone listens on every address"},
+		{name: "env_listen_and_port_is_error", env: map[string]string{"LISTEN": ":8080", "PORT": "8080"},
+			wantErr: "LISTEN=:8080 and PORT=8080 are both set; keep one: LISTEN=HOST:PORT says both, PORT=N alone listens on every address"},
 		{name: "flag_port_not_a_number_is_error", args: []string{"--port", "http"}, wantErr: `--port "http"`},
 		{name: "flag_port_too_big_is_error", args: []string{"--port", "65536"}, wantErr: `--port "65536"`},
 		{name: "flag_port_negative_is_error", args: []string{"--port", "-1"}, wantErr: `--port "-1"`},
@@ -255,11 +281,11 @@ func TestParseServe(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
-				"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE"} {
-				t.Setenv(k, tc.env[k])
+			clearServeEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
 			}
-			got, err := parseServe(tc.args, io.Discard)
+			got, err := parseServe(tc.args)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("parseServe(%q) with env %v = %+v, %v; want an error containing %q", tc.args, tc.env, got, err, tc.wantErr)
@@ -291,7 +317,7 @@ func TestRun(t *testing.T) {
 		{name: "no_command", args: nil, wantErr: "no command given", wantStderr: "Usage:"},
 		{name: "unknown_command", args: []string{"frobnicate"}, wantErr: `unknown command "frobnicate"`, wantStderr: "Usage:"},
 		{name: "serve_with_bad_flag", args: []string{"serve", "--port", "x"}, wantErr: `--port "x"`},
-		{name: "serve_help", args: []string{"serve", "-h"}, wantErr: flag.ErrHelp.Error(), wantStderr: "Usage:"},
+		{name: "serve_help", args: []string{"serve", "-h"}, wantErr: flag.ErrHelp.Error(), wantStdout: "Usage: pxe-pilot serve [--config-dir DIR]"},
 		{name: "serve_with_missing_config_dir", args: []string{"serve", "--config-dir", "/nonexistent/pxe-pilot", "--port", "0"},
 			wantErr: `config dir "/nonexistent/pxe-pilot" is missing`},
 	}
@@ -362,6 +388,209 @@ func TestRenderNewerRelease(t *testing.T) {
 	for _, bad := range []string{"8.1", "x", "9.2;x"} {
 		if err := run([]string{"render", "--config-dir", "examples/config", "--mac", "aa:bb:cc:dd:ee:ff", "--release", bad}, io.Discard, io.Discard); err == nil {
 			t.Errorf("render --release %q took it; want an error", bad)
+		}
+	}
+}
+
+// clearServeEnv keeps the environment from steering serve in a test.
+func clearServeEnv(t *testing.T) {
+	for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
+		"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE"} {
+		t.Setenv(k, "")
+	}
+}
+
+// serve's start-up log: one line on the config, each error on its own,
+// and a warning where anyone who can reach it can read every answer.
+func TestServeStartLog(t *testing.T) {
+	clearServeEnv(t)
+	tlsDir := t.TempDir()
+	if err := run([]string{"cert", "--out", tlsDir, "--host", "127.0.0.1"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(tlsDir, "tokens")
+	if err := os.WriteFile(tokens, []byte("rack:secret-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const plainHTTP = "serving plain HTTP with no token"
+	tests := []struct {
+		name    string
+		files   map[string]string // nil: examples/config
+		args    []string
+		want    []string // lines of the log, each in it
+		notWant string   // "" for none
+	}{
+		{"examples_say_hosts_and_profiles", nil, []string{"--listen", "127.0.0.1:0"},
+			[]string{`level=INFO msg=config config_dir=examples/config hosts=3 profiles=1 files_with_errors=0`}, "level=WARN"},
+		{"each_error_on_its_own_line", map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost, "hosts/aa-bb-cc-dd-ee-01.toml": goodHost,
+			"hosts/pve1.toml": goodHost, "profiles/rack.toml": "[x\n"}, []string{"--listen", "127.0.0.1:0"},
+			[]string{"msg=config config_dir=", "hosts=2 profiles=1 files_with_errors=3",
+				`level=WARN msg="config error: answers that need this file fail until it is fixed" error="` + hostFile + `:2:6:`,
+				`level=WARN msg="config error: answers that need this file fail until it is fixed" error="hosts/pve1.toml: never matches`,
+				`level=WARN msg="config error: answers that need this file fail until it is fixed" error="profiles/rack.toml:1:`}, ""},
+		{"broken_defaults_is_said_and_served", map[string]string{"defaults.toml": "[global\n", hostFile: goodHost}, []string{"--listen", "127.0.0.1:0"},
+			[]string{"hosts=1 profiles=0 files_with_errors=1", `error="defaults.toml:1:`, "msg=serving"}, ""},
+		{"plain_http_on_every_address_warns", nil, []string{"--listen", ":0"},
+			[]string{"level=WARN msg=\"" + plainHTTP, "--tls-cert and --tls-key with --token-file, or --listen 127.0.0.1:PORT behind a proxy"}, ""},
+		{"plain_http_on_loopback_is_quiet", nil, []string{"--listen", "[::1]:0"}, []string{"msg=serving"}, plainHTTP},
+		{"plain_http_with_a_token_is_quiet", nil, []string{"--listen", ":0", "--token-file", tokens}, []string{"msg=serving"}, plainHTTP},
+		{"https_without_a_token_is_quiet", nil, []string{"--listen", ":0", "--tls-cert", filepath.Join(tlsDir, certName), "--tls-key", filepath.Join(tlsDir, keyName)},
+			[]string{"msg=serving"}, plainHTTP},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := "examples/config"
+			if tc.files != nil {
+				dir = writeTree(t, tc.files)
+			}
+			// A cancelled context: serve starts, logs, and shuts down.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			var log bytes.Buffer
+			if err := serve(ctx, append([]string{"--config-dir", dir}, tc.args...), &log); err != nil {
+				t.Fatalf("serve %q = %v\n%s", tc.args, err, &log)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(log.String(), w) {
+					t.Errorf("serve %q logged\n%s\nwant %q in it", tc.args, &log, w)
+				}
+			}
+			if tc.notWant != "" && strings.Contains(log.String(), tc.notWant) {
+				t.Errorf("serve %q logged\n%s\nwant no %q", tc.args, &log, tc.notWant)
+			}
+			if n := strings.Count(log.String(), plainHTTP); n > 1 {
+				t.Errorf("serve %q warned %d times of plain HTTP; want once at most", tc.args, n)
+			}
+		})
+	}
+}
+
+// Every command's -h and --help print its own help, on standard output:
+// what it does, its flags with their variables and defaults, examples. A
+// bad flag is one line that says where that help is.
+func TestCommandHelp(t *testing.T) {
+	clearServeEnv(t)
+	tests := []struct {
+		name       string
+		args       []string
+		wantErr    string   // "" for help, which is flag.ErrHelp
+		wantStdout []string // each in it
+	}{
+		{"serve_h", []string{"serve", "-h"}, "", []string{"Usage: pxe-pilot serve [--config-dir DIR]", "\nServe answers: the installer POSTs",
+			"  --listen HOST:PORT   listen on HOST:PORT, such as :8080 or 10.0.0.2:8080 (env LISTEN; default :8080, or :8443 with TLS)\n",
+			"  --once               refuse to answer a machine again once it reported installed (env PXE_PILOT_ONCE)\n",
+			"  $ pxe-pilot serve --config-dir examples/config --listen 127.0.0.1:8080\n"}},
+		{"serve_help_ignores_the_environment_in_defaults", []string{"serve", "--help"}, "", []string{"(env CONFIG_DIR; default ./config)"}},
+		{"render_help", []string{"render", "--help"}, "", []string{"Usage: pxe-pilot render [--config-dir DIR] (--mac MAC",
+			"\n                        [--public-url URL [--state-dir DIR] [--tls-cert FILE]] [--explain]\n",
+			"  --release X.Y        the ISO release X.Y, with --mac; one newer than pxe-pilot knows gets the newest rules (default 9.2)\n",
+			"  $ pxe-pilot render --config-dir examples/config --mac aa:bb:cc:dd:ee:ff\n"}},
+		{"validate_h", []string{"validate", "-h"}, "", []string{"Check every file and every host's answer offline", "$ pxe-pilot validate --config-dir examples/config\n"}},
+		{"status_h", []string{"status", "-h"}, "", []string{"  --json", "(env PXE_PILOT_STATE_DIR)"}},
+		{"rearm_h_before_the_machine", []string{"rearm", "-h"}, "", []string{"Usage: pxe-pilot rearm [--state-dir DIR] MACHINE\n"}},
+		{"rearm_h_after_the_machine", []string{"rearm", "aa-bb-cc-dd-ee-ff", "-h"}, "", []string{"Usage: pxe-pilot rearm [--state-dir DIR] MACHINE\n"}},
+		{"cert_h", []string{"cert", "-h"}, "", []string{"  --force", "  --out DIR", "(default .)"}},
+		{"fingerprint_h_has_no_flags", []string{"fingerprint", "-h"}, "", []string{"Usage: pxe-pilot fingerprint FILE\n\nPrint a certificate's SHA-256 fingerprint, as prepare-iso takes it.\n\nExamples:\n"}},
+		{"healthcheck_h", []string{"healthcheck", "-h"}, "", []string{"  --cert FILE  pin HTTPS to this certificate FILE, as the installer does (env PXE_PILOT_TLS_CERT)\n"}},
+		{"version_h", []string{"version", "-h"}, "", []string{"Usage: pxe-pilot version\n"}},
+		{"bad_flag_is_one_line", []string{"serve", "--config", "x"}, "serve: flag provided but not defined: -config; see 'pxe-pilot serve -h'", nil},
+		{"bad_value_is_one_line", []string{"status", "--json=maybe"}, `status: invalid boolean value "maybe" for -json: parse error; see 'pxe-pilot status -h'`, nil},
+		{"missing_value_is_one_line", []string{"render", "--mac"}, "render: flag needs an argument: -mac; see 'pxe-pilot render -h'", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CONFIG_DIR", "/etc/from-the-environment")
+			var stdout, stderr bytes.Buffer
+			err := run(tc.args, &stdout, &stderr)
+			if tc.wantErr == "" && !errors.Is(err, flag.ErrHelp) || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
+				t.Fatalf("run(%q) = %v; want %q", tc.args, err, tc.wantErr)
+			}
+			if stderr.Len() > 0 {
+				t.Errorf("run(%q) wrote to stderr %q; want nothing (main says the error)", tc.args, stderr.String())
+			}
+			if tc.wantErr != "" && stdout.Len() > 0 {
+				t.Errorf("run(%q) printed %q; want nothing but the error", tc.args, stdout.String())
+			}
+			for _, w := range tc.wantStdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("run(%q) printed\n%s\nwant %q in it", tc.args, stdout.String(), w)
+				}
+			}
+		})
+	}
+}
+
+// Every example line of every command's -h runs, from a copy of the
+// repository's examples, and succeeds: serve starts (and stops at once),
+// healthcheck asks a server of examples/config.
+func TestCommandHelpExamplesRun(t *testing.T) {
+	clearServeEnv(t)
+	root := t.TempDir()
+	if err := os.CopyFS(filepath.Join(root, "examples"), os.DirFS("examples")); err != nil {
+		t.Fatal(err)
+	}
+	health := httptest.NewServer(&server{dir: filepath.Join(root, "examples", "config"), log: slog.New(slog.DiscardHandler)})
+	defer health.Close()
+	t.Chdir(root)
+	// In this order: cert makes what fingerprint reads, serve the state
+	// dir that status and rearm read.
+	order := []string{"cert", "fingerprint", "validate", "render", "serve", "status", "rearm", "healthcheck", "version"}
+	if len(order) != len(commands) {
+		t.Fatalf("the test runs the examples of %d commands; there are %d", len(order), len(commands))
+	}
+	for _, name := range order {
+		if name == "rearm" {
+			// rearm is for a machine serve answered: let one ask, as it
+			// would of the serve --state-dir state above.
+			tr, err := newTracker("examples/config", "http://10.0.0.2:8080", "", "state", true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &server{dir: "examples/config", log: slog.New(slog.DiscardHandler), track: tr}
+			if rec := send(s, "POST", "/answer", bytes.NewReader(mustRead(t, "examples/requests/pve-9.2.json"))); rec.Code != http.StatusOK {
+				t.Fatalf("POST /answer with --state-dir state = %d %s", rec.Code, rec.Body)
+			}
+		}
+		var help bytes.Buffer
+		if err := run([]string{name, "-h"}, &help, io.Discard); !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("%s -h = %v; want flag.ErrHelp", name, err)
+		}
+		var examples []string
+		for _, line := range strings.Split(help.String(), "\n") {
+			if ex, ok := strings.CutPrefix(strings.TrimSpace(line), "$ "); ok {
+				examples = append(examples, ex)
+			}
+		}
+		if len(examples) == 0 {
+			t.Errorf("%s -h shows no example:\n%s", name, &help)
+		}
+		for i, ex := range examples {
+			t.Run(fmt.Sprintf("%s_%d", name, i+1), func(t *testing.T) {
+				args := strings.Fields(ex)
+				if args[0] != "pxe-pilot" || args[1] != name {
+					t.Fatalf("%s -h shows %q; want an example of pxe-pilot %s", name, ex, name)
+				}
+				for i, a := range args {
+					switch {
+					case i > 0 && args[i-1] == "--listen":
+						args[i] = "127.0.0.1:0"
+					case name == "healthcheck":
+						args[i] = strings.Replace(a, "127.0.0.1:8080", health.Listener.Addr().String(), 1)
+					}
+				}
+				var out bytes.Buffer
+				var err error
+				if name == "serve" {
+					ctx, cancel := context.WithCancel(context.Background())
+					cancel() // it starts, then stops at once
+					err = serve(ctx, args[2:], &out)
+				} else {
+					err = run(args[1:], &out, &out)
+				}
+				if err != nil {
+					t.Errorf("%s = %v\n%s", ex, err, &out)
+				}
+			})
 		}
 	}
 }

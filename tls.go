@@ -104,11 +104,18 @@ func pinned(fp string) *tls.Config {
 		InsecureSkipVerify: true, // verified by fingerprint below
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if got := fingerprint(cs.PeerCertificates[0].Raw); got != fp {
-				return fmt.Errorf("certificate fingerprint %s, not the pinned %s", got, fp)
+				return &notPinnedError{got: got, want: fp}
 			}
 			return nil
 		},
 	}
+}
+
+// notPinnedError is a server's certificate that is not the pinned one.
+type notPinnedError struct{ got, want string }
+
+func (e *notPinnedError) Error() string {
+	return fmt.Sprintf("certificate fingerprint %s, not the pinned %s", e.got, e.want)
 }
 
 // Where `pxe-pilot cert` writes, in --out.

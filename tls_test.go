@@ -254,10 +254,95 @@ func TestHealthcheck(t *testing.T) {
 		var out bytes.Buffer
 		err := run([]string{"healthcheck", "--url", tc.url}, &out, io.Discard)
 		switch {
-		case tc.wantErr == "" && (err != nil || !strings.Contains(out.String(), `{"status":"ok"}`)):
+		case tc.wantErr == "" && (err != nil || !strings.Contains(out.String(), `{"status":"ok",`)):
 			t.Errorf("healthcheck --url %s = %v, %q; want success", tc.url, err, out.String())
 		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 			t.Errorf("healthcheck --url %s = %v; want an error containing %q", tc.url, err, tc.wantErr)
 		}
+	}
+}
+
+// A healthcheck that cannot trust the server's certificate says to pin it
+// with --cert, or which certificate it met instead of the pinned one.
+func TestHealthcheckSaysToPinTheCertificate(t *testing.T) {
+	t.Setenv("PXE_PILOT_TLS_CERT", "")
+	served, other := t.TempDir(), t.TempDir()
+	for _, dir := range []string{served, other} {
+		if err := run([]string{"cert", "--out", dir, "--host", "127.0.0.1"}, io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(served, certName), filepath.Join(served, keyName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := testServer(t, goodConfig())
+	srv := httptest.NewUnstartedServer(good)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	srv.StartTLS()
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	servedFP, _ := leafFingerprint(filepath.Join(served, certName))
+	otherFP, _ := leafFingerprint(filepath.Join(other, certName))
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string // "" for success
+	}{
+		{"pinned_to_its_certificate_is_ok", []string{"--url", "https://127.0.0.1:" + port + "/health", "--cert", filepath.Join(served, certName)}, ""},
+		{"pinned_to_another_certificate_names_both",
+			[]string{"--url", "https://127.0.0.1:" + port + "/health", "--cert", filepath.Join(other, certName)},
+			"the server's certificate (fingerprint " + servedFP + ") is not " + filepath.Join(other, certName) + " (" + otherFP +
+				"): point --cert (or PXE_PILOT_TLS_CERT) at the certificate the server serves"},
+		{"self_signed_unpinned_says_to_pin_it", []string{"--url", "https://127.0.0.1:" + port + "/health"},
+			"certificate signed by unknown authority: pin the server's own certificate with --cert FILE (or PXE_PILOT_TLS_CERT)"},
+		{"another_host_name_unpinned_says_to_pin_it", []string{"--url", "https://localhost:" + port + "/health"},
+			": pin the server's own certificate with --cert FILE (or PXE_PILOT_TLS_CERT)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(append([]string{"healthcheck"}, tc.args...), &out, io.Discard)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("healthcheck %q = %v; want success", tc.args, err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("healthcheck %q = %v; want an error containing %q", tc.args, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// A port that is taken stops the start naming the address and what to do.
+func TestServePortInUse(t *testing.T) {
+	clearServeEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"flag_listen", []string{"--listen", addr}, nil, "listening on " + addr + ": another server (another pxe-pilot?) is using it: stop that one, or choose another address with --listen HOST:PORT or LISTEN"},
+		{"env_listen", nil, map[string]string{"LISTEN": addr}, "listening on " + addr + ": another server"},
+		{"flag_port", []string{"--port", port}, nil, "listening on :" + port + ": another server"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			// Cancelled, so that a start that did bind returns at once.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			err := serve(ctx, append([]string{"--config-dir", "examples/config"}, tc.args...), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("serve %q with env %v = %v; want an error containing %q", tc.args, tc.env, err, tc.want)
+			}
+		})
 	}
 }
