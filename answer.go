@@ -53,7 +53,7 @@ func (p problem) key() string {
 
 // origin names the layer that set the key the problem is about.
 func (p problem) origin(layers []layer) string {
-	switch p.key() {
+	switch keyPath(p.path) {
 	case "global.fqdn":
 		if o := origin(layers, p.path...); o != "" {
 			return o
@@ -61,6 +61,27 @@ func (p problem) origin(layers []layer) string {
 		return origin(layers, "global", "hostname") // fqdn was derived from it
 	}
 	return origin(layers, p.path...)
+}
+
+// asWritten names the key of each problem as the file that set it wrote
+// it, where that is not the installer's spelling: network.address, not
+// network.cidr.
+func asWritten(ps []problem, layers []layer) {
+	for i := range ps {
+		p := &ps[i]
+		if p.name != "" || len(p.path) == 0 {
+			continue
+		}
+		o := p.origin(layers)
+		for _, l := range layers {
+			if l.name == o {
+				if w := l.written.of(p.path); w != nil {
+					p.name = keyPath(w)
+				}
+				break
+			}
+		}
+	}
 }
 
 // keyPath writes a key path as TOML would: dotted, quoting keys that are not bare.
@@ -108,6 +129,7 @@ func composeWithWarnings(layers []layer, f facts) ([]byte, []problem, error) {
 	for _, l := range layers {
 		if l.fills {
 			if ps := expand(ans, f); len(ps) > 0 {
+				asWritten(ps, layers)
 				return nil, nil, &answerError{layers, ps}
 			}
 			break
@@ -128,6 +150,8 @@ func composeWithWarnings(layers []layer, f facts) ([]byte, []problem, error) {
 			problems = append(problems, p)
 		}
 	}
+	asWritten(problems, layers)
+	asWritten(warnings, layers)
 	if len(problems) > 0 {
 		return nil, warnings, &answerError{layers, problems}
 	}

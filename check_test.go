@@ -26,7 +26,7 @@ func TestValidateCommand(t *testing.T) {
 			name:  "example_config_is_clean_but_warns_about_8_2",
 			files: map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
 			want: []string{
-				"warning: defaults.toml: global.root-password-hashed: needs an ISO of release 8.3 or later",
+				"warning: defaults.toml: global.root_password_hash: needs an ISO of release 8.3 or later",
 				"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 1 warnings",
 			},
 		},
@@ -82,7 +82,7 @@ func TestValidateCommand(t *testing.T) {
 			wantErr: true,
 			want: []string{
 				"hosts/aa-bb-cc-dd-ee-ff.toml: global.keyboard: \"us\" is not one of",
-				"hosts/aa-bb-cc-dd-ee-ff.toml: disk-setup.zfs.raid: \"raid5\" is not one of",
+				"hosts/aa-bb-cc-dd-ee-ff.toml: disk.zfs.raid: \"raid5\" is not one of",
 				"2 errors",
 			},
 		},
@@ -91,7 +91,7 @@ func TestValidateCommand(t *testing.T) {
 			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
 			args:    []string{"--release", "8.2"},
 			wantErr: true,
-			want:    []string{"hosts/aa-bb-cc-dd-ee-ff.toml: global.root-password-hashed (set in defaults.toml): the 8.2 installer does not know this key"},
+			want:    []string{"hosts/aa-bb-cc-dd-ee-ff.toml: global.root_password_hash (set in defaults.toml): the 8.2 installer does not know this key"},
 		},
 		{
 			name:    "broken_defaults_is_said_once",
@@ -359,7 +359,7 @@ func TestValidateCommand(t *testing.T) {
 				"hosts/aa-bb-cc-dd-ee-01.toml": string(good),
 			},
 			want: []string{
-				"warning: defaults.toml: disk-setup.zfs.arc-max: 32 MiB is below the installer's minimum, so it uses 64 MiB (0 means ZFS's own default)\n",
+				"warning: defaults.toml: disk.zfs.arc-max: 32 MiB is below the installer's minimum, so it uses 64 MiB (0 means ZFS's own default)\n",
 				"pxe-pilot: 2 host files checked for ISO release 9.2: 0 errors, 2 warnings",
 			},
 		},
@@ -384,7 +384,7 @@ func TestValidateCommand(t *testing.T) {
 			},
 			want: []string{
 				"warning: defaults.toml: global.reboot_mode: the installer's own spelling is reboot-mode, which pxe-pilot serves; reboot_mode is a legacy alias Proxmox plans to drop\n",
-				"warning: defaults.toml: global.reboot-mode: needs an ISO of release 8.4 or later",
+				"warning: defaults.toml: global.reboot_mode: needs an ISO of release 8.4 or later",
 				"pxe-pilot: 2 host files checked for ISO release 9.2: 0 errors, 3 warnings",
 			},
 		},

@@ -28,6 +28,7 @@ type layer struct {
 	profiles []string       // the profiles it lists, merged below it
 	fills    bool           // some string value holds "{{": a placeholder, for expand
 	notes    []string       // legacy spellings it uses ("key: ..."), for validate to warn of
+	written  spellings      // how it wrote the keys it spells otherwise than the installer, for messages
 }
 
 // configError is a problem with one config file, reported to the client
@@ -364,11 +365,11 @@ func parseLayer(name string, data []byte) (layer, error) {
 		return layer{}, err
 	}
 	notes := legacySpellings(tree)
-	tree, err = translateLayer(name, tree)
+	tree, written, err := translateLayer(name, tree)
 	if err != nil {
 		return layer{}, err
 	}
-	return layer{name: name, tree: tree, profiles: profiles, fills: hasBraces(tree), notes: notes}, nil
+	return layer{name: name, tree: tree, profiles: profiles, fills: hasBraces(tree), notes: notes, written: written}, nil
 }
 
 // hasBraces reports whether any string in v holds "{{". Layers are parsed
