@@ -40,8 +40,9 @@ type problem struct {
 	path  []string
 	name  string // how the operator wrote the key, where path is its translation
 	msg   string
-	since release // for a key the requesting release predates: the first that has it
-	warn  bool    // the installer takes it: validate says so, and serve answers all the same
+	since release  // for a key the requesting release predates: the first that has it
+	warn  bool     // the installer takes it: validate says so, and serve answers all the same
+	near  []string // for an unknown key: the keys the installer knows beside it, to suggest one
 }
 
 func (p problem) key() string {
@@ -65,20 +66,28 @@ func (p problem) origin(layers []layer) string {
 
 // asWritten names the key of each problem as the file that set it wrote
 // it, where that is not the installer's spelling: network.address, not
-// network.cidr.
+// network.cidr. For an unknown key it suggests the closest of the keys
+// that table takes as the file wrote it: the installer's and pxe-pilot's.
 func asWritten(ps []problem, layers []layer) {
 	for i := range ps {
 		p := &ps[i]
 		if p.name != "" || len(p.path) == 0 {
 			continue
 		}
+		written := p.path
 		o := p.origin(layers)
 		for _, l := range layers {
 			if l.name == o {
 				if w := l.written.of(p.path); w != nil {
-					p.name = keyPath(w)
+					written, p.name = w, keyPath(w)
 				}
 				break
+			}
+		}
+		if p.near != nil {
+			table, k := written[:len(written)-1], written[len(written)-1]
+			if near := suggest(k, slices.Concat(p.near, friendlyKeys[keyPath(table)])); near != "" {
+				p.msg += "; did you mean " + near + "?"
 			}
 		}
 	}

@@ -233,9 +233,7 @@ func TestComposeFillsEachMachinesOwnFacts(t *testing.T) {
 // set it wrote it (network.address, disk.target, root_password), and a key
 // written in the installer's own spelling as before.
 func TestProblemsNameKeysAsWritten(t *testing.T) {
-	const defaults = "[global]\nkeyboard = \"de\"\ncountry = \"at\"\ndomain = \"example.com\"\nmailto = \"ops@example.com\"\n" +
-		"timezone = \"Europe/Vienna\"\nroot_password_hash = \"$6$salt$hash\"\n[disk]\nfilesystem = \"zfs\"\n"
-	const host = "hostname = \"pve\"\n[disk]\ntarget = \"sda\"\n"
+	const defaults, host = friendlyDefaults, friendlyHost
 	tests := []struct {
 		name     string
 		defaults string // "" for defaults
@@ -294,23 +292,38 @@ func TestProblemsNameKeysAsWritten(t *testing.T) {
 			if d == "" {
 				d = defaults
 			}
-			var layers []layer
-			for _, f := range [][2]string{{"defaults.toml", d}, {hostFile, tt.host}} {
-				l, err := parseLayer(f[0], []byte(f[1]))
-				if err != nil {
-					t.Fatalf("parseLayer(%s) = %v", f[0], err)
-				}
-				layers = append(layers, l)
-			}
-			_, err := compose(layers, facts{mac: "aabbccddeeff", release: tt.release, btrfs: true})
-			var ae *answerError
-			if !errors.As(err, &ae) {
-				t.Fatalf("compose = %v; want an answerError", err)
-			}
-			lines := ae.lines()
+			lines := problemLines(t, d, tt.host, tt.release)
 			if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, tt.want) }) {
 				t.Errorf("problems = %q; want one starting %q", lines, tt.want)
 			}
 		})
 	}
+}
+
+// friendlyDefaults and friendlyHost make a valid answer in pxe-pilot's
+// own keys, for tests to add a mistake to.
+const (
+	friendlyDefaults = "[global]\nkeyboard = \"de\"\ncountry = \"at\"\ndomain = \"example.com\"\nmailto = \"ops@example.com\"\n" +
+		"timezone = \"Europe/Vienna\"\nroot_password_hash = \"$6$salt$hash\"\n[disk]\nfilesystem = \"zfs\"\n"
+	friendlyHost = "hostname = \"pve\"\n[disk]\ntarget = \"sda\"\n"
+)
+
+// problemLines composes defaults and host for a 9.2-style request of
+// release rel and returns the problems as answerError.lines says them.
+func problemLines(t *testing.T, defaults, host string, rel release) []string {
+	t.Helper()
+	var layers []layer
+	for _, f := range [][2]string{{"defaults.toml", defaults}, {hostFile, host}} {
+		l, err := parseLayer(f[0], []byte(f[1]))
+		if err != nil {
+			t.Fatalf("parseLayer(%s) = %v", f[0], err)
+		}
+		layers = append(layers, l)
+	}
+	_, err := compose(layers, facts{mac: "aabbccddeeff", release: rel, btrfs: true})
+	var ae *answerError
+	if !errors.As(err, &ae) {
+		t.Fatalf("compose = %v; want an answerError", err)
+	}
+	return ae.lines()
 }

@@ -37,6 +37,28 @@ var legacyKeys = []spelling{
 	{[]string{"post-installation-webhook"}, "auth-token", "auth_token"},
 }
 
+// friendlyKeys are the keys pxe-pilot takes in a table beside the
+// installer's own, by the table as a file writes it, in the spelling an
+// operator types: what an unknown key is held against, with the installer's.
+var friendlyKeys = func() map[string][]string {
+	m := map[string][]string{
+		"":        {"hostname", "profiles", "first-boot-script", "first-boot-ordering", "disk"},
+		"global":  {"hostname", "domain", "root_password_hash"},
+		"network": {"address"},
+		"disk":    {"target"},
+	}
+	for _, s := range snakeKeys {
+		tables := [][]string{s.table}
+		if s.table[0] == "disk-setup" {
+			tables = append(tables, append([]string{"disk"}, s.table[1:]...))
+		}
+		for _, t := range tables {
+			m[keyPath(t)] = append(m[keyPath(t)], s.snake)
+		}
+	}
+	return m
+}()
+
 // legacySpellings says which legacyKeys a file spells in snake_case, for
 // validate to warn of, before translateLayer respells them.
 func legacySpellings(raw map[string]any) []string {
