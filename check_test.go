@@ -77,6 +77,12 @@ func TestValidateCommand(t *testing.T) {
 			want:    []string{"hosts/aa-bb-cc-dd-ee-ff.toml:2:6: "},
 		},
 		{
+			name:    "unquoted_value_says_to_quote_it",
+			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": "hostname = \"x\"\n[network]\naddress = \"10.0.0.10/24\"\ngateway = 10.0.0.1\n"},
+			wantErr: true,
+			want:    []string{`hosts/aa-bb-cc-dd-ee-ff.toml:4:11: gateway = 10.0.0.1: a value that is not a number, boolean or date must be quoted: write gateway = "10.0.0.1"`},
+		},
+		{
 			name:    "every_problem_on_a_line_of_its_own",
 			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good) + "zfs.raid = \"raid5\"\n[global]\nkeyboard = \"us\"\n"},
 			wantErr: true,
