@@ -40,8 +40,9 @@ type problem struct {
 	path  []string
 	name  string // how the operator wrote the key, where path is its translation
 	msg   string
-	since release // for a key the requesting release predates: the first that has it
-	warn  bool    // the installer takes it: validate says so, and serve answers all the same
+	since release  // for a key the requesting release predates: the first that has it
+	warn  bool     // the installer takes it: validate says so, and serve answers all the same
+	near  []string // for an unknown key: the keys the installer knows beside it, to suggest one
 }
 
 func (p problem) key() string {
@@ -53,7 +54,7 @@ func (p problem) key() string {
 
 // origin names the layer that set the key the problem is about.
 func (p problem) origin(layers []layer) string {
-	switch p.key() {
+	switch keyPath(p.path) {
 	case "global.fqdn":
 		if o := origin(layers, p.path...); o != "" {
 			return o
@@ -61,6 +62,35 @@ func (p problem) origin(layers []layer) string {
 		return origin(layers, "global", "hostname") // fqdn was derived from it
 	}
 	return origin(layers, p.path...)
+}
+
+// asWritten names the key of each problem as the file that set it wrote
+// it, where that is not the installer's spelling: network.address, not
+// network.cidr. For an unknown key it suggests the closest of the keys
+// that table takes as the file wrote it: the installer's and pxe-pilot's.
+func asWritten(ps []problem, layers []layer) {
+	for i := range ps {
+		p := &ps[i]
+		if p.name != "" || len(p.path) == 0 {
+			continue
+		}
+		written := p.path
+		o := p.origin(layers)
+		for _, l := range layers {
+			if l.name == o {
+				if w := l.written.of(p.path); w != nil {
+					written, p.name = w, keyPath(w)
+				}
+				break
+			}
+		}
+		if p.near != nil {
+			table, k := written[:len(written)-1], written[len(written)-1]
+			if near := suggest(k, slices.Concat(p.near, friendlyKeys[keyPath(table)])); near != "" {
+				p.msg += "; did you mean " + near + "?"
+			}
+		}
+	}
 }
 
 // keyPath writes a key path as TOML would: dotted, quoting keys that are not bare.
@@ -108,6 +138,7 @@ func composeWithWarnings(layers []layer, f facts) ([]byte, []problem, error) {
 	for _, l := range layers {
 		if l.fills {
 			if ps := expand(ans, f); len(ps) > 0 {
+				asWritten(ps, layers)
 				return nil, nil, &answerError{layers, ps}
 			}
 			break
@@ -128,6 +159,8 @@ func composeWithWarnings(layers []layer, f facts) ([]byte, []problem, error) {
 			problems = append(problems, p)
 		}
 	}
+	asWritten(problems, layers)
+	asWritten(warnings, layers)
 	if len(problems) > 0 {
 		return nil, warnings, &answerError{layers, problems}
 	}

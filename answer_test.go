@@ -5,9 +5,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -225,4 +227,103 @@ func TestComposeFillsEachMachinesOwnFacts(t *testing.T) {
 	if outs[0] != outs[2] {
 		t.Errorf("the same machine's answer changed after another's:\n%s\nthen\n%s", outs[0], outs[2])
 	}
+}
+
+// TestProblemsNameKeysAsWritten: a problem names its key as the file that
+// set it wrote it (network.address, disk.target, root_password), and a key
+// written in the installer's own spelling as before.
+func TestProblemsNameKeysAsWritten(t *testing.T) {
+	const defaults, host = friendlyDefaults, friendlyHost
+	tests := []struct {
+		name     string
+		defaults string // "" for defaults
+		host     string
+		release  release
+		want     string // the problem, as answerError.lines says it
+	}{
+		{"network_address", "", host + "[network]\naddress = \"10.0.0.300/24\"\n", r92,
+			`network.address: "10.0.0.300/24": invalid IP address with prefix length`},
+		{"native_cidr", "", host + "[network]\ncidr = \"10.0.0.300/24\"\n", r92,
+			`network.cidr: "10.0.0.300/24": invalid IP address with prefix length`},
+		{"native_cidr_beside_address_wins", "", host + "[network]\naddress = \"10.0.0.10/24\"\ncidr = \"10.0.0.300/24\"\n", r92,
+			`network.cidr: "10.0.0.300/24"`},
+		{"address_in_defaults", "[network]\naddress = \"10.0.0.300/24\"\n" + defaults, host, r92,
+			`network.address (set in defaults.toml): "10.0.0.300/24"`},
+		{"native_cidr_in_host_over_address_in_defaults", "[network]\naddress = \"10.0.0.10/24\"\n" + defaults, host + "[network]\ncidr = \"10.0.0.300/24\"\n", r92,
+			`network.cidr: "10.0.0.300/24"`},
+		{"root_password", "", host + "[global]\nroot_password = \"short\"\n", r92,
+			`global.root_password: must be at least 8 characters long`},
+		{"native_root_password", "", host + "[global]\nroot-password = \"short\"\n", r92,
+			`global.root-password: must be at least 8 characters long`},
+		{"root_password_hash", "", host + "[global]\nroot_password_hash = \"plain words\"\n", r92,
+			`global.root_password_hash: not a crypt(3) hash`},
+		{"root_password_hash_in_defaults_too_new", "", host, r82,
+			`global.root_password_hash (set in defaults.toml): the 8.2 installer does not know this key`},
+		{"disk_target", "", "hostname = \"pve\"\n[disk]\ntarget = [\"sda\", \"sda\"]\nzfs.raid = \"raid1\"\n", r92,
+			`disk.target: List of disks contains duplicate device sda`},
+		{"native_disk_list", "", "hostname = \"pve\"\n[disk-setup]\ndisk-list = [\"sda\", \"sda\"]\nzfs.raid = \"raid1\"\n", r92,
+			`disk-setup.disk-list: List of disks contains duplicate device sda`},
+		{"snake_disk_list", "", "hostname = \"pve\"\n[disk-setup]\ndisk_list = [\"sda\", \"sda\"]\nzfs.raid = \"raid1\"\n", r92,
+			`disk-setup.disk_list: List of disks contains duplicate device sda`},
+		{"key_under_friendly_disk", "", host + "filesystem = \"ZFS\"\n", r92,
+			`disk.filesystem: "ZFS" is not one of ext4, xfs, zfs, btrfs`},
+		{"native_key_beside_friendly_disk_wins", "", host + "filesystem = \"ext4\"\n[disk-setup]\nfilesystem = \"ZFS\"\n", r92,
+			`disk-setup.filesystem: "ZFS" is not one of`},
+		{"table_under_friendly_disk_in_defaults", defaults + "zfs.raid = \"raid5\"\n", host, r92,
+			`disk.zfs.raid (set in defaults.toml): "raid5" is not one of`},
+		{"snake_key_under_friendly_disk", "", host + "zfs.arc_max = -1\n", r92,
+			`disk.zfs.arc_max: -1 is less than 0`},
+		{"snake_key_in_native_table", "", host + "[disk-setup.zfs]\narc_max = -1\n", r92,
+			`disk-setup.zfs.arc_max: -1 is less than 0`},
+		{"top_level_hostname", "", "hostname = 42\n[disk]\ntarget = \"sda\"\n", r92,
+			`hostname: want a string, got the integer 42`},
+		{"hostname_in_global", "", "[global]\nhostname = 42\n[disk]\ntarget = \"sda\"\n", r92,
+			`global.hostname: want a string, got the integer 42`},
+		{"first_boot_ordering", "", "first-boot-ordering = \"fully-up\"\n" + host, r92,
+			`first-boot-ordering: set without first-boot-script`},
+		{"legacy_snake_key_too_new", "", host + "[global]\nreboot_mode = \"power-off\"\n", r83,
+			`global.reboot_mode: the 8.3 installer does not know this key`},
+		{"uppercase_pinned_mac", "", host + "[network.interface-name-pinning]\nenabled = true\nmapping = { \"AA:BB:CC:DD:EE:FF\" = \"mgmt.10\" }\n", r91,
+			`network.interface-name-pinning.mapping."AA:BB:CC:DD:EE:FF": interface name 'mgmt.10'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := tt.defaults
+			if d == "" {
+				d = defaults
+			}
+			lines := problemLines(t, d, tt.host, tt.release)
+			if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, tt.want) }) {
+				t.Errorf("problems = %q; want one starting %q", lines, tt.want)
+			}
+		})
+	}
+}
+
+// friendlyDefaults and friendlyHost make a valid answer in pxe-pilot's
+// own keys, for tests to add a mistake to.
+const (
+	friendlyDefaults = "[global]\nkeyboard = \"de\"\ncountry = \"at\"\ndomain = \"example.com\"\nmailto = \"ops@example.com\"\n" +
+		"timezone = \"Europe/Vienna\"\nroot_password_hash = \"$6$salt$hash\"\n[disk]\nfilesystem = \"zfs\"\n"
+	friendlyHost = "hostname = \"pve\"\n[disk]\ntarget = \"sda\"\n"
+)
+
+// problemLines composes defaults and host for a 9.2-style request of
+// release rel and returns the problems as answerError.lines says them.
+func problemLines(t *testing.T, defaults, host string, rel release) []string {
+	t.Helper()
+	var layers []layer
+	for _, f := range [][2]string{{"defaults.toml", defaults}, {hostFile, host}} {
+		l, err := parseLayer(f[0], []byte(f[1]))
+		if err != nil {
+			t.Fatalf("parseLayer(%s) = %v", f[0], err)
+		}
+		layers = append(layers, l)
+	}
+	_, err := compose(layers, facts{mac: "aabbccddeeff", release: rel, btrfs: true})
+	var ae *answerError
+	if !errors.As(err, &ae) {
+		t.Fatalf("compose = %v; want an answerError", err)
+	}
+	return ae.lines()
 }

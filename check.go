@@ -282,7 +282,9 @@ func checkConfig(dir string, opts checkOptions) dirReport {
 		}
 		// No host composes it, so check here what can be checked of its
 		// placeholders: names and braces.
-		for _, p := range expand(mergeLayers([]layer{l}), sampleFacts(match{by: "default"}, rel)) {
+		ps := expand(mergeLayers([]layer{l}), sampleFacts(match{by: "default"}, rel))
+		asWritten(ps, []layer{l})
+		for _, p := range ps {
 			if !strings.Contains(p.msg, "nothing to fill in") {
 				errorf("%s: %s: %s", file, p.key(), p.msg)
 			}

@@ -29,7 +29,7 @@ func TestValidateCommand(t *testing.T) {
 			name:  "example_config_is_clean_but_warns_about_8_2",
 			files: map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
 			want: []string{
-				"warning: defaults.toml: global.root-password-hashed: needs an ISO of release 8.3 or later",
+				"warning: defaults.toml: global.root_password_hash: needs an ISO of release 8.3 or later",
 				"pxe-pilot: 1 host files checked for ISO release 9.2: 0 errors, 1 warnings",
 			},
 		},
@@ -80,12 +80,18 @@ func TestValidateCommand(t *testing.T) {
 			want:    []string{"hosts/aa-bb-cc-dd-ee-ff.toml:2:6: "},
 		},
 		{
+			name:    "unquoted_value_says_to_quote_it",
+			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": "hostname = \"x\"\n[network]\naddress = \"10.0.0.10/24\"\ngateway = 10.0.0.1\n"},
+			wantErr: true,
+			want:    []string{`hosts/aa-bb-cc-dd-ee-ff.toml:4:11: gateway = 10.0.0.1: a value that is not a number, boolean or date must be quoted: write gateway = "10.0.0.1"`},
+		},
+		{
 			name:    "every_problem_on_a_line_of_its_own",
 			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good) + "zfs.raid = \"raid5\"\n[global]\nkeyboard = \"us\"\n"},
 			wantErr: true,
 			want: []string{
 				"hosts/aa-bb-cc-dd-ee-ff.toml: global.keyboard: \"us\" is not one of",
-				"hosts/aa-bb-cc-dd-ee-ff.toml: disk-setup.zfs.raid: \"raid5\" is not one of",
+				"hosts/aa-bb-cc-dd-ee-ff.toml: disk.zfs.raid: \"raid5\" is not one of",
 				"2 errors",
 			},
 		},
@@ -94,7 +100,7 @@ func TestValidateCommand(t *testing.T) {
 			files:   map[string]string{"defaults.toml": string(defaults), "hosts/aa-bb-cc-dd-ee-ff.toml": string(good)},
 			args:    []string{"--release", "8.2"},
 			wantErr: true,
-			want:    []string{"defaults.toml: global.root-password-hashed: the 8.2 installer does not know this key", "(in the answer of hosts/aa-bb-cc-dd-ee-ff.toml)"},
+			want:    []string{"defaults.toml: global.root_password_hash: the 8.2 installer does not know this key", "(in the answer of hosts/aa-bb-cc-dd-ee-ff.toml)"},
 		},
 		{
 			name:    "broken_defaults_is_said_once",
@@ -442,7 +448,7 @@ func TestValidateCommand(t *testing.T) {
 				"hosts/aa-bb-cc-dd-ee-01.toml": other,
 			},
 			want: []string{
-				"warning: defaults.toml: disk-setup.zfs.arc-max: 32 MiB is below the installer's minimum, so it uses 64 MiB (0 means ZFS's own default)\n",
+				"warning: defaults.toml: disk.zfs.arc-max: 32 MiB is below the installer's minimum, so it uses 64 MiB (0 means ZFS's own default)\n",
 				"pxe-pilot: 2 host files checked for ISO release 9.2: 0 errors, 2 warnings",
 			},
 		},
@@ -467,7 +473,7 @@ func TestValidateCommand(t *testing.T) {
 			},
 			want: []string{
 				"warning: defaults.toml: global.reboot_mode: the installer's own spelling is reboot-mode, which pxe-pilot serves; reboot_mode is a legacy alias Proxmox plans to drop\n",
-				"warning: defaults.toml: global.reboot-mode: needs an ISO of release 8.4 or later",
+				"warning: defaults.toml: global.reboot_mode: needs an ISO of release 8.4 or later",
 				"pxe-pilot: 2 host files checked for ISO release 9.2: 0 errors, 3 warnings",
 			},
 		},

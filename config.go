@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -28,6 +30,7 @@ type layer struct {
 	profiles []string       // the profiles it lists, merged below it
 	fills    bool           // some string value holds "{{": a placeholder, for expand
 	notes    []string       // legacy spellings it uses ("key: ..."), for validate to warn of
+	written  spellings      // how it wrote the keys it spells otherwise than the installer, for messages
 }
 
 // configError is a problem with one config file, reported to the client
@@ -361,18 +364,18 @@ func fileKind(mode uint32) string {
 func parseLayer(name string, data []byte) (layer, error) {
 	var tree map[string]any
 	if err := toml.Unmarshal(data, &tree); err != nil {
-		return layer{}, tomlError(name, err)
+		return layer{}, tomlError(name, data, err)
 	}
 	profiles, err := takeProfiles(name, tree)
 	if err != nil {
 		return layer{}, err
 	}
 	notes := legacySpellings(tree)
-	tree, err = translateLayer(name, tree)
+	tree, written, err := translateLayer(name, tree)
 	if err != nil {
 		return layer{}, err
 	}
-	return layer{name: name, tree: tree, profiles: profiles, fills: hasBraces(tree), notes: notes}, nil
+	return layer{name: name, tree: tree, profiles: profiles, fills: hasBraces(tree), notes: notes, written: written}, nil
 }
 
 // hasBraces reports whether any string in v holds "{{". Layers are parsed
@@ -511,15 +514,77 @@ func stackLayers(c *configDir, def layer, hasDefaults bool, host layer) ([]layer
 	return s.layers, nil
 }
 
-// tomlError turns a go-toml error into "file:line:column: problem".
-func tomlError(name string, err error) error {
+// tomlError turns a go-toml error into "file:line:column: problem". Where
+// the line it points at is key = value with a value TOML takes only quoted
+// (keyboard = de, gateway = 10.0.0.1), it says to quote it, at the value.
+func tomlError(name string, data []byte, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "toml: ")
 	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, col := de.Position()
-		return &configError{fmt.Sprintf("%s:%d:%d", name, row, col), msg}
+	if !errors.As(err, &de) {
+		return &configError{name, msg}
 	}
-	return &configError{name, msg}
+	row, col := de.Position()
+	lines := strings.Split(string(data), "\n")
+	if row >= 1 && row <= len(lines) {
+		if key, value, at, ok := unquotedValue(lines[row-1]); ok {
+			col = at
+			msg = fmt.Sprintf("%s = %s: a value that is not a number, boolean or date must be quoted: write %s = %q", key, value, key, value)
+			if secretName(key) {
+				msg = fmt.Sprintf("%s: a value that is not a number, boolean or date must be quoted: write %s = \"...\" with the value between the quotes (it is a secret, so it is not shown)", key, key)
+			}
+		}
+	}
+	return &configError{fmt.Sprintf("%s:%d:%d", name, row, col), msg}
+}
+
+// unquotedValue reads line as key = value where value is what TOML refuses
+// unquoted and takes quoted: an operator's string left without quotes. For
+// most keys that is one bare word (de, pve-01, 10.0.0.1, 10.0.0.10/24);
+// for a key that may hold a secret, any value not begun as a string, array
+// or table, since a password may hold spaces and quotes. It returns the
+// key, the value and the value's column.
+func unquotedValue(line string) (key, value string, col int, ok bool) {
+	k, v, found := strings.Cut(line, "=")
+	if !found {
+		return "", "", 0, false
+	}
+	key, value = strings.TrimSpace(k), strings.TrimSpace(v)
+	if !secretName(key) {
+		v, _, _ = strings.Cut(v, "#") // unquoted, a # starts a comment
+		value = strings.TrimSpace(v)
+		if strings.ContainsFunc(value, func(r rune) bool {
+			return unicode.IsSpace(r) || !unicode.IsPrint(r) || strings.ContainsRune("\"'[]{}=,\\", r)
+		}) {
+			return "", "", 0, false
+		}
+	}
+	var m map[string]any
+	switch {
+	case value == "" || strings.ContainsAny(value[:1], "\"'[{"):
+		return "", "", 0, false
+	case toml.Unmarshal([]byte("v = "+value), &m) == nil:
+		return "", "", 0, false // a value TOML takes: the error is another
+	case toml.Unmarshal([]byte(key+" = \"\""), &m) != nil:
+		return "", "", 0, false // not a key
+	}
+	at := len(k) + 1 + strings.Index(v, value)
+	return key, value, utf8.RuneCountInString(line[:at]) + 1, true
+}
+
+// secretName reports whether a key, as a line of a file writes it, may
+// hold a secret: a password, hash, token or subscription key, in any
+// spelling, so that no message quotes its value.
+func secretName(key string) bool {
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		key = key[i+1:]
+	}
+	key = strings.ToLower(strings.NewReplacer("-", "", "_", "", `"`, "", "'", "").Replace(key))
+	for _, s := range []string{"password", "passwd", "token", "secret", "subscription"} {
+		if strings.Contains(key, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // noHostError is a machine no host file names: a 404, since an

@@ -125,6 +125,66 @@ func TestParseLayerSyntaxErrorNamesFileLineColumn(t *testing.T) {
 	}
 }
 
+// TestParseLayerSaysToQuoteBareValues: a syntax error on a line that
+// gives a key a bare word says to quote it, at the value; a secret is
+// never shown; other syntax errors keep the parser's own message.
+func TestParseLayerSaysToQuoteBareValues(t *testing.T) {
+	const quote = ": a value that is not a number, boolean or date must be quoted: write "
+	const secret = ` = "..." with the value between the quotes (it is a secret, so it is not shown)`
+	tests := []struct {
+		name   string
+		toml   string
+		want   string // the whole error
+		hidden string // a secret the error must not hold, not even in part
+	}{
+		{"gateway_address", "[network]\ndns = \"10.0.0.1\"\n\ngateway = 10.0.0.1\n",
+			hostFile + ":4:11: gateway = 10.0.0.1" + quote + `gateway = "10.0.0.1"`, ""},
+		{"keyboard_word", "[global]\nkeyboard = de\n",
+			hostFile + ":2:12: keyboard = de" + quote + `keyboard = "de"`, ""},
+		{"hostname_with_hyphen", "hostname = pve-01\n",
+			hostFile + ":1:12: hostname = pve-01" + quote + `hostname = "pve-01"`, ""},
+		{"address_with_prefix", "[network]\naddress = 10.0.0.10/24\n",
+			hostFile + ":2:11: address = 10.0.0.10/24" + quote + `address = "10.0.0.10/24"`, ""},
+		{"timezone_with_slash", "[global]\ntimezone = Europe/Vienna\n",
+			hostFile + ":2:12: timezone = Europe/Vienna" + quote + `timezone = "Europe/Vienna"`, ""},
+		{"mail_address", "[global]\nmailto = ops@example.com\n",
+			hostFile + ":2:10: mailto = ops@example.com" + quote + `mailto = "ops@example.com"`, ""},
+		{"dotted_key", "[disk]\nzfs.raid = raidz-1\n",
+			hostFile + ":2:12: zfs.raid = raidz-1" + quote + `zfs.raid = "raidz-1"`, ""},
+		{"word_before_a_comment", "[global]\nkeyboard = de   # German\n",
+			hostFile + ":2:12: keyboard = de" + quote + `keyboard = "de"`, ""},
+		{"indented_with_crlf", "[global]\r\n  keyboard   =   de\r\n",
+			hostFile + ":2:18: keyboard = de" + quote + `keyboard = "de"`, ""},
+		{"plain_password_is_not_shown", "[global]\nroot_password = hunter22\n",
+			hostFile + ":2:17: root_password" + quote + "root_password" + secret, "hunter22"},
+		{"password_with_spaces_is_not_shown", "[global]\nroot-password = correct horse battery\n",
+			hostFile + ":2:17: root-password" + quote + "root-password" + secret, "correct"},
+		{"hash_is_not_shown", "[global]\nroot_password_hash = $6$salt$hash\n",
+			hostFile + ":2:22: root_password_hash" + quote + "root_password_hash" + secret, "$6$"},
+		{"webhook_token_is_not_shown", "[post-installation-webhook]\nauth-token = t0ken.x\n",
+			hostFile + ":2:14: auth-token" + quote + "auth-token" + secret, "t0ken"},
+		{"words_with_spaces_keep_the_parsers_message", "[global]\nkeyboard = de ch\n",
+			hostFile + ":2:12: unexpected character U+0064 'd' at start of value", ""},
+		{"array_of_words_keeps_the_parsers_message", "[disk]\ntarget = [sda, sdb]\n",
+			hostFile + ":2:11: unexpected character U+0073 's' at start of value", ""},
+		{"key_defined_twice_keeps_the_parsers_message", "[global]\nkeyboard = \"de\"\nkeyboard = \"fr\"\n",
+			hostFile + ":3:1: key keyboard is already defined", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseLayer(hostFile, []byte(tc.toml))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("parseLayer(%q) = %v\nwant %s", tc.toml, err, tc.want)
+			}
+			for _, part := range []string{tc.hidden, "'" + tc.hidden[:min(1, len(tc.hidden))] + "'"} {
+				if tc.hidden != "" && err != nil && strings.Contains(err.Error(), part) {
+					t.Errorf("parseLayer(%q) = %q, which shows %q of the secret", tc.toml, err, part)
+				}
+			}
+		})
+	}
+}
+
 // writeTree writes files (path relative to the root, "/"-separated) into a
 // fresh temporary dir; content asDir makes a directory in the file's place.
 // TestMain runs the tests with no settle time: they write a config dir and

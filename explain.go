@@ -103,9 +103,9 @@ func keyLines(data []byte) map[string]keyAt {
 // setBy says where the answer's key came from: the highest layer that
 // sets it in any spelling pxe-pilot takes for it, or what derived it.
 func setBy(key string, names []string, sources []map[string]keyAt) string {
-	find := func(spellings ...string) (string, keyAt) {
+	find := func(forms ...string) (string, keyAt) {
 		for i := len(names) - 1; i >= 0; i-- {
-			for _, s := range spellings {
+			for _, s := range forms {
 				if at, ok := sources[i][s]; ok {
 					return fmt.Sprintf("%s:%d", names[i], at.line), at
 				}
@@ -113,7 +113,7 @@ func setBy(key string, names []string, sources []map[string]keyAt) string {
 		}
 		return "", keyAt{}
 	}
-	if where, _ := find(spellings(key)...); where != "" {
+	if where, _ := find(writtenAs(key)...); where != "" {
 		return where
 	}
 	switch {
@@ -142,9 +142,9 @@ func setBy(key string, names []string, sources []map[string]keyAt) string {
 	return "pxe-pilot"
 }
 
-// spellings are the ways a config file may write an answer's key: as the
+// writtenAs are the ways a config file may write an answer's key: as the
 // installer spells it, snake_case, and pxe-pilot's friendly names.
-func spellings(key string) []string {
+func writtenAs(key string) []string {
 	out := []string{key}
 	add := func(s string) {
 		for _, o := range out {

@@ -321,10 +321,10 @@ func TestAnswerErrors(t *testing.T) {
 		{name: "invalid_host_is_500_naming_host_and_key",
 			files:  map[string]string{"defaults.toml": goodDefaults, hostFile: goodHost + "[disk.zfs]\nraid = \"raid5\"\n"},
 			method: "POST", path: "/answer", body: installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"),
-			wantCode: 500, wantBody: []string{"pxe-pilot: " + hostFile + ": ", "disk-setup.zfs"}},
+			wantCode: 500, wantBody: []string{"pxe-pilot: " + hostFile + ": ", "disk.zfs"}},
 		{name: "hash_for_8_2_installer_is_500",
 			method: "POST", path: "/answer", body: installerBody("pve", "8.2", "aa:bb:cc:dd:ee:ff"),
-			wantCode: 500, wantBody: []string{"global.root-password-hashed (set in defaults.toml)", "8.3 or later"}},
+			wantCode: 500, wantBody: []string{"global.root_password_hash (set in defaults.toml)", "8.3 or later"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

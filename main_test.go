@@ -77,7 +77,7 @@ func TestRenderByMAC(t *testing.T) {
 	}{
 		{[]string{"--mac", "AA-BB-CC-DD-EE-FF"}, "fqdn = 'pve-node-01.lab.example.com'", false},
 		{[]string{"--mac", "aa:bb:cc:dd:ee:01", "--release", "8.2"}, "disk_list = ['sda', 'sdb']", false},
-		{[]string{"--mac", "aa:bb:cc:dd:ee:ff", "--release", "8.2"}, "global.root-password-hashed (set in defaults.toml): the 8.2 installer does not know this key", true},
+		{[]string{"--mac", "aa:bb:cc:dd:ee:ff", "--release", "8.2"}, "global.root_password_hash (set in defaults.toml): the 8.2 installer does not know this key", true},
 		{[]string{"--mac", "02:00:00:00:00:09"}, "no host file for this machine", true},
 		{[]string{"--mac", "not-a-mac"}, "--mac \"not-a-mac\": want a MAC", true},
 		{[]string{"--mac", "aa:bb:cc:dd:ee:ff", "--release", "7.4"}, "--release \"7.4\": want a Proxmox VE ISO release from 8.2 on, such as 9.2", true},

@@ -2,6 +2,8 @@
 
 package main
 
+import "strings"
+
 // An exclusive is an either-or choice within one table: where a layer picks
 // one side, the other side is dropped from the layers below it, so that a
 // host which sets a plain password gets it whatever hash the defaults hold.
@@ -82,12 +84,19 @@ var exclusives = []exclusive{
 	},
 }
 
-// checkExclusives reports a layer that picks both sides of a choice.
+// checkExclusives reports a layer that picks both sides of a choice,
+// naming a side that is one key as the layer wrote it.
 func checkExclusives(l layer) error {
+	name := func(side string) string {
+		if w := l.written.of(strings.Split(side, ".")); w != nil {
+			return keyPath(w)
+		}
+		return side
+	}
 	for _, x := range exclusives {
 		t, _ := l.tree[x.table].(map[string]any)
 		if t != nil && x.picks[0](t) && x.picks[1](t) && (x.together == nil || !x.together(t)) {
-			return &configError{l.name, x.names[0] + " and " + x.names[1] + " " + x.hint}
+			return &configError{l.name, name(x.names[0]) + " and " + name(x.names[1]) + " " + x.hint}
 		}
 	}
 	return nil

@@ -37,6 +37,28 @@ var legacyKeys = []spelling{
 	{[]string{"post-installation-webhook"}, "auth-token", "auth_token"},
 }
 
+// friendlyKeys are the keys pxe-pilot takes in a table beside the
+// installer's own, by the table as a file writes it, in the spelling an
+// operator types: what an unknown key is held against, with the installer's.
+var friendlyKeys = func() map[string][]string {
+	m := map[string][]string{
+		"":        {"hostname", "profiles", "first-boot-script", "first-boot-ordering", "disk"},
+		"global":  {"hostname", "domain", "root_password_hash"},
+		"network": {"address"},
+		"disk":    {"target"},
+	}
+	for _, s := range snakeKeys {
+		tables := [][]string{s.table}
+		if s.table[0] == "disk-setup" {
+			tables = append(tables, append([]string{"disk"}, s.table[1:]...))
+		}
+		for _, t := range tables {
+			m[keyPath(t)] = append(m[keyPath(t)], s.snake)
+		}
+	}
+	return m
+}()
+
 // legacySpellings says which legacyKeys a file spells in snake_case, for
 // validate to warn of, before translateLayer respells them.
 func legacySpellings(raw map[string]any) []string {
@@ -52,9 +74,11 @@ func legacySpellings(raw map[string]any) []string {
 // translateLayer rewrites one file's friendly keys (hostname, [disk],
 // address, root_password_hash, snake_case spellings) into the installer's
 // kebab-case names, so that layers merge key by key whatever spelling each
-// uses. Keys it does not know pass through for validate to judge. raw is
-// the parser's fresh output and is changed in place.
-func translateLayer(name string, raw map[string]any) (map[string]any, error) {
+// uses, and says how the file wrote each key it renamed, for messages.
+// Keys it does not know pass through for validate to judge. raw is the
+// parser's fresh output and is changed in place.
+func translateLayer(name string, raw map[string]any) (map[string]any, spellings, error) {
+	w := spellings{}
 	fail := func(key, format string, a ...any) error {
 		return &configError{name, key + ": " + fmt.Sprintf(format, a...)}
 	}
@@ -73,22 +97,23 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 	if h, ok := raw["hostname"]; ok {
 		g, err := tableAt("global")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if g == nil {
 			g = map[string]any{}
 			raw["global"] = g
 		}
 		if _, dup := g["hostname"]; dup {
-			return nil, fail("hostname", "set both at the top and in [global]; keep one")
+			return nil, nil, fail("hostname", "set both at the top and in [global]; keep one")
 		}
 		g["hostname"] = h
 		delete(raw, "hostname")
+		w.move([]string{"hostname"}, []string{"global", "hostname"})
 	}
 
 	for _, s := range slices.Concat(snakeKeys, legacyKeys) {
-		if err := respellKey(name, raw, s.table, s.snake, s.kebab); err != nil {
-			return nil, err
+		if err := respellKey(name, raw, w, s.table, s.snake, s.kebab); err != nil {
+			return nil, nil, err
 		}
 	}
 
@@ -96,24 +121,26 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 	// both, the native table wins key by key.
 	disk, err := tableAt("disk")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if disk != nil {
 		if t, ok := disk["target"]; ok {
 			list, err := diskTargets(t)
 			if err != nil {
-				return nil, fail("disk.target", "%s", err)
+				return nil, nil, fail("disk.target", "%s", err)
 			}
 			disk["disk-list"] = list
 			delete(disk, "target")
+			w.move([]string{"disk", "target"}, []string{"disk", "disk-list"})
 		}
-		if err := respellDisk(name, raw); err != nil {
-			return nil, err
+		if err := respellDisk(name, raw, w); err != nil {
+			return nil, nil, err
 		}
 		native, err := tableAt("disk-setup")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		w.merge(disk, native, []string{"disk"}, []string{"disk-setup"})
 		if native != nil {
 			mergeInto(disk, native)
 		}
@@ -130,69 +157,72 @@ func translateLayer(name string, raw map[string]any) (map[string]any, error) {
 		}
 		fb, err := tableAt("first-boot")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if fb == nil {
 			fb = map[string]any{}
 			raw["first-boot"] = fb
 		}
 		if _, dup := fb[k[1]]; dup {
-			return nil, fail(k[0], "also set as first-boot.%s in this file; keep one", k[1])
+			return nil, nil, fail(k[0], "also set as first-boot.%s in this file; keep one", k[1])
 		}
 		fb[k[1]] = v
 		delete(raw, k[0])
+		w.move([]string{k[0]}, []string{"first-boot", k[1]})
 	}
 
 	if g, _ := raw["global"].(map[string]any); g != nil {
-		friendly(g, "root_password_hash", "root-password-hashed")
+		friendly(w, g, "global", "root_password_hash", "root-password-hashed")
 	}
 	if n, _ := raw["network"].(map[string]any); n != nil {
-		friendly(n, "address", "cidr")
+		friendly(w, n, "network", "address", "cidr")
 	}
 	if d, _ := raw["disk-setup"].(map[string]any); d != nil {
 		if l, ok := d["disk-list"].([]any); ok {
 			list, err := diskTargets(l)
 			if err != nil {
-				return nil, fail("disk-setup.disk-list", "%s", err)
+				return nil, nil, fail("disk-setup.disk-list", "%s", err)
 			}
 			d["disk-list"] = list
 		}
 	}
 	if p, _ := lookup(raw, "network", "interface-name-pinning", "mapping").(map[string]any); p != nil {
 		// MAC keys in uppercase broke installers before 9.1.7.
+		at := []string{"network", "interface-name-pinning", "mapping"}
 		for k, v := range p {
 			if lk := strings.ToLower(k); lk != k {
 				if _, dup := p[lk]; dup {
-					return nil, fail("network.interface-name-pinning.mapping", "%s is listed twice (%s and %s)", lk, k, lk)
+					return nil, nil, fail("network.interface-name-pinning.mapping", "%s is listed twice (%s and %s)", lk, k, lk)
 				}
 				delete(p, k)
 				p[lk] = v
+				w.move(append(at, k), append(at, lk))
 			}
 		}
 	}
-	l := layer{name: name, tree: raw}
+	l := layer{name: name, tree: raw, written: w}
 	if err := checkExclusives(l); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return raw, nil
+	return raw, w, nil
 }
 
 // respellDisk moves the snake_case keys of the friendly [disk] table to
 // their kebab-case spelling, as translateLayer does for [disk-setup].
-func respellDisk(name string, raw map[string]any) error {
+func respellDisk(name string, raw map[string]any, w spellings) error {
 	for _, s := range snakeKeys {
 		if s.table[0] != "disk-setup" {
 			continue
 		}
 		path := append([]string{"disk"}, s.table[1:]...)
-		if err := respellKey(name, raw, path, s.snake, s.kebab); err != nil {
+		if err := respellKey(name, raw, w, path, s.snake, s.kebab); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func respellKey(name string, raw map[string]any, table []string, snake, kebab string) error {
+func respellKey(name string, raw map[string]any, w spellings, table []string, snake, kebab string) error {
 	t, _ := lookup(raw, table...).(map[string]any)
 	if t == nil {
 		return nil
@@ -207,18 +237,87 @@ func respellKey(name string, raw map[string]any, table []string, snake, kebab st
 	}
 	t[kebab] = v
 	delete(t, snake)
+	at := slices.Clip(table)
+	w.move(append(at, snake), append(at, kebab))
 	return nil
 }
 
-// friendly moves a friendly key to its native name unless the native key is
-// set too, which then wins.
-func friendly(t map[string]any, from, to string) {
+// friendly moves a friendly key of the table at path to its native name
+// unless the native key is set too, which then wins.
+func friendly(w spellings, t map[string]any, path, from, to string) {
 	if v, ok := t[from]; ok {
 		if _, native := t[to]; !native {
 			t[to] = v
+			w.move([]string{path, from}, []string{path, to})
 		}
 		delete(t, from)
 	}
+}
+
+// spellings say how a file wrote the keys translateLayer renamed: by the
+// key path in the installer's names (keyPath), the path as written. A key
+// under a renamed table is found by the table's entry.
+type spellings map[string][]string
+
+// move records that the key at from, as renamed so far, is now at to; the
+// keys under it move along.
+func (w spellings) move(from, to []string) {
+	f := keyPath(from)
+	written, ok := w[f]
+	if !ok {
+		written = slices.Clone(from)
+	}
+	for _, k := range sortedKeys(w) {
+		if rest, under := strings.CutPrefix(k, f+"."); under {
+			w[keyPath(to)+"."+rest] = w[k]
+			delete(w, k)
+		}
+	}
+	delete(w, f)
+	w[keyPath(to)] = written
+}
+
+// merge records the keys of the table src at from that merging dst (at
+// to) over it keeps, now at to: those dst lacks, and in tables both have,
+// theirs in turn. What dst has instead is its own, natively spelled.
+func (w spellings) merge(src, dst map[string]any, from, to []string) {
+	if dst == nil {
+		w.move(from, to)
+		return
+	}
+	for _, k := range sortedKeys(src) {
+		f, t := append(slices.Clip(from), k), append(slices.Clip(to), k)
+		sub, _ := src[k].(map[string]any)
+		dv, ok := dst[k]
+		switch dsub, _ := dv.(map[string]any); {
+		case !ok:
+			w.move(f, t)
+		case sub != nil && dsub != nil:
+			w.merge(sub, dsub, f, t)
+		default:
+			w.drop(f) // dst's own
+		}
+	}
+}
+
+// drop forgets the key at path and the keys under it.
+func (w spellings) drop(path []string) {
+	p := keyPath(path)
+	for k := range w {
+		if k == p || strings.HasPrefix(k, p+".") {
+			delete(w, k)
+		}
+	}
+}
+
+// of says how the file wrote the key at path, or nil where it wrote it so.
+func (w spellings) of(path []string) []string {
+	for i := len(path); i > 0; i-- {
+		if written, ok := w[keyPath(path[:i])]; ok {
+			return append(slices.Clip(written), path[i:]...)
+		}
+	}
+	return nil
 }
 
 // diskTargets turns disk.target (a device or a list of them) into the

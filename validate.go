@@ -235,18 +235,21 @@ func (v *validator) table(t map[string]any, path []string, fields []field) {
 		names[i] = f.name
 	}
 	for _, k := range sortedKeys(t) {
-		if slices.Contains(names, k) {
-			continue
+		if !slices.Contains(names, k) {
+			v.unknown(append(path, k), t[k], names)
 		}
-		msg := "unknown key"
-		if len(path) == 0 {
-			msg = "unknown table"
-		}
-		if near := suggest(k, names); near != "" {
-			msg += "; did you mean " + near + "?"
-		}
-		v.add(append(path, k), "%s", msg)
 	}
+}
+
+// unknown says a key is not one the installer knows, for asWritten to
+// suggest one of names, or of pxe-pilot's own keys where the file wrote it.
+func (v *validator) unknown(path []string, x any, names []string) {
+	what := "key"
+	if _, ok := x.(map[string]any); ok {
+		what = "table"
+	}
+	v.add(path, "unknown %s", what)
+	v.ps[len(v.ps)-1].near = names
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -283,7 +286,7 @@ func (v *validator) global(g map[string]any) {
 					v.add([]string{"global", "fqdn", k}, "want a domain name, got %s", describe(fq[k]))
 				}
 			default:
-				v.add([]string{"global", "fqdn", k}, "unknown key")
+				v.unknown([]string{"global", "fqdn", k}, fq[k], []string{"source", "domain"})
 			}
 		}
 	}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -70,8 +71,8 @@ func TestValidateRules(t *testing.T) {
 		{"raid_uppercase_is_fine", `"raid1"`, `"RAID1"`, r92, ""},
 		{"raid_mixed_case_refused", `"raid1"`, `"Raid1"`, r92, `disk-setup.zfs.raid: "Raid1" is not one of`},
 		{"legacy_reboot_mode_is_served_from_8_4", `timezone`, "reboot_mode = \"power-off\"\ntimezone", r84, ""},
-		{"legacy_reboot_mode_before_8_4_is_error", `timezone`, "reboot_mode = \"power-off\"\ntimezone", r83, `global.reboot-mode: the 8.3 installer does not know this key (it needs 8.4 or later)`},
-		{"legacy_subscription_key_before_9_2_is_error", `timezone`, "subscription_key = \"pve2c-0123456789\"\ntimezone", r91, `global.subscription-key: the 9.1 installer does not know this key (it needs 9.2 or later)`},
+		{"legacy_reboot_mode_before_8_4_is_error", `timezone`, "reboot_mode = \"power-off\"\ntimezone", r83, `global.reboot_mode: the 8.3 installer does not know this key (it needs 8.4 or later)`},
+		{"legacy_subscription_key_before_9_2_is_error", `timezone`, "subscription_key = \"pve2c-0123456789\"\ntimezone", r91, `global.subscription_key: the 9.1 installer does not know this key (it needs 9.2 or later)`},
 		{"legacy_webhook_auth_token_is_served_on_9_2", "", "\n[post-installation-webhook]\nurl = \"https://10.0.0.2/x\"\nauth_token = \"t0ken\"\n", r92, ""},
 		{"legacy_first_boot_cert_fingerprint_is_served", "", "\n[first-boot]\nsource = \"from-url\"\nurl = \"https://10.0.0.2/s\"\ncert_fingerprint = \"" + strings.Repeat("ab", 32) + "\"\n", r83, ""},
 		{"reboot_mode_enum", `timezone`, "reboot-mode = \"halt\"\ntimezone", r92, `global.reboot-mode: "halt" is not one of reboot, power-off`},
@@ -321,5 +322,45 @@ func TestGlobError(t *testing.T) {
 		if msg != "" && globHints[msg] == "" {
 			t.Errorf("globError(%q) = %q, which has no hint", tt.pattern, msg)
 		}
+	}
+}
+
+// TestUnknownKeysGetASuggestion: every unknown key, at the top too, is
+// called a key (a table only where it is one) and held against the keys
+// its table takes as the file wrote it: the installer's and pxe-pilot's.
+func TestUnknownKeysGetASuggestion(t *testing.T) {
+	const host = friendlyHost
+	tests := []struct {
+		name string
+		host string
+		want string // the whole problem, as answerError.lines says it
+	}{
+		{"top_level_hostname_typo", "hostnme = \"pve\"\n" + host, "hostnme: unknown key; did you mean hostname?"},
+		{"top_level_profile_for_profiles", "profile = [\"rack-a\"]\n" + host, "profile: unknown key; did you mean profiles?"},
+		{"top_level_first_boot_script_typo", "first-boot-scrpit = \"scripts/a.sh\"\n" + host, "first-boot-scrpit: unknown key; did you mean first-boot-script?"},
+		{"top_level_first_boot_ordering_in_snake_case", "first_boot_ordering = \"fully-up\"\n" + host, "first_boot_ordering: unknown key; did you mean first-boot-ordering?"},
+		{"top_level_key_far_from_any", "colour = \"blue\"\n" + host, "colour: unknown key"},
+		{"top_level_table_typo", host + "[disk_setup]\nfilesystem = \"zfs\"\n", "disk_setup: unknown table; did you mean disk-setup?"},
+		{"top_level_friendly_table_typo", host + "[disks]\nfilesystem = \"zfs\"\n", "disks: unknown table; did you mean disk?"},
+		{"disk_targets", "hostname = \"pve\"\n[disk]\ntargets = \"sda\"\n", "disk.targets: unknown key; did you mean target?"},
+		{"disk_native_key_typo", host + "filesytem = \"zfs\"\n", "disk.filesytem: unknown key; did you mean filesystem?"},
+		{"disk_snake_key_typo", host + "disk_lst = [\"sda\"]\n", "disk.disk_lst: unknown key; did you mean disk_list?"},
+		{"disk_zfs_snake_key_typo", host + "zfs.arc_mx = 64\n", "disk.zfs.arc_mx: unknown key; did you mean arc_max?"},
+		{"disk_setup_takes_no_target", host + "[disk-setup]\ntargets = [\"sda\"]\n", "disk-setup.targets: unknown key"},
+		{"network_adress", host + "[network]\nadress = \"10.0.0.10/24\"\n", "network.adress: unknown key; did you mean address?"},
+		{"global_root_password_hash_typo", host + "[global]\nroot_password_hsh = \"$6$salt$hash\"\n", "global.root_password_hsh: unknown key; did you mean root_password_hash?"},
+		{"global_domain_typo", host + "[global]\ndomian = \"example.org\"\n", "global.domian: unknown key; did you mean domain?"},
+		{"global_hostname_typo", "[global]\nhostnam = \"pve\"\n[disk]\ntarget = \"sda\"\n", "global.hostnam: unknown key; did you mean hostname?"},
+		{"global_native_key_typo", host + "[global]\nkeybord = \"de\"\n", "global.keybord: unknown key; did you mean keyboard?"},
+		{"global_table_is_called_a_table", host + "[global.keyboards]\nlayout = \"de\"\n", "global.keyboards: unknown table; did you mean keyboard?"},
+		{"fqdn_table_key_typo", "[global]\nfqdn = { sorce = \"from-dhcp\" }\n[disk]\ntarget = \"sda\"\n", "global.fqdn.sorce: unknown key; did you mean source?"},
+		{"webhook_snake_key_typo", host + "[post-installation-webhook]\nurl = \"https://10.0.0.2/x\"\ncert_fingerprnt = \"ab\"\n", "post-installation-webhook.cert_fingerprnt: unknown key; did you mean cert_fingerprint?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if lines := problemLines(t, friendlyDefaults, tt.host, r92); !slices.Contains(lines, tt.want) {
+				t.Errorf("problems = %q; want %q", lines, tt.want)
+			}
+		})
 	}
 }
