@@ -758,3 +758,26 @@ func guideAnchors(md string) []string {
 	}
 	return anchors
 }
+
+// TestDocsInstallFromAClone: the module path of go.mod is not published, so
+// `go install` of it fails; the README and the guide build the binary in a
+// clone instead, with the line CI builds the release with.
+func TestDocsInstallFromAClone(t *testing.T) {
+	mod := string(mustRead(t, "go.mod"))
+	path, _, _ := strings.Cut(strings.TrimPrefix(mod, "module "), "\n")
+	if path == "" || strings.HasPrefix(mod, path) {
+		t.Fatalf("go.mod does not start with its module line: %q", mod)
+	}
+	const build = `CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o pxe-pilot .`
+	for _, doc := range []string{"README.md", guideFile} {
+		text := string(mustRead(t, doc))
+		for i, line := range strings.Split(text, "\n") {
+			if strings.Contains(line, "go install "+path) {
+				t.Errorf("%s:%d: %q: %s is not published, so go install cannot fetch it; show the build in a clone", doc, i+1, line, path)
+			}
+		}
+		if !strings.Contains(text, "\n"+build+"\ninstall -m 0755 pxe-pilot /usr/local/bin/pxe-pilot\n") {
+			t.Errorf("%s shows no install from a clone: %s, then install -m 0755 pxe-pilot /usr/local/bin/pxe-pilot", doc, build)
+		}
+	}
+}
