@@ -77,11 +77,14 @@ func (b guideBlock) claims(re *regexp.Regexp) string {
 	return ""
 }
 
-func readGuideBlocks(t *testing.T) []guideBlock {
+func readGuideBlocks(t *testing.T) []guideBlock { return readDocBlocks(t, guideFile) }
+
+// readDocBlocks reads the fenced code blocks of a Markdown file.
+func readDocBlocks(t *testing.T, file string) []guideBlock {
 	t.Helper()
-	data, err := os.ReadFile(guideFile)
+	data, err := os.ReadFile(file)
 	if err != nil {
-		t.Fatalf("reading the guide: %v", err)
+		t.Fatalf("reading %s: %v", file, err)
 	}
 	var blocks []guideBlock
 	var cur *guideBlock
@@ -102,7 +105,7 @@ func readGuideBlocks(t *testing.T) []guideBlock {
 		cur.body += strings.TrimPrefix(line, indent)
 	}
 	if cur != nil {
-		t.Fatalf("%s:%d: code block never closed", guideFile, cur.line)
+		t.Fatalf("%s:%d: code block never closed", file, cur.line)
 	}
 	return blocks
 }
@@ -1003,5 +1006,80 @@ func TestComposeGraceCoversTheDrain(t *testing.T) {
 	grace, err := time.ParseDuration(string(g[1]))
 	if err != nil || grace <= drain {
 		t.Errorf("docker-compose.yml: stop_grace_period %s; want more than serve's %s drain", g[1], drain)
+	}
+}
+
+// TestReadmeReportByHand runs the README's two blocks that post the example
+// report by hand: serve (here in the test, on a free port), then the shell
+// lines, with a pxe-pilot built from this tree on PATH.
+func TestReadmeReportByHand(t *testing.T) {
+	const (
+		serveClaim = "# In one terminal: serve, keeping state."
+		postClaim  = "# In another: the token from the machine's answer"
+		addr       = "127.0.0.1:8080"
+		stateDir   = "/tmp/pxe-pilot-state"
+	)
+	var serveBlock, postBlock guideBlock
+	for _, b := range readDocBlocks(t, "README.md") {
+		switch {
+		case strings.HasPrefix(b.body, serveClaim):
+			serveBlock = b
+		case strings.HasPrefix(b.body, postClaim):
+			postBlock = b
+		}
+	}
+	if serveBlock.body == "" || postBlock.body == "" {
+		t.Fatalf("README.md has no blocks starting %q and %q", serveClaim, postClaim)
+	}
+	for _, tool := range []string{"bash", "curl", "sed", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s to run the README's lines with", tool)
+		}
+	}
+	bin, state := t.TempDir(), t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "pxe-pilot"), ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	here := freePort(t)
+	put := strings.NewReplacer(addr, here, stateDir, state)
+
+	cmds, err := guideCommands(serveBlock)
+	if err != nil || len(cmds) != 1 || len(cmds[0].words) < 2 || cmds[0].words[1] != "serve" {
+		t.Fatalf("README.md:%d: want one pxe-pilot serve line: %v", serveBlock.line, err)
+	}
+	var args []string
+	for _, w := range cmds[0].words[2:] {
+		args = append(args, put.Replace(w))
+	}
+	log := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, args, log) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve = %v\n%s", err, log)
+		}
+	}()
+	s := &guideServer{scheme: "http", addr: here, done: done, client: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}}
+	if err := s.waitHealthy(); err != nil {
+		done <- nil
+		t.Fatalf("README.md:%d: serve %q: %v\n%s", serveBlock.line, args, err, log)
+	}
+
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", put.Replace(postBlock.body))
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "no_proxy=127.0.0.1", "NO_PROXY=127.0.0.1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("README.md:%d: the lines failed: %v\n%s%s\nserve's log:\n%s", postBlock.line, err, out, &stderr, log)
+	}
+	if !strings.HasPrefix(string(out), `{"status":"recorded"}`) {
+		t.Errorf("README.md:%d: curl printed %q; want {\"status\":\"recorded\"} first", postBlock.line, out)
+	}
+	rec, err := readRecord[hostRecord](filepath.Join(state, "hosts", "aa-bb-cc-dd-ee-ff.json"))
+	if err != nil || rec.Installed.IsZero() || !strings.Contains(string(out), rec.Installed.UTC().Format(time.RFC3339)) {
+		t.Errorf("README.md:%d: aa-bb-cc-dd-ee-ff is not shown installed: %+v, %v\n%s", postBlock.line, rec, err, out)
 	}
 }
