@@ -967,26 +967,11 @@ func TestComposeWithEveryLineOnStarts(t *testing.T) {
 			t.Errorf("serve = %v", err)
 		}
 	}()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		select {
-		case err := <-done:
-			done <- nil
-			t.Fatalf("serve with every line of docker-compose.yml on did not start: %v\nlog:\n%s", err, log)
-		default:
-		}
-		resp, err := client.Get("https://" + addr + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve with every line of docker-compose.yml on: /health not 200 over HTTPS within 5 s: %v\nlog:\n%s", err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
+	s := &guideServer{scheme: "https", addr: addr, done: done, client: &http.Client{Timeout: 5 * time.Second,
+		Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
+	if err := s.waitHealthy(); err != nil {
+		done <- nil
+		t.Fatalf("serve with every line of docker-compose.yml on did not start: %v\nlog:\n%s", err, log)
 	}
 }
 
