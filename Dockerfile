@@ -13,8 +13,10 @@
 #   docker run -d -p 8443:8443 -v "$PWD/config:/config:ro" -v "$PWD/tls:/tls:ro" \
 #       -e PXE_PILOT_TLS_CERT=/tls/pxe-pilot.crt -e PXE_PILOT_TLS_KEY=/tls/pxe-pilot.key pxe-pilot
 #
-# Install tracking (PXE_PILOT_STATE_DIR) needs a volume that uid 65534 can
-# write: -v pxe-pilot-state:/state -e PXE_PILOT_STATE_DIR=/state.
+# Install tracking: -v pxe-pilot-state:/state -e PXE_PILOT_STATE_DIR=/state.
+# The image's /state is owned by uid 65534, mode 0700, and Docker gives a new
+# named volume mounted there that ownership, so the server can write it. (A
+# bind mount keeps the host dir's owner: chown it to 65534:65534 first.)
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -27,10 +29,15 @@ COPY . .
 ARG VERSION=dev
 # CGO off: the scratch stage has no libc or dynamic loader.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/pxe-pilot .
+# scratch has no mkdir: the state dir is made here, 0700, and copied in
+# below as an entry of rootfs/, owned by the user the image runs as.
+RUN mkdir -p /out/rootfs && mkdir -m 0700 /out/rootfs/state && chown 65534:65534 /out/rootfs/state
 
 FROM scratch
 COPY --from=build /out/pxe-pilot /pxe-pilot
-# Unprivileged nobody:nogroup; the service needs no root and writes nothing.
+COPY --from=build --chown=65534:65534 /out/rootfs/ /
+# Unprivileged nobody:nogroup; the service needs no root, and writes only
+# to its state dir when tracking is on.
 USER 65534:65534
 ENV CONFIG_DIR=/config
 # 8080 for HTTP, 8443 when PXE_PILOT_TLS_CERT and PXE_PILOT_TLS_KEY are set.

@@ -1,4 +1,4 @@
-// Tests that hold the README and the netboot guide to what they show.
+// Tests that hold the README, the netboot guide and the deploy files to what they show.
 
 package main
 
@@ -28,8 +28,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,11 +77,14 @@ func (b guideBlock) claims(re *regexp.Regexp) string {
 	return ""
 }
 
-func readGuideBlocks(t *testing.T) []guideBlock {
+func readGuideBlocks(t *testing.T) []guideBlock { return readDocBlocks(t, guideFile) }
+
+// readDocBlocks reads the fenced code blocks of a Markdown file.
+func readDocBlocks(t *testing.T, file string) []guideBlock {
 	t.Helper()
-	data, err := os.ReadFile(guideFile)
+	data, err := os.ReadFile(file)
 	if err != nil {
-		t.Fatalf("reading the guide: %v", err)
+		t.Fatalf("reading %s: %v", file, err)
 	}
 	var blocks []guideBlock
 	var cur *guideBlock
@@ -100,7 +105,7 @@ func readGuideBlocks(t *testing.T) []guideBlock {
 		cur.body += strings.TrimPrefix(line, indent)
 	}
 	if cur != nil {
-		t.Fatalf("%s:%d: code block never closed", guideFile, cur.line)
+		t.Fatalf("%s:%d: code block never closed", file, cur.line)
 	}
 	return blocks
 }
@@ -757,4 +762,309 @@ func guideAnchors(md string) []string {
 		anchors = append(anchors, b.String())
 	}
 	return anchors
+}
+
+// TestDocsInstallFromAClone: the module path of go.mod is not published, so
+// `go install` of it fails; the README and the guide build the binary in a
+// clone instead, with the line CI builds the release with.
+func TestDocsInstallFromAClone(t *testing.T) {
+	mod := string(mustRead(t, "go.mod"))
+	path, _, _ := strings.Cut(strings.TrimPrefix(mod, "module "), "\n")
+	if path == "" || strings.HasPrefix(mod, path) {
+		t.Fatalf("go.mod does not start with its module line: %q", mod)
+	}
+	const build = `CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o pxe-pilot .`
+	for _, doc := range []string{"README.md", guideFile} {
+		text := string(mustRead(t, doc))
+		for i, line := range strings.Split(text, "\n") {
+			if strings.Contains(line, "go install "+path) {
+				t.Errorf("%s:%d: %q: %s is not published, so go install cannot fetch it; show the build in a clone", doc, i+1, line, path)
+			}
+		}
+		if !strings.Contains(text, "\n"+build+"\ninstall -m 0755 pxe-pilot /usr/local/bin/pxe-pilot\n") {
+			t.Errorf("%s shows no install from a clone: %s, then install -m 0755 pxe-pilot /usr/local/bin/pxe-pilot", doc, build)
+		}
+	}
+}
+
+// The files a deployment starts from (.gitignore, .dockerignore, the
+// Dockerfile, docker-compose.yml) are held to what they and the README say.
+
+// deployMade are the files the README, the Dockerfile's header and
+// docker-compose.yml have the operator make inside the clone: none may be
+// committed, nor sent to docker build (where a layer would keep it).
+var deployMade = []string{
+	"tls/pxe-pilot.crt", "tls/pxe-pilot.key", "tls/tokens", // Dockerfile, docker-compose.yml
+	"pxe-pilot.crt", "pxe-pilot.key", // pxe-pilot cert, whose --out is . by default
+	"tokens",                                                      // a token file beside them
+	"config/hosts/aa-bb-cc-dd-ee-ff.toml", "config/defaults.toml", // docker run -v "$PWD/config:/config:ro"
+	"netbootxyz/config/boot.cfg", "netbootxyz/assets/proxmox/initrd.img", // docker-compose.yml's netboot.xyz
+	"proxmox-ve-auto.iso", // prepare-iso --output
+}
+
+func TestIgnoreFilesKeepOutWhatTheGuidesMake(t *testing.T) {
+	docker := strings.Split(string(mustRead(t, ".dockerignore")), "\n")
+	for _, p := range deployMade {
+		if !dockerIgnores(docker, p) {
+			t.Errorf(".dockerignore lets %s into the build context", p)
+		}
+	}
+	// What the build needs stays in it.
+	for _, p := range []string{"main.go", "go.mod", "go.sum", "examples/config/defaults.toml", "testdata/golden_x/config/defaults.toml"} {
+		if dockerIgnores(docker, p) {
+			t.Errorf(".dockerignore keeps %s out of the build context", p)
+		}
+	}
+
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("no git to ask what .gitignore keeps out")
+	}
+	cmd := exec.Command(git, append([]string{"check-ignore", "--no-index", "--verbose", "--non-matching"}, deployMade...)...)
+	out, _ := cmd.Output() // exits 1 when some path is not ignored
+	if len(out) == 0 {
+		t.Fatalf("git check-ignore printed nothing (not a git work tree?)")
+	}
+	for line := range strings.Lines(string(out)) {
+		// "source:line:pattern<TAB>path"; "::<TAB>path" for a path no pattern ignores.
+		if src, p, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "\t"); src == "::" {
+			t.Errorf(".gitignore lets %s be committed", p)
+		}
+	}
+}
+
+// dockerIgnores reports whether the lines of a .dockerignore keep path
+// out, for the forms it uses: a pattern matches the path or a dir it is in,
+// from the root of the context; **/ matches any number of dirs.
+func dockerIgnores(lines []string, path string) bool {
+	ignored := false
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		neg := strings.HasPrefix(l, "!")
+		pat := strings.Trim(strings.TrimPrefix(l, "!"), "/")
+		anyDepth := strings.HasPrefix(pat, "**/")
+		pat = strings.TrimPrefix(pat, "**/")
+		parts := strings.Split(path, "/")
+		for i := range parts {
+			for j := i + 1; j <= len(parts); j++ {
+				if i > 0 && !anyDepth {
+					break
+				}
+				if ok, _ := filepath.Match(pat, strings.Join(parts[i:j], "/")); ok {
+					ignored = !neg
+				}
+			}
+		}
+	}
+	return ignored
+}
+
+// TestDockerfileStateDirIsTheUsers: a new named volume takes the owner of
+// the image's dir it is mounted on, so /state must be the image's user's,
+// made in the build stage (scratch has no mkdir) and copied in with it.
+func TestDockerfileStateDirIsTheUsers(t *testing.T) {
+	df := string(mustRead(t, "Dockerfile"))
+	_, final, ok := strings.Cut(df, "\nFROM scratch\n")
+	if !ok {
+		t.Fatal("Dockerfile has no FROM scratch stage")
+	}
+	user := regexp.MustCompile(`(?m)^USER (\S+)$`).FindStringSubmatch(final)
+	if user == nil {
+		t.Fatal("the final stage of the Dockerfile sets no USER")
+	}
+	copyLine := regexp.MustCompile(`(?m)^COPY --from=build --chown=(\S+) (\S+)/ /$`).FindStringSubmatch(final)
+	if copyLine == nil || copyLine[1] != user[1] {
+		t.Fatalf("the final stage copies in no rootfs/ owned by USER %s: %v", user[1], copyLine)
+	}
+	made := regexp.MustCompile(`(?m)^RUN .*mkdir -m 0700 ` + regexp.QuoteMeta(copyLine[2]) + `/state && chown ` + regexp.QuoteMeta(user[1]) + ` ` + regexp.QuoteMeta(copyLine[2]) + `/state$`)
+	if !made.MatchString(df) {
+		t.Errorf("the build stage does not make %s/state, 0700, owned by %s", copyLine[2], user[1])
+	}
+	if !strings.Contains(string(mustRead(t, "docker-compose.yml")), "# - state:/state") {
+		t.Errorf("docker-compose.yml mounts its state volume elsewhere than /state, the image's dir")
+	}
+}
+
+// composeEnv is the pxe-pilot service's environment in docker-compose.yml
+// with every line that is commented out turned on, as an operator who
+// follows its comments ends up with.
+func composeEnv(t *testing.T) (env map[string]string, ports []string) {
+	t.Helper()
+	env = map[string]string{}
+	section := ""
+	line := regexp.MustCompile(`^\s+(?:#\s*)?([A-Z_]+): ("[^"]*"|\S+)`)
+	port := regexp.MustCompile(`^\s+(?:#\s*)?- "(\d+:\d+)"`)
+	service := regexp.MustCompile(`^  ([a-z-]+):`)
+	for l := range strings.Lines(string(mustRead(t, "docker-compose.yml"))) {
+		if m := service.FindStringSubmatch(l); m != nil {
+			section = m[1]
+		}
+		if section != "pxe-pilot" {
+			continue
+		}
+		if m := line.FindStringSubmatch(l); m != nil {
+			env[m[1]] = strings.Trim(m[2], `"`)
+		}
+		if m := port.FindStringSubmatch(l); m != nil {
+			ports = append(ports, m[1])
+		}
+	}
+	if len(env) == 0 {
+		t.Fatal("docker-compose.yml: no environment for the pxe-pilot service")
+	}
+	return env, ports
+}
+
+// TestComposeWithEveryLineOnStarts: turning on every commented line of the
+// pxe-pilot service (HTTPS, tokens, tracking) gives a server that starts,
+// rather than one that exits and restarts in a loop, and publishes the
+// port it listens on and its public URL names.
+func TestComposeWithEveryLineOnStarts(t *testing.T) {
+	env, ports := composeEnv(t)
+	root := t.TempDir()
+	tlsDir := filepath.Join(root, "tls")
+	if err := run([]string{"cert", "--out", tlsDir, "--host", "127.0.0.1"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tlsDir, "tokens"), []byte("rack-a:compose-test-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"CONFIG_DIR", "LISTEN", "PORT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY", "PXE_PILOT_TOKEN_FILE",
+		"PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE", "PXE_PILOT_LOG_FORMAT"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("CONFIG_DIR", "examples/config") // the image's ENV, and the compose volume
+	for k, v := range env {
+		// The container's paths, in the test's temp dir.
+		if strings.HasPrefix(v, "/tls/") || v == "/state" {
+			v = filepath.Join(root, v)
+		}
+		t.Setenv(k, v)
+	}
+	if env["PXE_PILOT_TLS_CERT"] == "" || env["PXE_PILOT_PUBLIC_URL"] == "" || env["PXE_PILOT_STATE_DIR"] == "" {
+		t.Fatalf("docker-compose.yml shows no TLS, public URL or state dir to turn on: %v", env)
+	}
+	u, err := url.Parse(env["PXE_PILOT_PUBLIC_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With TLS, serve listens on 8443; the URL and the published port must say so.
+	if u.Scheme != "https" || u.Port() != "8443" || !slices.Contains(ports, "8443:8443") {
+		t.Errorf("with the TLS lines on, PXE_PILOT_PUBLIC_URL is %s and the ports %q; want https://...:8443 and 8443:8443 published", u, ports)
+	}
+
+	addr := freePort(t)
+	log := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, []string{"--listen", addr}, log) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve = %v", err)
+		}
+	}()
+	s := &guideServer{scheme: "https", addr: addr, done: done, client: &http.Client{Timeout: 5 * time.Second,
+		Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
+	if err := s.waitHealthy(); err != nil {
+		done <- nil
+		t.Fatalf("serve with every line of docker-compose.yml on did not start: %v\nlog:\n%s", err, log)
+	}
+}
+
+// TestComposeGraceCoversTheDrain: docker compose stop sends SIGTERM and
+// kills after stop_grace_period; serve drains requests for up to its
+// shutdown timeout, which the grace period must exceed.
+func TestComposeGraceCoversTheDrain(t *testing.T) {
+	m := regexp.MustCompile(`context\.WithTimeout\(context\.Background\(\), (\d+)\*time\.Second\)`).FindSubmatch(mustRead(t, "main.go"))
+	if m == nil {
+		t.Fatal("main.go: no shutdown timeout found (context.WithTimeout(context.Background(), N*time.Second))")
+	}
+	drain, _ := time.ParseDuration(string(m[1]) + "s")
+	g := regexp.MustCompile(`(?m)^    stop_grace_period: (\S+)$`).FindSubmatch(mustRead(t, "docker-compose.yml"))
+	if g == nil {
+		t.Fatalf("docker-compose.yml: the pxe-pilot service sets no stop_grace_period; Docker's 10 s default would kill serve while it drains for up to %s", drain)
+	}
+	grace, err := time.ParseDuration(string(g[1]))
+	if err != nil || grace <= drain {
+		t.Errorf("docker-compose.yml: stop_grace_period %s; want more than serve's %s drain", g[1], drain)
+	}
+}
+
+// TestReadmeReportByHand runs the README's two blocks that post the example
+// report by hand: serve (here in the test, on a free port), then the shell
+// lines, with a pxe-pilot built from this tree on PATH.
+func TestReadmeReportByHand(t *testing.T) {
+	const (
+		serveClaim = "# In one terminal: serve, keeping state."
+		postClaim  = "# In another: the token from the machine's answer"
+		addr       = "127.0.0.1:8080"
+		stateDir   = "/tmp/pxe-pilot-state"
+	)
+	var serveBlock, postBlock guideBlock
+	for _, b := range readDocBlocks(t, "README.md") {
+		switch {
+		case strings.HasPrefix(b.body, serveClaim):
+			serveBlock = b
+		case strings.HasPrefix(b.body, postClaim):
+			postBlock = b
+		}
+	}
+	if serveBlock.body == "" || postBlock.body == "" {
+		t.Fatalf("README.md has no blocks starting %q and %q", serveClaim, postClaim)
+	}
+	for _, tool := range []string{"bash", "curl", "sed", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s to run the README's lines with", tool)
+		}
+	}
+	bin, state := t.TempDir(), t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "pxe-pilot"), ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	here := freePort(t)
+	put := strings.NewReplacer(addr, here, stateDir, state)
+
+	cmds, err := guideCommands(serveBlock)
+	if err != nil || len(cmds) != 1 || len(cmds[0].words) < 2 || cmds[0].words[1] != "serve" {
+		t.Fatalf("README.md:%d: want one pxe-pilot serve line: %v", serveBlock.line, err)
+	}
+	var args []string
+	for _, w := range cmds[0].words[2:] {
+		args = append(args, put.Replace(w))
+	}
+	log := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, args, log) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve = %v\n%s", err, log)
+		}
+	}()
+	s := &guideServer{scheme: "http", addr: here, done: done, client: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}}
+	if err := s.waitHealthy(); err != nil {
+		done <- nil
+		t.Fatalf("README.md:%d: serve %q: %v\n%s", serveBlock.line, args, err, log)
+	}
+
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", put.Replace(postBlock.body))
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "no_proxy=127.0.0.1", "NO_PROXY=127.0.0.1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("README.md:%d: the lines failed: %v\n%s%s\nserve's log:\n%s", postBlock.line, err, out, &stderr, log)
+	}
+	if !strings.HasPrefix(string(out), `{"status":"recorded"}`) {
+		t.Errorf("README.md:%d: curl printed %q; want {\"status\":\"recorded\"} first", postBlock.line, out)
+	}
+	rec, err := readRecord[hostRecord](filepath.Join(state, "hosts", "aa-bb-cc-dd-ee-ff.json"))
+	if err != nil || rec.Installed.IsZero() || !strings.Contains(string(out), rec.Installed.UTC().Format(time.RFC3339)) {
+		t.Errorf("README.md:%d: aa-bb-cc-dd-ee-ff is not shown installed: %+v, %v\n%s", postBlock.line, rec, err, out)
+	}
 }

@@ -574,8 +574,8 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 				return http.StatusInternalServerError, []byte(err.Error())
 			}
 			if !rec.Installed.IsZero() {
-				return http.StatusConflict, fmt.Appendf(nil, "%s was installed at %s; run 'pxe-pilot rearm %s' to install it again",
-					f.key, rec.Installed.UTC().Format(time.RFC3339), f.key)
+				return http.StatusConflict, fmt.Appendf(nil, "%s was installed at %s; run '%s' to install it again",
+					f.key, rec.Installed.UTC().Format(time.RFC3339), t.state.rearmLine(f.key))
 			}
 		}
 		var note string

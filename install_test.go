@@ -372,7 +372,7 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 
 	installedAt := rec.Installed.UTC().Format(time.RFC3339)
 	code, refusal := srv.post(t, "/answer", request)
-	want := "pxe-pilot: aa-bb-cc-dd-ee-ff was installed at " + installedAt + "; run 'pxe-pilot rearm aa-bb-cc-dd-ee-ff' to install it again\n"
+	want := "pxe-pilot: aa-bb-cc-dd-ee-ff was installed at " + installedAt + "; run 'pxe-pilot rearm --state-dir " + srv.state + " aa-bb-cc-dd-ee-ff' to install it again\n"
 	if code != http.StatusConflict || refusal != want {
 		t.Errorf("POST /answer after the report = %d %q; want 409 %q", code, refusal, want)
 	}

@@ -937,6 +937,25 @@ func shown(s string) string {
 	return strconv.Quote(s)
 }
 
+// rearmLine is the command that rearms a machine of this state dir, for
+// the 409 that --once gives it: the operator runs it as it stands.
+func (s *stateStore) rearmLine(key string) string {
+	dir := s.dir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs // serve's working dir is not the operator's
+	}
+	return "pxe-pilot rearm --state-dir " + shellQuote(dir) + " " + shellQuote(key)
+}
+
+// shellQuote is s as one word of a POSIX shell: as it is where no
+// character of it means anything to a shell, else in single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, shellSafe+"/+,=@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // rearmKey reads rearm's HOST: a machine key, or a MAC in any spelling.
 func rearmKey(host string) string {
 	if mac, ok := normalizeMAC(host); ok {

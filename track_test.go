@@ -1236,6 +1236,53 @@ func TestStatusCommandErrors(t *testing.T) {
 	}
 }
 
+// The 409 of --once names the command that rearms the machine, with the
+// state dir serve was given, as one word to a shell whatever its name.
+func TestRearmLine(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh to run the line with")
+	}
+	base := t.TempDir()
+	t.Chdir(base)
+	tests := []struct {
+		name     string
+		dir, key string
+		wantLine string
+		wantDir  string // the word the shell gets
+	}{
+		{"plain_path_as_it_is", "/var/lib/pxe-pilot", "aa-bb-cc-dd-ee-ff",
+			"pxe-pilot rearm --state-dir /var/lib/pxe-pilot aa-bb-cc-dd-ee-ff", "/var/lib/pxe-pilot"},
+		{"relative_path_made_absolute", "state", "serial-S1",
+			"pxe-pilot rearm --state-dir " + filepath.Join(base, "state") + " serial-S1", filepath.Join(base, "state")},
+		{"space_is_quoted", "/srv/pxe pilot/state", "aa-bb-cc-dd-ee-ff",
+			"pxe-pilot rearm --state-dir '/srv/pxe pilot/state' aa-bb-cc-dd-ee-ff", "/srv/pxe pilot/state"},
+		{"quote_and_dollar_are_quoted", "/srv/it's $HOME", "aa-bb-cc-dd-ee-ff",
+			`pxe-pilot rearm --state-dir '/srv/it'\''s $HOME' aa-bb-cc-dd-ee-ff`, "/srv/it's $HOME"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			line := (&stateStore{dir: tc.dir}).rearmLine(tc.key)
+			if line != tc.wantLine {
+				t.Errorf("rearmLine(%q) with state dir %q = %q; want %q", tc.key, tc.dir, line, tc.wantLine)
+			}
+			// What a shell makes of it: the words rearm gets.
+			args, ok := strings.CutPrefix(line, "pxe-pilot ")
+			if !ok {
+				t.Fatalf("%q does not start with pxe-pilot", line)
+			}
+			out, err := exec.Command(sh, "-c", `printf '%s\n' `+args).Output()
+			if err != nil {
+				t.Fatalf("sh -c %q: %v", args, err)
+			}
+			want := "rearm\n--state-dir\n" + tc.wantDir + "\n" + tc.key + "\n"
+			if string(out) != want {
+				t.Errorf("sh reads %q as %q; want %q", line, out, want)
+			}
+		})
+	}
+}
+
 func TestRearmCommand(t *testing.T) {
 	installed := trackT2.Format(time.RFC3339)
 	tests := []struct {
@@ -1658,7 +1705,7 @@ func TestFailedWritesTakeNoRoom(t *testing.T) {
 		{"B_answered_on_a_full_disk_is_not_recorded", "/answer", answer(1), true, 200, "", "!hosts/02-00-00-00-00-01.json"},
 		{"C_answered_on_a_full_disk_is_not_recorded", "/answer", answer(2), true, 200, "", "!hosts/02-00-00-00-00-02.json"},
 		{"unknown_machine_on_a_full_disk_is_not_recorded", "/answer", answer(0x91), true, 404, "no host file", "!unknown/02-00-00-00-00-91.json"},
-		{"A_is_refused_on_a_full_disk", "/answer", a, true, 409, "aa-bb-cc-dd-ee-ff was installed at", ""},
+		{"A_is_refused_on_a_full_disk", "/answer", a, true, 409, "rearm --state-dir " + state + " aa-bb-cc-dd-ee-ff'", ""},
 		{"A_reporting_on_a_full_disk_is_500_naming_the_state_file", "/installed", reportA, true, 500,
 			"pxe-pilot: the report could not be recorded: writing state file hosts/aa-bb-cc-dd-ee-ff.json: no space left on device\n", ""},
 		{"D_answered_with_room_again_is_recorded", "/answer", answer(3), false, 200, "", "hosts/02-00-00-00-00-03.json"},
@@ -1666,7 +1713,7 @@ func TestFailedWritesTakeNoRoom(t *testing.T) {
 		{"F_answered_past_the_cap_is_not_recorded", "/answer", answer(5), false, 200, "", "!hosts/02-00-00-00-00-05.json"},
 		{"unknown_machine_with_room_again_is_recorded", "/answer", answer(0x92), false, 404, "no host file", "unknown/02-00-00-00-00-92.json"},
 		{"unknown_machine_past_the_cap_is_not_recorded", "/answer", answer(0x93), false, 404, "no host file", "!unknown/02-00-00-00-00-93.json"},
-		{"A_is_still_refused", "/answer", a, false, 409, "aa-bb-cc-dd-ee-ff was installed at", ""},
+		{"A_is_still_refused", "/answer", a, false, 409, "rearm --state-dir " + state + " aa-bb-cc-dd-ee-ff'", ""},
 	} {
 		tr.state.replace = nil
 		if step.diskFull {
@@ -1674,8 +1721,9 @@ func TestFailedWritesTakeNoRoom(t *testing.T) {
 		}
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, httptest.NewRequest("POST", step.path, bytes.NewReader(step.body)))
-		if rec.Code != step.code || !strings.Contains(rec.Body.String(), step.want) || strings.Contains(rec.Body.String(), state) {
-			t.Errorf("%s: POST %s = %d %q; want %d containing %q, not the state dir's path", step.name, step.path, rec.Code, rec.Body, step.code, step.want)
+		// Only the 409 names the state dir: in the command that rearms the machine.
+		if rec.Code != step.code || !strings.Contains(rec.Body.String(), step.want) || strings.Contains(rec.Body.String(), state) != (step.code == 409) {
+			t.Errorf("%s: POST %s = %d %q; want %d containing %q, and the state dir's path only in a 409's rearm command", step.name, step.path, rec.Code, rec.Body, step.code, step.want)
 		}
 		if name, absent := strings.CutPrefix(step.file, "!"); step.file != "" {
 			if _, err := os.Stat(filepath.Join(state, name)); (err == nil) == absent {
