@@ -385,7 +385,7 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 		t.Fatalf("POST /answer of an unknown machine = %d %q; want 404", code, body)
 	}
 	lastAnswer := rec.LastAnswer.UTC().Format(time.RFC3339)
-	wantRow := []string{key, "mac", "aa:bb:cc:dd:ee:ff", "hosts/aa-bb-cc-dd-ee-ff.toml", lastAnswer, installedAt, "pve-node-01.lab.example.com"}
+	wantRow := []string{key, "mac", "aa:bb:cc:dd:ee:ff", "hosts/aa-bb-cc-dd-ee-ff.toml", "pve-node-01.lab.example.com", "10.0.0.10", lastAnswer, installedAt, "pve-node-01.lab.example.com"}
 	if row := statusRowOf(t, srv.config, srv.state, key); !slices.Equal(row, wantRow) {
 		t.Errorf("status row = %q; want %q", row, wantRow)
 	}
@@ -415,7 +415,7 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 	if !rec.Installed.IsZero() || len(rec.PreviouslyAt) != 1 || rec.PreviouslyAt[0].UTC().Format(time.RFC3339) != installedAt || rec.Answers != 3 {
 		t.Errorf("state after rearm and an answer = %+v; want not installed, installed once before at %s, 3 answers", rec, installedAt)
 	}
-	if row := statusRowOf(t, srv.config, srv.state, key); row[5] != "-" {
+	if row := statusRowOf(t, srv.config, srv.state, key); row[7] != "-" {
 		t.Errorf("status row after rearm = %q; want installed -", row)
 	}
 }

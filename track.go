@@ -15,9 +15,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	neturl "net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -780,11 +782,88 @@ type status struct {
 }
 
 type statusRow struct {
-	Machine    string `json:"machine"`               // the machine key, or "*" for hosts/default.toml itself
-	MatchBy    string `json:"match"`                 // mac aa:bb:..., serial S1, uuid ..., default
-	HostFile   string `json:"host_file"`             // "" where the file is gone
-	StateError string `json:"state_error,omitempty"` // why its state file could not be read
+	Machine        string `json:"machine"`               // the machine key, or "*" for hosts/default.toml itself
+	MatchBy        string `json:"match"`                 // mac aa:bb:..., serial S1, uuid ..., default
+	HostFile       string `json:"host_file"`             // "" where the file is gone
+	PlannedFQDN    string `json:"planned_fqdn"`          // what the config gives it; see planned
+	PlannedAddress string `json:"planned_address"`       // its static address, "dhcp", or why neither is known
+	StateError     string `json:"state_error,omitempty"` // why its state file could not be read
 	hostRecord
+}
+
+// planned is the FQDN and address the config gives the host a file
+// names, as the answer composed from the file's name alone has them,
+// complete or not: a static address without its prefix, or "dhcp". A
+// name whose placeholders the file's name cannot fill (a serial in a
+// MAC's file, anything in hosts/default.toml) is shown as written.
+func planned(c *configDir, m match) (fqdn, addr string) {
+	host, ok, err := readLayer(c, m.file)
+	if !ok || err != nil {
+		return "(cannot be read)", "(cannot be read)"
+	}
+	def, hasDefaults, err := readLayer(c, "defaults.toml")
+	if err != nil {
+		return "(config error)", "(config error)"
+	}
+	layers, err := stackLayers(c, def, hasDefaults, host)
+	if err != nil {
+		return "(config error)", "(config error)"
+	}
+	name := func(ans map[string]any) string {
+		g, _ := ans["global"].(map[string]any)
+		hostname, _ := g["hostname"].(string)
+		domain, _ := g["domain"].(string)
+		switch fq := g["fqdn"].(type) {
+		case string:
+			return fq
+		case map[string]any:
+			return "(from DHCP)"
+		}
+		if domain = strings.Trim(domain, "."); domain != "" && !strings.Contains(placeholderRE.ReplaceAllString(hostname, ""), ".") {
+			return hostname + "." + domain
+		}
+		return hostname
+	}
+	ans := mergeLayers(layers)
+	fqdn = name(ans)
+	if !strings.Contains(fqdn, "{{") || fillableByName(fqdn, m) {
+		filled := mergeLayers(layers)
+		if len(expand(filled, sampleFacts(m, newest))) == 0 {
+			fqdn = name(filled)
+		}
+	}
+	addr = "dhcp"
+	if cidr, ok := lookup(ans, "network", "cidr").(string); ok {
+		addr = cidr
+		if p, err := netip.ParsePrefix(cidr); err == nil {
+			addr = p.Addr().String()
+		}
+	}
+	return fqdn, addr
+}
+
+// placeholderRE matches a placeholder, for a name shown as written.
+var placeholderRE = regexp.MustCompile(`{{[^}]*}}`)
+
+// fillableByName reports whether every placeholder in s is one a host
+// file's name fills: the MAC of a MAC's file, the serial or UUID of theirs.
+func fillableByName(s string, m match) bool {
+	ok := map[string][]string{"mac": {"MAC", "MACHex"}, "serial": {"Serial"}, "uuid": {"UUID"}}[m.by]
+	for rest := s; ; {
+		i := strings.Index(rest, "{{")
+		if i < 0 {
+			return true
+		}
+		j := strings.Index(rest[i:], "}}")
+		if j < 0 {
+			return false
+		}
+		name := strings.TrimPrefix(strings.TrimSpace(rest[i+2:i+j]), ".")
+		if !slices.Contains(ok, name) {
+			return false
+		}
+		rest = rest[i+j+2:]
+	}
 }
 
 // readStatus reads the config dir's host files and, if stateDir is not
@@ -826,6 +905,12 @@ func readStatus(configDir, stateDir string) (status, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return st, fmt.Errorf("config dir: %w", err)
 	}
+	c, err := openConfigDir(configDir)
+	if err != nil {
+		return st, err
+	}
+	defer c.close()
+	c.offline = true
 	// A machine with a host file of its own is listed by it, even if
 	// hosts/default.toml answered it before that file was written.
 	seen := map[string]bool{}
@@ -844,14 +929,18 @@ func readStatus(configDir, stateDir string) (status, error) {
 			continue
 		}
 		seen[name] = true
-		st.Hosts = append(st.Hosts, statusRow{Machine: name, MatchBy: m.String(), HostFile: m.file, StateError: bad[name], hostRecord: records[name]})
+		fqdn, addr := planned(c, m)
+		st.Hosts = append(st.Hosts, statusRow{Machine: name, MatchBy: m.String(), HostFile: m.file, PlannedFQDN: fqdn, PlannedAddress: addr,
+			StateError: bad[name], hostRecord: records[name]})
 	}
 	if hasDefault {
-		st.Hosts = append(st.Hosts, statusRow{Machine: "*", MatchBy: "default", HostFile: "hosts/default.toml"})
+		m := match{by: "default", file: "hosts/default.toml"}
+		fqdn, addr := planned(c, m)
+		st.Hosts = append(st.Hosts, statusRow{Machine: "*", MatchBy: "default", HostFile: m.file, PlannedFQDN: fqdn, PlannedAddress: addr})
 		for _, k := range sortedKeys(records) {
 			if r := records[k]; r.HostFile == "hosts/default.toml" && !seen[k] {
 				seen[k] = true
-				st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: "default", HostFile: r.HostFile, hostRecord: r})
+				st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: "default", HostFile: r.HostFile, PlannedFQDN: fqdn, PlannedAddress: addr, hostRecord: r})
 			}
 		}
 	}
@@ -881,7 +970,7 @@ func hasHostFile(configDir string, macs []string) bool {
 // dir or the config dir shown as it is only where it is plain text.
 func writeStatus(w io.Writer, st status, withState bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MACHINE\tMATCHED BY\tHOST FILE\tLAST ANSWER\tINSTALLED\tFQDN")
+	fmt.Fprintln(tw, "MACHINE\tMATCHED BY\tHOST FILE\tPLANNED FQDN\tADDRESS\tLAST ANSWER\tINSTALLED\tFQDN")
 	when := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"
@@ -902,7 +991,7 @@ func writeStatus(w io.Writer, st status, withState bool) {
 		case file == "":
 			file = "(gone)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shown(h.Machine), shown(match), shown(file), last, installed, shown(fqdn))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shown(h.Machine), shown(match), shown(file), shown(dash(h.PlannedFQDN)), shown(dash(h.PlannedAddress)), last, installed, shown(fqdn))
 	}
 	tw.Flush()
 	if !withState {
