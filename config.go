@@ -606,7 +606,7 @@ func (e *noHostError) Error() string {
 		msg += " (" + strings.Join(e.skipped, "; ") + ")"
 	}
 	if len(e.near) > 0 {
-		msg += "; " + strings.Join(e.near, "; ")
+		return msg + "; " + strings.Join(e.near, "; ")
 	}
 	if len(e.tried) == 0 {
 		return msg + ", and there is no hosts/default.toml"
