@@ -543,7 +543,7 @@ func logConfig(logger *slog.Logger, dir string) {
 	profiles, _ := filepath.Glob(filepath.Join(dir, "profiles", "*.toml"))
 	logger.Info("config", "config_dir", dir, "hosts", r.hosts, "profiles", len(profiles), "files_with_errors", r.filesWithErrors())
 	for _, line := range r.errorLines() {
-		logger.Warn("config error: answers that need this file fail until it is fixed", "error", line)
+		logger.Warn("config error, as pxe-pilot validate says it: fix it before the machines it concerns boot", "error", line)
 	}
 }
 
