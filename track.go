@@ -19,7 +19,6 @@ import (
 	neturl "net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -819,7 +818,7 @@ func planned(c *configDir, m match) (fqdn, addr string) {
 		case map[string]any:
 			return "(from DHCP)"
 		}
-		if domain = strings.Trim(domain, "."); domain != "" && !strings.Contains(placeholderRE.ReplaceAllString(hostname, ""), ".") {
+		if domain = strings.Trim(domain, "."); domain != "" && !strings.Contains(withoutPlaceholders(hostname), ".") {
 			return hostname + "." + domain
 		}
 		return hostname
@@ -842,8 +841,19 @@ func planned(c *configDir, m match) (fqdn, addr string) {
 	return fqdn, addr
 }
 
-// placeholderRE matches a placeholder, for a name shown as written.
-var placeholderRE = regexp.MustCompile(`{{[^}]*}}`)
+// withoutPlaceholders is s with its placeholders taken out.
+func withoutPlaceholders(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "{{")
+		j := strings.Index(s[max(i, 0):], "}}")
+		if i < 0 || j < 0 {
+			return b.String() + s
+		}
+		b.WriteString(s[:i])
+		s = s[i+j+2:]
+	}
+}
 
 // fillableByName reports whether every placeholder in s is one a host
 // file's name fills: the MAC of a MAC's file, the serial or UUID of theirs.
