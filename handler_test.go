@@ -1253,3 +1253,22 @@ func BenchmarkHealth2000Hosts(b *testing.B) {
 		send(s, "GET", "/health", nil)
 	}
 }
+
+// TestHealthCountsAtMostOncePerTTL: /health counts the config dir's hosts
+// at most once per healthTTL, whoever asks; after it, an edit shows.
+func TestHealthCountsAtMostOncePerTTL(t *testing.T) {
+	s, _ := testServer(t, goodConfig())
+	t0 := time.Now()
+	if hosts, files := s.configCounts(t0); hosts != 1 || files != 0 {
+		t.Fatalf("configCounts = %d, %d; want 1 host, 0 files with errors", hosts, files)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "hosts", "aa-bb-cc-dd-ee-01.toml"), []byte(brokenHost), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if hosts, files := s.configCounts(t0.Add(healthTTL / 2)); hosts != 1 || files != 0 {
+		t.Errorf("configCounts within the TTL = %d, %d; want the count before, 1 and 0", hosts, files)
+	}
+	if hosts, files := s.configCounts(t0.Add(healthTTL)); hosts != 2 || files != 1 {
+		t.Errorf("configCounts after the TTL = %d, %d; want 2 hosts, 1 file with errors", hosts, files)
+	}
+}
