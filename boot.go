@@ -30,7 +30,7 @@ const (
 	maxDownloads = 128
 
 	// downloadTime is how long one boot file may take to send, in place of
-	// the 30 s every other response gets: 1.5 GiB at 10 Mbit/s takes
+	// the 30 s every other request gets: 1.5 GiB at 10 Mbit/s takes
 	// twenty minutes.
 	downloadTime = time.Hour
 )
@@ -419,7 +419,11 @@ func (s *server) bootFile(w http.ResponseWriter, r *http.Request, o *outcome) in
 	if err != nil {
 		return s.fail(w, http.StatusInternalServerError, o, "image "+name+"/"+file+": "+err.Error())
 	}
-	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(downloadTime))
+	// Not the server's 30 s: the write deadline would cut the download
+	// short, and the read deadline cancel its request.
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(downloadTime))
+	rc.SetReadDeadline(time.Now().Add(downloadTime))
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", fileETag(st))

@@ -236,7 +236,7 @@ func TestBootFiles(t *testing.T) {
 		{name: "no_listing_of_the_image", method: "GET", path: "/boot/pve/", status: 404, body: "no such path"},
 		{name: "no_listing_of_images", method: "GET", path: "/boot/", status: 404, body: "no such path"},
 		{name: "unknown_image", method: "GET", path: "/boot/pve8/vmlinuz", status: 404, body: `no image "pve8" in --boot-dir; there are: other, pve`},
-		{name: "dot_dot", method: "GET", path: "/boot/pve/../other/k", status: 404, body: "no such path"},
+		{name: "dot_dot", method: "GET", path: "/boot/pve/../other/k", status: 404, body: `"/boot/pve/../other/k": no such path; boot files are served as /boot/IMAGE/FILE, and only those`},
 		{name: "escaped_dot_dot", method: "GET", path: "/boot/pve/%2e%2e/pve/vmlinuz", status: 404, body: "no such path"},
 		{name: "escaped_slash", method: "GET", path: "/boot/pve/..%2fother%2fk", status: 404},
 		{name: "image_dot_dot", method: "GET", path: "/boot/%2e%2e/vmlinuz", status: 404},

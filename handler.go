@@ -238,7 +238,11 @@ func (s *server) noRoute(w http.ResponseWriter, r *http.Request, o *outcome, h h
 		o.status = s.fail(w, http.StatusMethodNotAllowed, o, what+", not "+r.Method)
 		return
 	}
-	o.status = s.fail(w, http.StatusNotFound, o, fmt.Sprintf("%q: no such path; the installer posts to /answer", path))
+	hint := "the installer posts to /answer"
+	if s.bootDir != "" && strings.HasPrefix(path, "/boot/") {
+		hint = "boot files are served as /boot/IMAGE/FILE, and only those"
+	}
+	o.status = s.fail(w, http.StatusNotFound, o, fmt.Sprintf("%q: no such path; %s", path, hint))
 }
 
 // statusRecorder keeps the status and headers a handler sends, and drops
