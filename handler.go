@@ -53,6 +53,9 @@ type server struct {
 
 	track *tracker // --public-url, --state-dir, --once; nil keeps nothing
 
+	bootDir   string        // --boot-dir: "" serves no boot files
+	downloads chan struct{} // a place per boot file being sent; nil is no cap
+
 	muxOnce sync.Once
 	routes  *http.ServeMux // see mux
 
@@ -164,6 +167,9 @@ func (s *server) mux() *http.ServeMux {
 		handle := func(pattern string, fn route) { m.Handle(pattern, &routeHandler{fn}) }
 		handle("POST /answer", s.authorized(s.withBody(s.answerBodies, "request body", "the installer's system info is a few KiB", s.answer)))
 		handle("GET /health", s.health)
+		if s.bootDir != "" {
+			handle("GET /boot/{image}/{file}", s.bootFile)
+		}
 		switch {
 		case s.track == nil:
 			handle("/installed", func(w http.ResponseWriter, r *http.Request, o *outcome) int {
@@ -223,13 +229,20 @@ func (s *server) noRoute(w http.ResponseWriter, r *http.Request, o *outcome, h h
 	if rec.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", rec.header.Get("Allow"))
 		what, ok := takes[r.URL.Path]
+		if strings.HasPrefix(r.URL.Path, "/boot/") {
+			what, ok = "boot files are fetched with GET or HEAD", true
+		}
 		if !ok {
 			what = "first-boot scripts are fetched with GET"
 		}
 		o.status = s.fail(w, http.StatusMethodNotAllowed, o, what+", not "+r.Method)
 		return
 	}
-	o.status = s.fail(w, http.StatusNotFound, o, fmt.Sprintf("%q: no such path; the installer posts to /answer", path))
+	hint := "the installer posts to /answer"
+	if s.bootDir != "" && strings.HasPrefix(path, "/boot/") {
+		hint = "boot files are served as /boot/IMAGE/FILE, and only those"
+	}
+	o.status = s.fail(w, http.StatusNotFound, o, fmt.Sprintf("%q: no such path; %s", path, hint))
 }
 
 // statusRecorder keeps the status and headers a handler sends, and drops

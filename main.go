@@ -49,14 +49,16 @@ var commands = []command{
 	{"serve", `[--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
 	                  [--tls-cert FILE --tls-key FILE] [--token-file FILE]
 	                  [--allow CIDR,...] [--max-inflight N]
-	                  [--public-url URL [--state-dir DIR [--once]]]`,
+	                  [--public-url URL [--state-dir DIR [--once]]] [--boot-dir DIR]`,
 		`Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
 	With --public-url, answers report back when installed (POST /installed)
 	and first-boot scripts are served; --state-dir keeps what was answered
-	and installed; --once refuses a machine that was installed.`,
+	and installed; --once refuses a machine that was installed. With
+	--boot-dir, the files each image's boot.ipxe loads are served under
+	/boot/IMAGE/FILE.`,
 		[]string{"pxe-pilot serve --config-dir examples/config --listen 127.0.0.1:8080",
 			"pxe-pilot serve --config-dir examples/config --listen :8080 --public-url http://10.0.0.2:8080 --state-dir state --once"}},
-	{"validate", `[--config-dir DIR] [--release X.Y] [--public-url URL]`,
+	{"validate", `[--config-dir DIR] [--release X.Y] [--public-url URL] [--boot-dir DIR]`,
 		`Check every file and every host's answer offline; exit 1 on any error.`,
 		[]string{"pxe-pilot validate --config-dir examples/config",
 			"pxe-pilot validate --config-dir examples/config --release 8.4"}},
@@ -101,6 +103,7 @@ var flagEnv = map[string]struct{ env, def string }{
 	"public-url":   {"PXE_PILOT_PUBLIC_URL", ""},
 	"state-dir":    {"PXE_PILOT_STATE_DIR", ""},
 	"once":         {"PXE_PILOT_ONCE", ""},
+	"boot-dir":     {"PXE_PILOT_BOOT_DIR", ""},
 }
 
 // usage is the whole usage text, that pxe-pilot help prints.
@@ -238,6 +241,7 @@ type serveConfig struct {
 	publicURL       string // how installers reach pxe-pilot; "" adds no webhook
 	stateDir        string // "" keeps nothing
 	once            bool
+	bootDir         string // "" serves no boot files
 }
 
 // memoryLimit is serve's soft memory limit (see runtime/debug.SetMemoryLimit).
@@ -261,6 +265,7 @@ func parseServe(args []string) (serveConfig, error) {
 	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "keep what was answered and installed in `DIR`")
 	onceEnv, onceErr := envBool("PXE_PILOT_ONCE")
 	once := fs.Bool("once", onceEnv, "refuse to answer a machine again once it reported installed")
+	bootDir := fs.String("boot-dir", os.Getenv("PXE_PILOT_BOOT_DIR"), "serve the boot files of the images in `DIR`, one prepare-iso --pxe folder each")
 	if err := parseFlags(fs, args); err != nil {
 		return serveConfig{}, err
 	}
@@ -314,7 +319,7 @@ func parseServe(args []string) (serveConfig, error) {
 		}
 	}
 	return serveConfig{dir: *dir, addr: addr, logFormat: *logFormat, tlsCert: *tlsCert, tlsKey: *tlsKey,
-		tokenFile: *tokenFile, allow: prefixes, maxInflight: n, publicURL: *publicURL, stateDir: *stateDir, once: *once}, nil
+		tokenFile: *tokenFile, allow: prefixes, maxInflight: n, publicURL: *publicURL, stateDir: *stateDir, once: *once, bootDir: *bootDir}, nil
 }
 
 // envBool reads a yes-or-no environment variable: 1, true, yes (or on)
@@ -469,6 +474,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
+	if cfg.bootDir != "" {
+		if err := bootDirError(cfg.bootDir); err != nil {
+			return err
+		}
+		h.bootDir, h.downloads = cfg.bootDir, make(chan struct{}, maxDownloads)
+	}
 	if h.track, err = newTracker(cfg.dir, cfg.publicURL, fp, cfg.stateDir, cfg.once, false); err != nil {
 		return err
 	}
@@ -517,6 +528,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if cfg.stateDir != "" {
 		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once)
+	}
+	if cfg.bootDir != "" {
+		attrs = append(attrs, "boot_dir", cfg.bootDir)
 	}
 	logger.Info("serving", attrs...)
 
@@ -733,6 +747,7 @@ func validateCmd(args []string, stdout io.Writer) error {
 	fs, dir := flagSet("validate")
 	relFlag := fs.String("release", newest.String(), "the ISO release `X.Y` to check the answers for: that of the oldest ISO you boot")
 	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "the `URL` serve is reached by, if it serves first-boot scripts")
+	bootDir := fs.String("boot-dir", os.Getenv("PXE_PILOT_BOOT_DIR"), "also check the boot images in `DIR`, as serve --boot-dir would serve them")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -757,6 +772,10 @@ func validateCmd(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "note: checking for ISO release %s, the newest pxe-pilot knows, and for keys older ISOs lack; give --release with the release of the oldest ISO you boot to check for it alone\n", rel)
 	}
 	r := checkConfig(*dir, opts)
+	if *bootDir != "" {
+		lines := checkBootDir(*bootDir)
+		r.lines, r.errors = append(r.lines, lines...), r.errors+len(lines)
+	}
 	for _, line := range r.lines {
 		fmt.Fprintln(stdout, line)
 	}

@@ -395,7 +395,7 @@ func TestRenderNewerRelease(t *testing.T) {
 // clearServeEnv keeps the environment from steering serve in a test.
 func clearServeEnv(t *testing.T) {
 	for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
-		"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE"} {
+		"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE", "PXE_PILOT_BOOT_DIR"} {
 		t.Setenv(k, "")
 	}
 }

@@ -1,0 +1,476 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// realBootScript is shaped as prepare-iso --pxe writes boot.ipxe: a menu,
+// the automated entry among others.
+const realBootScript = `#!ipxe
+
+dhcp
+
+menu Welcome to the Proxmox VE 9.1 installer
+item auto Install Proxmox VE (Automated)
+item gui Install Proxmox VE (Graphical)
+choose --default auto --timeout 10000 target && goto ${target}
+
+:auto
+echo Loading Proxmox VE Automatic Installer ...
+kernel vmlinuz ramdisk_size=16777216 rw quiet initrd=initrd.img splash=silent proxmox-start-auto-installer
+initrd initrd.img
+initrd proxmox-ve_9.1-1-auto-from-http.iso proxmox.iso
+boot
+
+:gui
+echo Loading Proxmox VE Installer ...
+kernel vmlinuz ramdisk_size=16777216 rw quiet initrd=initrd.img splash=silent
+initrd initrd.img
+initrd proxmox-ve_9.1-1-auto-from-http.iso proxmox.iso
+initrd gui-only.img
+boot
+`
+
+const realISO = "proxmox-ve_9.1-1-auto-from-http.iso"
+
+func TestParseBootScript(t *testing.T) {
+	const auto = "kernel vmlinuz quiet " + autoMarker + "\n"
+	tests := []struct {
+		name    string
+		script  string
+		kernel  bootFile   // file, name and args (line unchecked when 0)
+		initrds []bootFile // file, name and args
+		err     string     // a part of the error; "" for none
+	}{
+		{name: "real_menu", script: realBootScript,
+			kernel:  bootFile{file: "vmlinuz", args: "ramdisk_size=16777216 rw quiet initrd=initrd.img splash=silent " + autoMarker, line: 12},
+			initrds: []bootFile{{file: "initrd.img"}, {file: realISO, args: "proxmox.iso"}}},
+		{name: "name_option_with_equals", script: auto + "initrd --name=proxmox.iso x.iso\nboot\n",
+			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker}, initrds: []bootFile{{file: "x.iso", name: "proxmox.iso"}}},
+		{name: "name_option_apart", script: auto + "initrd --name proxmox.iso x.iso\n",
+			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker}, initrds: []bootFile{{file: "x.iso", name: "proxmox.iso"}}},
+		{name: "short_options", script: "kernel -n k -a vmlinuz " + autoMarker + "\nimgfetch -t 5000 -n i initrd.img\n",
+			kernel: bootFile{file: "vmlinuz", name: "k", args: autoMarker}, initrds: []bootFile{{file: "initrd.img", name: "i"}}},
+		{name: "line_continuation", script: "kernel vmlinuz quiet \\\n  " + autoMarker + "\ninitrd \\\ninitrd.img\n",
+			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker, line: 1}, initrds: []bootFile{{file: "initrd.img"}}},
+		{name: "failure_handling_after_the_command", script: "kernel vmlinuz " + autoMarker + " || goto failed\ninitrd initrd.img || goto failed\nboot || goto failed\n:failed\ninitrd other.img\n",
+			kernel: bootFile{file: "vmlinuz", args: autoMarker}, initrds: []bootFile{{file: "initrd.img"}}},
+		{name: "initrd_before_kernel_in_the_section", script: ":other\ninitrd not-this.img\nboot\n:auto\ninitrd initrd.img\n" + auto + "boot\ninitrd after-boot.img\n",
+			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker}, initrds: []bootFile{{file: "initrd.img"}}},
+		{name: "comments_and_crlf", script: "#!ipxe\r\n# kernel vmlinuz-old " + autoMarker + "\r\n" + "kernel vmlinuz " + autoMarker + "\r\n  # initrd commented.img\r\ninitrd initrd.img\r\n",
+			kernel: bootFile{file: "vmlinuz", args: autoMarker, line: 3}, initrds: []bootFile{{file: "initrd.img"}}},
+		{name: "marker_as_part_of_a_word_is_not_the_entry", script: "kernel vmlinuz x" + autoMarker + "\n", err: "no automated entry: no kernel line has " + autoMarker},
+		{name: "no_automated_entry", script: "#!ipxe\nkernel vmlinuz quiet\ninitrd initrd.img\nboot\n", err: "no automated entry"},
+		{name: "empty_script", script: "#!ipxe\n", err: "no automated entry"},
+		{name: "two_automated_entries", script: auto + ":again\n" + auto, err: "line 3: a second automated entry (the first is on line 1)"},
+		{name: "parent_dir", script: "kernel ../vmlinuz " + autoMarker + "\n", err: `line 1: kernel "../vmlinuz" climbs out of the image folder`},
+		{name: "parent_dir_in_the_middle", script: auto + "initrd sub/../../x.iso\n", err: `line 2: initrd "sub/../../x.iso" climbs out of the image folder`},
+		{name: "absolute_path", script: auto + "initrd /etc/shadow\n", err: `line 2: initrd "/etc/shadow" is an absolute path`},
+		{name: "url", script: "kernel http://10.0.0.2/vmlinuz " + autoMarker + "\n", err: `line 1: kernel "http://10.0.0.2/vmlinuz" is a URL`},
+		{name: "tftp_url", script: auto + "initrd tftp://10.0.0.2/initrd.img\n", err: `is a URL`},
+		{name: "setting", script: "kernel ${base-url}/vmlinuz " + autoMarker + "\n", err: `holds a setting pxe-pilot cannot expand`},
+		{name: "sub_folder", script: auto + "initrd images/initrd.img\n", err: `line 2: initrd "images/initrd.img" is in a sub-folder`},
+		{name: "unknown_option", script: auto + "initrd --bogus initrd.img\n", err: "line 2: initrd: unknown option --bogus"},
+		{name: "option_without_value", script: auto + "initrd --name\n", err: "line 2: initrd: --name wants a value"},
+		{name: "no_file", script: "kernel\n", err: "line 1: kernel names no file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := parseBootScript([]byte(tc.script))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("parseBootScript = %v; want an error with %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("error %q is more than one line", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseBootScript: %v", err)
+			}
+			if tc.kernel.line == 0 {
+				e.kernel.line = 0
+			}
+			if e.kernel != tc.kernel {
+				t.Errorf("kernel = %+v; want %+v", e.kernel, tc.kernel)
+			}
+			for i := range e.initrds {
+				e.initrds[i].line = 0
+			}
+			if !slices.Equal(e.initrds, tc.initrds) {
+				t.Errorf("initrds = %+v; want %+v", e.initrds, tc.initrds)
+			}
+		})
+	}
+}
+
+// bootTree is a --boot-dir with one good image, "pve", whose files hold
+// their own names; more adds or replaces files (asDir for a folder).
+func bootTree(t *testing.T, more map[string]string) string {
+	t.Helper()
+	files := map[string]string{
+		"pve/boot.ipxe":    realBootScript,
+		"pve/vmlinuz":      "kernel bytes",
+		"pve/initrd.img":   "initrd bytes",
+		"pve/" + realISO:   "iso bytes 0123456789",
+		"pve/gui-only.img": "not served",
+		"pve/notes.txt":    "not served",
+	}
+	for k, v := range more {
+		files[k] = v
+	}
+	return writeTree(t, files)
+}
+
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	os.Remove(path)
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+}
+
+func TestCheckBootDir(t *testing.T) {
+	tests := []struct {
+		name  string
+		more  map[string]string
+		fifo  string // a FIFO made in the boot dir, if any
+		lines []string
+	}{
+		{name: "good_image", lines: nil},
+		{name: "a_second_good_image_and_hidden_and_loose_files", more: map[string]string{"other/boot.ipxe": "kernel k " + autoMarker + "\n", "other/k": "k",
+			".incoming/boot.ipxe": "broken", "README": "not an image"}, lines: nil},
+		{name: "script_missing", more: map[string]string{"bare/vmlinuz": "k"},
+			lines: []string{"bare/boot.ipxe: missing: put the folder prepare-iso --pxe wrote here, boot.ipxe and all"}},
+		{name: "script_empty", more: map[string]string{"e/boot.ipxe": ""}, lines: []string{"e/boot.ipxe: is empty"}},
+		{name: "script_is_a_dir", more: map[string]string{"d/boot.ipxe": asDir}, lines: []string{"d/boot.ipxe: not a regular file but a directory"}},
+		{name: "no_automated_entry", more: map[string]string{"pve/boot.ipxe": "#!ipxe\nkernel vmlinuz\n"},
+			lines: []string{"pve/boot.ipxe: no automated entry: no kernel line has " + autoMarker}},
+		{name: "traversal", more: map[string]string{"pve/boot.ipxe": "kernel ../vmlinuz " + autoMarker + "\n"},
+			lines: []string{`pve/boot.ipxe line 1: kernel "../vmlinuz" climbs out of the image folder`}},
+		{name: "named_file_missing", more: map[string]string{"pve/" + realISO: "", "pve/boot.ipxe": strings.Replace(realBootScript, realISO, "gone.iso", 1)},
+			lines: []string{"pve/gone.iso: missing, and boot.ipxe line 14 names it"}},
+		{name: "named_file_is_a_dir", more: map[string]string{"pve/initrd.img": asDir},
+			lines: []string{"pve/initrd.img: not a regular file but a directory, and boot.ipxe line 13 names it"}},
+		{name: "named_file_is_a_fifo", fifo: "pve/" + realISO,
+			lines: []string{"pve/" + realISO + ": not a regular file but a FIFO, and boot.ipxe line 14 names it"}},
+		{name: "image_name_unfit_for_a_url", more: map[string]string{"pve 9/boot.ipxe": realBootScript},
+			lines: []string{"pve 9/: an image's folder name goes into its URLs"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := bootTree(t, tc.more)
+			if tc.fifo != "" {
+				mkfifo(t, filepath.Join(dir, tc.fifo))
+			}
+			got := checkBootDir(dir)
+			if len(got) != len(tc.lines) {
+				t.Fatalf("checkBootDir = %q; want %d lines like %q", got, len(tc.lines), tc.lines)
+			}
+			for i, want := range tc.lines {
+				if !strings.HasPrefix(got[i], "--boot-dir "+dir+": ") || !strings.Contains(got[i], want) {
+					t.Errorf("checkBootDir line %d = %q; want \"--boot-dir %s: ...%s...\"", i, got[i], dir, want)
+				}
+			}
+		})
+	}
+	t.Run("no_image", func(t *testing.T) {
+		dir := writeTree(t, map[string]string{"README": "x"})
+		if got := checkBootDir(dir); len(got) != 1 || !strings.Contains(got[0], "no image in it") {
+			t.Errorf("checkBootDir = %q; want one line saying there is no image", got)
+		}
+	})
+	t.Run("no_boot_dir", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "nowhere")
+		if got := checkBootDir(dir); len(got) != 1 || !strings.Contains(got[0], "no such file or directory") {
+			t.Errorf("checkBootDir = %q; want one line saying the dir is missing", got)
+		}
+	})
+}
+
+// bootServer serves the boot dir, logging into the buffer.
+func bootServer(t *testing.T, bootDir string) (*server, *bytes.Buffer) {
+	s, log := testServer(t, goodConfig())
+	s.bootDir = bootDir
+	return s, log
+}
+
+func TestBootFiles(t *testing.T) {
+	dir := bootTree(t, map[string]string{"pve/sub/x": "x", "other/boot.ipxe": "kernel k " + autoMarker + "\n", "other/k": "k"})
+	mkfifo(t, filepath.Join(dir, "pve", "fifo"))
+	tests := []struct {
+		name, method, path string
+		header             []string
+		status             int
+		body               string // the whole body of a 2xx, a part of an error's
+	}{
+		{name: "kernel", method: "GET", path: "/boot/pve/vmlinuz", status: 200, body: "kernel bytes"},
+		{name: "initrd", method: "GET", path: "/boot/pve/initrd.img", status: 200, body: "initrd bytes"},
+		{name: "iso", method: "GET", path: "/boot/pve/" + realISO, status: 200, body: "iso bytes 0123456789"},
+		{name: "another_image", method: "GET", path: "/boot/other/k", status: 200, body: "k"},
+		{name: "head_has_no_body", method: "HEAD", path: "/boot/pve/vmlinuz", status: 200, body: ""},
+		{name: "range", method: "GET", path: "/boot/pve/" + realISO, header: []string{"Range", "bytes=10-13"}, status: 206, body: "0123"},
+		{name: "range_past_the_end", method: "GET", path: "/boot/pve/vmlinuz", header: []string{"Range", "bytes=100-"}, status: 416, body: `range "bytes=100-": not within pve/vmlinuz, 12 bytes long`},
+		{name: "changed_since", method: "GET", path: "/boot/pve/vmlinuz", header: []string{"If-Match", `"old"`}, status: 412, body: "pve/vmlinuz has changed since"},
+		{name: "file_of_another_entry", method: "GET", path: "/boot/pve/gui-only.img", status: 404,
+			body: `"gui-only.img": image pve serves only the files its boot.ipxe loads: vmlinuz, initrd.img, ` + realISO},
+		{name: "the_script_itself", method: "GET", path: "/boot/pve/boot.ipxe", status: 404, body: "serves only the files its boot.ipxe loads"},
+		{name: "another_file_of_the_folder", method: "GET", path: "/boot/pve/notes.txt", status: 404, body: "serves only the files"},
+		{name: "a_fifo_not_named", method: "GET", path: "/boot/pve/fifo", status: 404, body: "serves only the files"},
+		{name: "a_sub_folder", method: "GET", path: "/boot/pve/sub", status: 404, body: "serves only the files"},
+		{name: "a_file_in_a_sub_folder", method: "GET", path: "/boot/pve/sub/x", status: 404, body: "no such path"},
+		{name: "no_listing_of_the_image", method: "GET", path: "/boot/pve/", status: 404, body: "no such path"},
+		{name: "no_listing_of_images", method: "GET", path: "/boot/", status: 404, body: "no such path"},
+		{name: "unknown_image", method: "GET", path: "/boot/pve8/vmlinuz", status: 404, body: `no image "pve8" in --boot-dir; there are: other, pve`},
+		{name: "dot_dot", method: "GET", path: "/boot/pve/../other/k", status: 404, body: `"/boot/pve/../other/k": no such path; boot files are served as /boot/IMAGE/FILE, and only those`},
+		{name: "escaped_dot_dot", method: "GET", path: "/boot/pve/%2e%2e/pve/vmlinuz", status: 404, body: "no such path"},
+		{name: "escaped_slash", method: "GET", path: "/boot/pve/..%2fother%2fk", status: 404},
+		{name: "image_dot_dot", method: "GET", path: "/boot/%2e%2e/vmlinuz", status: 404},
+		{name: "post", method: "POST", path: "/boot/pve/vmlinuz", status: 405, body: "boot files are fetched with GET or HEAD, not POST"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, log := bootServer(t, dir)
+			rec := sendFrom(s, "10.0.0.7:40000", tc.method, tc.path, "", tc.header...)
+			if rec.Code != tc.status {
+				t.Fatalf("%s %s = %d %q; want %d", tc.method, tc.path, rec.Code, rec.Body, tc.status)
+			}
+			if rec.Code >= 400 {
+				checkErrorBody(t, tc.path, rec)
+				if !strings.Contains(rec.Body.String(), tc.body) {
+					t.Errorf("%s %s = %q; want %q in it", tc.method, tc.path, rec.Body, tc.body)
+				}
+				return
+			}
+			if rec.Body.String() != tc.body {
+				t.Errorf("%s %s = %q; want %q", tc.method, tc.path, rec.Body, tc.body)
+			}
+			if rec.Header().Get("Content-Length") == "" || rec.Header().Get("ETag") == "" || rec.Header().Get("Last-Modified") == "" {
+				t.Errorf("%s %s headers = %v; want Content-Length, ETag and Last-Modified", tc.method, tc.path, rec.Header())
+			}
+			line := requestLine(t, tc.path, log)
+			image, file, _ := strings.Cut(strings.TrimPrefix(tc.path, "/boot/"), "/")
+			for _, want := range []string{"image=" + image, "file=" + file, "status=" + rec.Result().Status[:3], "bytes=" + strconv.Itoa(len(tc.body))} {
+				if !strings.Contains(line, " "+want+" ") {
+					t.Errorf("log line %q; want %q in it", line, want)
+				}
+			}
+		})
+	}
+}
+
+func TestBootFileConditional(t *testing.T) {
+	s, _ := bootServer(t, bootTree(t, nil))
+	first := send(s, "GET", "/boot/pve/vmlinuz", nil)
+	etag := first.Header().Get("ETag")
+	if first.Code != 200 || etag == "" {
+		t.Fatalf("GET = %d, ETag %q; want 200 with an ETag", first.Code, etag)
+	}
+	tests := []struct {
+		name   string
+		header []string
+		status int
+	}{
+		{"same_etag_is_not_modified", []string{"If-None-Match", etag}, 304},
+		{"other_etag_is_sent", []string{"If-None-Match", `"other"`}, 200},
+		{"not_modified_since", []string{"If-Modified-Since", first.Header().Get("Last-Modified")}, 304},
+		{"range_if_same_etag_is_partial", []string{"Range", "bytes=0-1", "If-Range", etag}, 206},
+		{"range_if_other_etag_is_whole", []string{"Range", "bytes=0-1", "If-Range", `"other"`}, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := sendFrom(s, "10.0.0.7:40000", "GET", "/boot/pve/vmlinuz", "", tc.header...)
+			if rec.Code != tc.status {
+				t.Errorf("GET with %q = %d; want %d", tc.header, rec.Code, tc.status)
+			}
+		})
+	}
+}
+
+// An image replaced after start is read afresh: what its new script
+// names is served, and a file it names that cannot be sent is a 500 that
+// says why, at once, never a hang.
+func TestBootImageReadAfresh(t *testing.T) {
+	dir := bootTree(t, nil)
+	s, _ := bootServer(t, dir)
+	if rec := send(s, "GET", "/boot/pve/initrd.img", nil); rec.Code != 200 {
+		t.Fatalf("before: GET initrd.img = %d %q; want 200", rec.Code, rec.Body)
+	}
+	script := strings.Replace(realBootScript, "initrd initrd.img\n", "initrd initrd2.img\n", 1)
+	for name, content := range map[string]string{"boot.ipxe": script, "initrd2.img": "new initrd"} {
+		if err := os.WriteFile(filepath.Join(dir, "pve", name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, path string
+		status     int
+		body       string
+	}{
+		{"old_file_no_longer_named", "/boot/pve/initrd.img", 404, "serves only the files its boot.ipxe loads: vmlinuz, initrd2.img, " + realISO},
+		{"new_file_named", "/boot/pve/initrd2.img", 200, "new initrd"},
+	}
+	for _, tc := range tests {
+		rec := send(s, "GET", tc.path, nil)
+		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.body) {
+			t.Errorf("%s: GET %s = %d %q; want %d with %q", tc.name, tc.path, rec.Code, rec.Body, tc.status, tc.body)
+		}
+	}
+	mkfifo(t, filepath.Join(dir, "pve", realISO))
+	rec := send(s, "GET", "/boot/pve/"+realISO, nil)
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "pve/"+realISO+": not a regular file but a FIFO, and boot.ipxe line 14 names it") {
+		t.Errorf("GET of a FIFO the script names = %d %q; want 500 saying it is a FIFO", rec.Code, rec.Body)
+	}
+	checkErrorBody(t, "FIFO", rec)
+	os.Remove(filepath.Join(dir, "pve", "boot.ipxe"))
+	rec = send(s, "GET", "/boot/pve/vmlinuz", nil)
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "image pve/boot.ipxe: missing") {
+		t.Errorf("GET from an image without its script = %d %q; want 500 saying boot.ipxe is missing", rec.Code, rec.Body)
+	}
+}
+
+func TestBootFilesAllowAndCap(t *testing.T) {
+	s, _ := bootServer(t, bootTree(t, nil))
+	allow, err := parseAllow("10.0.0.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.allow = allow
+	s.downloads = make(chan struct{}, 1)
+	tests := []struct {
+		name, remote string
+		full         bool // every download place taken
+		status       int
+		body         string
+	}{
+		{"allowed", "10.0.0.7:40000", false, 200, "kernel bytes"},
+		{"not_allowed", "10.0.1.7:40000", false, 403, "is not in --allow"},
+		{"too_many_downloads", "10.0.0.7:40000", true, 503, "too busy: 1 boot files are being sent"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.full {
+				s.downloads <- struct{}{}
+				defer func() { <-s.downloads }()
+			}
+			rec := sendFrom(s, tc.remote, "GET", "/boot/pve/vmlinuz", "")
+			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.body) {
+				t.Errorf("GET from %s = %d %q; want %d with %q", tc.remote, rec.Code, rec.Body, tc.status, tc.body)
+			}
+		})
+	}
+	// Downloads take no --max-inflight slot.
+	s.downloads, s.slots = nil, make(chan struct{}, 1)
+	s.slots <- struct{}{}
+	if rec := sendFrom(s, "10.0.0.7:40000", "GET", "/boot/pve/vmlinuz", ""); rec.Code != 200 {
+		t.Errorf("GET with every --max-inflight slot taken = %d %q; want 200", rec.Code, rec.Body)
+	}
+}
+
+// Without --boot-dir there is no /boot/.
+func TestNoBootDirNoBootFiles(t *testing.T) {
+	s, _ := testServer(t, goodConfig())
+	rec := send(s, "GET", "/boot/pve/vmlinuz", nil)
+	if rec.Code != 404 || !strings.Contains(rec.Body.String(), `"/boot/pve/vmlinuz": no such path`) {
+		t.Errorf("GET /boot/pve/vmlinuz without --boot-dir = %d %q; want 404 no such path", rec.Code, rec.Body)
+	}
+}
+
+// readerFromWriter is a ResponseWriter that says whether ReadFrom was used.
+type readerFromWriter struct {
+	*httptest.ResponseRecorder
+	used bool
+}
+
+func (w *readerFromWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.used = true
+	return io.Copy(w.ResponseRecorder, r)
+}
+
+// The file reaches the connection's ReadFrom, which sends an *os.File with
+// sendfile: the writer that counts bytes for the log must not hide it.
+func TestBootFileKeepsReadFrom(t *testing.T) {
+	s, log := bootServer(t, bootTree(t, nil))
+	w := &readerFromWriter{ResponseRecorder: httptest.NewRecorder()}
+	s.ServeHTTP(w, httptest.NewRequest("GET", "/boot/pve/"+realISO, nil))
+	if w.Code != 200 || w.Body.String() != "iso bytes 0123456789" {
+		t.Fatalf("GET = %d %q; want the ISO", w.Code, w.Body)
+	}
+	if !w.used {
+		t.Error("the file was not handed to the ResponseWriter's ReadFrom")
+	}
+	if line := requestLine(t, "GET", log); !strings.Contains(line, " bytes=20 ") {
+		t.Errorf("log line %q; want bytes=20", line)
+	}
+}
+
+// Over a real connection (where the kernel's sendfile does the copying),
+// a whole file arrives.
+func TestBootFileOverTheNetwork(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	s, _ := bootServer(t, bootTree(t, map[string]string{"pve/" + realISO: big}))
+	s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + "/boot/pve/" + realISO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || string(got) != big {
+		t.Errorf("GET = %d, %d bytes, %v; want 200 and the %d bytes", resp.StatusCode, len(got), err, len(big))
+	}
+}
+
+// serve and validate refuse a boot dir with an image they cannot serve, in
+// one line naming the image and file.
+func TestServeAndValidateCheckBootDir(t *testing.T) {
+	clearServeEnv(t)
+	good := bootTree(t, nil)
+	broken := bootTree(t, map[string]string{"pve/initrd.img": asDir, "b/boot.ipxe": "#!ipxe\n"})
+	want := "--boot-dir " + broken + ": b/boot.ipxe: no automated entry: no kernel line has " + autoMarker + " on it; use the boot.ipxe prepare-iso --pxe wrote (and 1 more: pxe-pilot validate --boot-dir " + broken + " lists them)"
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var log bytes.Buffer
+	err := serve(ctx, []string{"--config-dir", "examples/config", "--listen", "127.0.0.1:0", "--boot-dir", broken}, &log)
+	if err == nil || err.Error() != want {
+		t.Errorf("serve --boot-dir broken = %v; want %q", err, want)
+	}
+	log.Reset()
+	if err := serve(ctx, []string{"--config-dir", "examples/config", "--listen", "127.0.0.1:0", "--boot-dir", good}, &log); err != nil {
+		t.Errorf("serve --boot-dir good = %v", err)
+	}
+	if !strings.Contains(log.String(), "boot_dir="+good) {
+		t.Errorf("serve --boot-dir good logged\n%s\nwant boot_dir=%s", &log, good)
+	}
+	var out bytes.Buffer
+	err = run([]string{"validate", "--config-dir", "examples/config", "--release", "9.2", "--boot-dir", broken}, &out, io.Discard)
+	if !errors.Is(err, errValidate) {
+		t.Errorf("validate --boot-dir broken = %v; want errValidate", err)
+	}
+	for _, w := range []string{"--boot-dir " + broken + ": b/boot.ipxe: no automated entry", "--boot-dir " + broken + ": pve/initrd.img: not a regular file but a directory, and boot.ipxe line 13 names it", ": 2 errors, "} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("validate --boot-dir broken said\n%s\nwant %q in it", &out, w)
+		}
+	}
+	t.Setenv("PXE_PILOT_BOOT_DIR", good)
+	out.Reset()
+	if err := run([]string{"validate", "--config-dir", "examples/config", "--release", "9.2"}, &out, io.Discard); err != nil {
+		t.Errorf("validate with PXE_PILOT_BOOT_DIR good = %v\n%s", err, &out)
+	}
+}
