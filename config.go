@@ -28,6 +28,7 @@ type layer struct {
 	name     string         // the file, relative to the config dir: "defaults.toml", "hosts/aa-bb-cc-dd-ee-ff.toml"
 	tree     map[string]any // the file's tables, as go-toml decodes them
 	profiles []string       // the profiles it lists, merged below it
+	image    string         // its boot-image: the --boot-dir image /boot.ipxe installs with; "" for none
 	fills    bool           // some string value holds "{{": a placeholder, for expand
 	notes    []string       // legacy spellings it uses ("key: ..."), for validate to warn of
 	written  spellings      // how it wrote the keys it spells otherwise than the installer, for messages
@@ -370,12 +371,16 @@ func parseLayer(name string, data []byte) (layer, error) {
 	if err != nil {
 		return layer{}, err
 	}
+	image, err := takeBootImage(name, tree)
+	if err != nil {
+		return layer{}, err
+	}
 	notes := legacySpellings(tree)
 	tree, written, err := translateLayer(name, tree)
 	if err != nil {
 		return layer{}, err
 	}
-	return layer{name: name, tree: tree, profiles: profiles, fills: hasBraces(tree), notes: notes, written: written}, nil
+	return layer{name: name, tree: tree, profiles: profiles, image: image, fills: hasBraces(tree), notes: notes, written: written}, nil
 }
 
 // hasBraces reports whether any string in v holds "{{". Layers are parsed
@@ -422,6 +427,20 @@ func takeProfiles(name string, tree map[string]any) ([]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// takeBootImage removes a layer's top-level boot-image key, the --boot-dir
+// image /boot.ipxe installs the machine with, and returns it.
+func takeBootImage(name string, tree map[string]any) (string, error) {
+	v, ok := tree["boot-image"]
+	if !ok {
+		return "", nil
+	}
+	delete(tree, "boot-image")
+	if s, ok := v.(string); ok && plainName(s) {
+		return s, nil
+	}
+	return "", &configError{name, "boot-image: want the name of an image folder of --boot-dir, such as \"pve-9.2\", got " + describe(v)}
 }
 
 // plainName reports whether s may name a profile: letters, digits, '-',

@@ -54,6 +54,7 @@ type server struct {
 	track *tracker // --public-url, --state-dir, --once; nil keeps nothing
 
 	bootDir   string        // --boot-dir: "" serves no boot files
+	localBoot string        // --local-boot: how /boot.ipxe boots an installed machine's disk
 	downloads chan struct{} // a place per boot file being sent; nil is no cap
 
 	muxOnce sync.Once
@@ -156,6 +157,7 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var takes = map[string]string{
 	"/answer":    "/answer takes POST (the installer's system info as JSON)",
 	"/health":    "/health takes GET",
+	"/boot.ipxe": "/boot.ipxe takes GET (iPXE's chain command)",
 	"/installed": "/installed takes POST (the installer's report as JSON)",
 }
 
@@ -169,6 +171,7 @@ func (s *server) mux() *http.ServeMux {
 		handle("GET /health", s.health)
 		if s.bootDir != "" {
 			handle("GET /boot/{image}/{file}", s.bootFile)
+			handle("GET /boot.ipxe", s.limited(s.bootIPXE))
 		}
 		switch {
 		case s.track == nil:
@@ -264,6 +267,23 @@ func (s *server) logRequest(r *http.Request, o *outcome, took time.Duration) {
 		slog.String("path", shownPath(r.URL.Path)),
 		slog.Int("status", o.status),
 	}
+	attrs = append(attrs, o.attrs()...)
+	// Milliseconds to the microsecond, a plain number in text and JSON alike.
+	attrs = append(attrs, slog.Float64("duration_ms", float64(took.Microseconds())/1000))
+	level := slog.LevelInfo
+	if r.URL.Path == "/health" && o.status == http.StatusOK {
+		level = slog.LevelDebug // polled every few seconds: only a failing one is news
+	} else if o.status >= 500 {
+		level = slog.LevelError
+	} else if o.status >= 400 {
+		level = slog.LevelWarn
+	}
+	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// attrs are what the request's log line says of its outcome.
+func (o *outcome) attrs() []slog.Attr {
+	var attrs []slog.Attr
 	if o.token != "" {
 		attrs = append(attrs, slog.String("token_name", o.token))
 	}
@@ -286,17 +306,7 @@ func (s *server) logRequest(r *http.Request, o *outcome, took time.Duration) {
 	if o.err != "" {
 		attrs = append(attrs, slog.String("error", o.err))
 	}
-	// Milliseconds to the microsecond, a plain number in text and JSON alike.
-	attrs = append(attrs, slog.Float64("duration_ms", float64(took.Microseconds())/1000))
-	level := slog.LevelInfo
-	if r.URL.Path == "/health" && o.status == http.StatusOK {
-		level = slog.LevelDebug // polled every few seconds: only a failing one is news
-	} else if o.status >= 500 {
-		level = slog.LevelError
-	} else if o.status >= 400 {
-		level = slog.LevelWarn
-	}
-	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+	return attrs
 }
 
 // shownPath is a request's path as the log and errors may show it: the
@@ -551,21 +561,10 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 	defer c.close()
 	layers, m, err := loadHost(c, req)
 	if err != nil {
-		var he *hostError
-		if errors.As(err, &he) {
-			o.host, o.match = he.match.file, he.match.String()
-		}
-		var nf *noHostError
-		if errors.As(err, &nf) {
+		if o.loadError(req, err) {
 			if t != nil && t.state != nil && !t.dry {
 				if err := t.state.recordUnknown(req, now); err != nil {
 					o.warn = "not recorded: " + err.Error()
-				}
-			}
-			o.tried = strings.Join(colonMACs(nf.macs), ",")
-			for _, id := range req.ids() {
-				if id.key != "" {
-					o.tried += "," + id.by + ":" + id.key
 				}
 			}
 			return http.StatusNotFound, []byte(err.Error())
@@ -612,6 +611,27 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 		}
 	}
 	return http.StatusOK, out
+}
+
+// loadError notes in the log line what loadHost's error says of the
+// machine: the host file that matched, or, where none did (the result is
+// true), the MACs, serial and UUID tried.
+func (o *outcome) loadError(req request, err error) (noHost bool) {
+	var he *hostError
+	if errors.As(err, &he) {
+		o.host, o.match = he.match.file, he.match.String()
+	}
+	var nf *noHostError
+	if !errors.As(err, &nf) {
+		return false
+	}
+	o.tried = strings.Join(colonMACs(req.macs), ",")
+	for _, id := range req.ids() {
+		if id.key != "" {
+			o.tried = strings.TrimPrefix(o.tried+","+id.by+":"+id.key, ",")
+		}
+	}
+	return true
 }
 
 // installed takes the installer's report of a finished install: it finds
@@ -687,7 +707,7 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome, b
 	if t.state != nil {
 		now := time.Now()
 		_, err := t.state.updateHost(key, func(h *hostRecord) {
-			h.Installed, h.FQDN, h.MachineID = now, rep.FQDN, rep.MachineID
+			h.Installed, h.FQDN, h.MachineID, h.Pending = now, rep.FQDN, rep.MachineID, 0
 			h.MAC, h.Address, h.SSHHostKeys, h.ReportRelease, h.Product = mac, addr, keys, rep.ISO.Release, rep.installed()
 		})
 		if err != nil {

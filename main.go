@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -49,13 +50,14 @@ var commands = []command{
 	{"serve", `[--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
 	                  [--tls-cert FILE --tls-key FILE] [--token-file FILE]
 	                  [--allow CIDR,...] [--max-inflight N]
-	                  [--public-url URL [--state-dir DIR [--once]]] [--boot-dir DIR]`,
+	                  [--public-url URL [--state-dir DIR [--once]]] [--boot-dir DIR [--local-boot exit|sanboot]]`,
 		`Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
 	With --public-url, answers report back when installed (POST /installed)
 	and first-boot scripts are served; --state-dir keeps what was answered
 	and installed; --once refuses a machine that was installed. With
 	--boot-dir, the files each image's boot.ipxe loads are served under
-	/boot/IMAGE/FILE.`,
+	/boot/IMAGE/FILE, and GET /boot.ipxe?mac=...&uuid=...&serial=... gives
+	each machine the iPXE script that installs it, boots its disk or says why.`,
 		[]string{"pxe-pilot serve --config-dir examples/config --listen 127.0.0.1:8080",
 			"pxe-pilot serve --config-dir examples/config --listen :8080 --public-url http://10.0.0.2:8080 --state-dir state --once"}},
 	{"validate", `[--config-dir DIR] [--release X.Y] [--public-url URL] [--boot-dir DIR]`,
@@ -63,8 +65,9 @@ var commands = []command{
 		[]string{"pxe-pilot validate --config-dir examples/config",
 			"pxe-pilot validate --config-dir examples/config --release 8.4"}},
 	{"render", `[--config-dir DIR] (--mac MAC [--serial S] [--uuid U] [--release X.Y] | --request FILE.json | -)
-	                   [--public-url URL [--state-dir DIR] [--tls-cert FILE]] [--explain]`,
-		`Print exactly the answer the server would send that machine.`,
+	                   [--public-url URL [--state-dir DIR] [--tls-cert FILE]] [--explain]
+	                   [--boot --boot-dir DIR [--url URL] [--local-boot exit|sanboot]]`,
+		`Print exactly the answer (with --boot, the boot script) the server would send that machine.`,
 		[]string{"pxe-pilot render --config-dir examples/config --mac aa:bb:cc:dd:ee:ff",
 			"pxe-pilot render --config-dir examples/config --request examples/requests/pve-9.2.json",
 			"pxe-pilot render --config-dir examples/config --mac aa:bb:cc:dd:ee:01 --explain"}},
@@ -104,6 +107,7 @@ var flagEnv = map[string]struct{ env, def string }{
 	"state-dir":    {"PXE_PILOT_STATE_DIR", ""},
 	"once":         {"PXE_PILOT_ONCE", ""},
 	"boot-dir":     {"PXE_PILOT_BOOT_DIR", ""},
+	"local-boot":   {"PXE_PILOT_LOCAL_BOOT", "exit"},
 }
 
 // usage is the whole usage text, that pxe-pilot help prints.
@@ -152,6 +156,9 @@ Environment (flags win):
 	PXE_PILOT_PUBLIC_URL    --public-url: how installers reach pxe-pilot
 	PXE_PILOT_STATE_DIR     --state-dir (serve, status, rearm)
 	PXE_PILOT_ONCE          --once: 1, true or yes (0, false or no: off)
+	PXE_PILOT_BOOT_DIR      --boot-dir: the boot images, one prepare-iso --pxe folder each
+	PXE_PILOT_LOCAL_BOOT    --local-boot: exit (default) or sanboot, how /boot.ipxe
+	                        boots an installed machine's disk
 `
 
 // version is set at link time (-ldflags "-X main.version=v1.2.3"); else
@@ -242,6 +249,7 @@ type serveConfig struct {
 	stateDir        string // "" keeps nothing
 	once            bool
 	bootDir         string // "" serves no boot files
+	localBoot       string // a key of localBootCommands
 }
 
 // memoryLimit is serve's soft memory limit (see runtime/debug.SetMemoryLimit).
@@ -266,6 +274,7 @@ func parseServe(args []string) (serveConfig, error) {
 	onceEnv, onceErr := envBool("PXE_PILOT_ONCE")
 	once := fs.Bool("once", onceEnv, "refuse to answer a machine again once it reported installed")
 	bootDir := fs.String("boot-dir", os.Getenv("PXE_PILOT_BOOT_DIR"), "serve the boot files of the images in `DIR`, one prepare-iso --pxe folder each")
+	localBoot := fs.String("local-boot", envOr("PXE_PILOT_LOCAL_BOOT", "exit"), "how /boot.ipxe boots an installed machine's disk: `exit` (to the firmware's next boot entry) or sanboot (the first BIOS disk)")
 	if err := parseFlags(fs, args); err != nil {
 		return serveConfig{}, err
 	}
@@ -318,7 +327,10 @@ func parseServe(args []string) (serveConfig, error) {
 			return serveConfig{}, err
 		}
 	}
-	return serveConfig{dir: *dir, addr: addr, logFormat: *logFormat, tlsCert: *tlsCert, tlsKey: *tlsKey,
+	if err := localBootFlag(*localBoot); err != nil {
+		return serveConfig{}, err
+	}
+	return serveConfig{localBoot: *localBoot, dir: *dir, addr: addr, logFormat: *logFormat, tlsCert: *tlsCert, tlsKey: *tlsKey,
 		tokenFile: *tokenFile, allow: prefixes, maxInflight: n, publicURL: *publicURL, stateDir: *stateDir, once: *once, bootDir: *bootDir}, nil
 }
 
@@ -478,7 +490,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if err := bootDirError(cfg.bootDir); err != nil {
 			return err
 		}
-		h.bootDir, h.downloads = cfg.bootDir, make(chan struct{}, maxDownloads)
+		h.bootDir, h.downloads, h.localBoot = cfg.bootDir, make(chan struct{}, maxDownloads), cfg.localBoot
 	}
 	if h.track, err = newTracker(cfg.dir, cfg.publicURL, fp, cfg.stateDir, cfg.once, false); err != nil {
 		return err
@@ -530,7 +542,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once)
 	}
 	if cfg.bootDir != "" {
-		attrs = append(attrs, "boot_dir", cfg.bootDir)
+		attrs = append(attrs, "boot_dir", cfg.bootDir, "local_boot", cfg.localBoot)
+		if cfg.stateDir == "" {
+			logger.Warn("--boot-dir without --state-dir: /boot.ipxe installs every configured machine at every PXE boot, wiping it again; " +
+				"add --state-dir and --public-url, so that an installed machine reports back and boots its disk next, or PXE-boot each machine once from its BMC")
+		}
 	}
 	logger.Info("serving", attrs...)
 
@@ -638,6 +654,14 @@ func commandHelp(w io.Writer, fs *flag.FlagSet) {
 	}
 }
 
+// localBootFlag checks --local-boot.
+func localBootFlag(s string) error {
+	if _, ok := localBootCommands[s]; !ok {
+		return fmt.Errorf("--local-boot %q: want exit (back to the firmware, which boots its next entry) or sanboot (boot the first BIOS disk, where the firmware hangs on exit)", s)
+	}
+	return nil
+}
+
 // releaseFlag reads --release X.Y for the commands that have no request.
 func releaseFlag(s string) (release, error) {
 	rel, ok := parseRelease(s)
@@ -676,8 +700,15 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "as serve --state-dir `DIR`: the webhook's token (read, never written)")
 	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "as serve --tls-cert `FILE`: the fingerprint the webhook pins")
 	explainFlag := fs.Bool("explain", false, "say, above the answer, which host file matched and by what, and the layers in order, and beside each key the file and line that set it")
+	boot := fs.Bool("boot", false, "print the boot script GET /boot.ipxe would send the machine (--mac, --serial, --uuid), not its answer")
+	bootDir := fs.String("boot-dir", os.Getenv("PXE_PILOT_BOOT_DIR"), "with --boot: as serve --boot-dir `DIR`")
+	bootURL := fs.String("url", "", "with --boot: the `URL` machines reach serve by, for the boot files' URLs (default --public-url)")
+	localBoot := fs.String("local-boot", envOr("PXE_PILOT_LOCAL_BOOT", "exit"), "with --boot: as serve --local-boot `HOW`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *boot {
+		return renderBoot(*dir, *bootDir, cmp.Or(*bootURL, *publicURL), *stateDir, *localBoot, *mac, *serial, *uuid, fs.NArg() > 0 || *reqFile != "", stdout, stderr)
 	}
 	t, err := dryTracker(*dir, *publicURL, *stateDir, *tlsCert)
 	if err != nil {
@@ -738,6 +769,51 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 	}
 	_, err = stdout.Write(out)
+	return err
+}
+
+// noBootURL stands in for the URL serve is reached by, where render --boot
+// is not told it.
+const noBootURL = "http://pxe-pilot.invalid:8080"
+
+// renderBoot prints the boot script serve would send the machine of mac,
+// serial and uuid: the same bytes, from the same code, whatever the
+// decision; stderr says which it is.
+func renderBoot(dir, bootDir, url, stateDir, localBoot, mac, serial, uuid string, extra bool, stdout, stderr io.Writer) error {
+	switch {
+	case extra:
+		return errors.New("render --boot takes the machine as --mac, --serial and --uuid, as iPXE names it, not a request")
+	case bootDir == "":
+		return errors.New("render --boot needs --boot-dir DIR (or PXE_PILOT_BOOT_DIR), as serve --boot-dir")
+	case mac == "" && serial == "" && uuid == "":
+		return errors.New("render --boot needs --mac, --serial or --uuid")
+	}
+	if err := localBootFlag(localBoot); err != nil {
+		return err
+	}
+	if url == "" {
+		url = noBootURL
+		fmt.Fprintf(stderr, "pxe-pilot: note: the boot files' URLs start %s; give --url or --public-url with the URL machines reach serve by\n", url)
+	} else if err := checkPublicURL(url); err != nil {
+		return err
+	}
+	b := bootSetup{dir: dir, bootDir: bootDir, base: strings.TrimRight(url, "/"), localBoot: localBoot}
+	if stateDir != "" {
+		b.state = &stateStore{dir: stateDir} // read, never written
+	}
+	q := neturl.Values{"mac": {mac}, "serial": {serial}, "uuid": {uuid}}
+	req, bad := parseBootQuery(q.Encode())
+	if len(bad) > 0 {
+		return fmt.Errorf("--mac %s: want a MAC such as aa:bb:cc:dd:ee:ff", bad[0])
+	}
+	var o outcome
+	out := b.script(req, &o)
+	var said []string
+	for _, a := range o.attrs() {
+		said = append(said, a.String())
+	}
+	fmt.Fprintln(stderr, "pxe-pilot: "+strings.Join(said, " "))
+	_, err := stdout.Write(out)
 	return err
 }
 

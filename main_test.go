@@ -276,6 +276,11 @@ func TestParseServe(t *testing.T) {
 		{name: "env_listen_without_port_is_error", env: map[string]string{"LISTEN": "8080"}, wantErr: `"8080": want HOST:PORT`},
 		{name: "bad_log_format_is_error", args: []string{"--log-format", "yaml"}, wantErr: `"yaml": want text or json`},
 		{name: "bad_env_log_format_is_error", env: map[string]string{"PXE_PILOT_LOG_FORMAT": "logfmt"}, wantErr: `"logfmt": want text or json`},
+		{name: "local_boot_sanboot", args: []string{"--local-boot", "sanboot"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", localBoot: "sanboot"}},
+		{name: "local_boot_from_env", env: map[string]string{"PXE_PILOT_LOCAL_BOOT": "sanboot"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", localBoot: "sanboot"}},
+		{name: "local_boot_other_is_error", args: []string{"--local-boot", "reboot"}, wantErr: `--local-boot "reboot": want exit`},
 		{name: "argument_is_error", args: []string{"/etc/pxe-pilot"}, wantErr: "serve takes no arguments"},
 		{name: "unknown_flag_is_error", args: []string{"--config", "x"}, wantErr: "flag provided but not defined"},
 	}
@@ -295,6 +300,9 @@ func TestParseServe(t *testing.T) {
 			want := tc.want
 			if want.maxInflight == 0 {
 				want.maxInflight = defaultMaxInflight
+			}
+			if want.localBoot == "" {
+				want.localBoot = "exit"
 			}
 			if err != nil || !reflect.DeepEqual(got, want) {
 				t.Errorf("parseServe(%q) with env %v = %+v, %v; want %+v", tc.args, tc.env, got, err, want)
@@ -395,7 +403,7 @@ func TestRenderNewerRelease(t *testing.T) {
 // clearServeEnv keeps the environment from steering serve in a test.
 func clearServeEnv(t *testing.T) {
 	for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
-		"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE", "PXE_PILOT_BOOT_DIR"} {
+		"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE", "PXE_PILOT_BOOT_DIR", "PXE_PILOT_LOCAL_BOOT"} {
 		t.Setenv(k, "")
 	}
 }
@@ -432,6 +440,10 @@ func TestServeStartLog(t *testing.T) {
 			[]string{"hosts=1 profiles=0 files_with_errors=1", `error="defaults.toml:1:`, "msg=serving"}, ""},
 		{"plain_http_on_every_address_warns", nil, []string{"--listen", ":0"},
 			[]string{"level=WARN msg=\"" + plainHTTP, "--tls-cert and --tls-key with --token-file, or --listen 127.0.0.1:PORT behind a proxy"}, ""},
+		{"boot_dir_without_state_dir_warns_once", nil, []string{"--listen", "127.0.0.1:0", "--boot-dir", bootTree(t, nil)},
+			[]string{"level=WARN msg=\"--boot-dir without --state-dir: /boot.ipxe installs every configured machine at every PXE boot", "or PXE-boot each machine once from its BMC"}, ""},
+		{"boot_dir_with_state_dir_is_quiet", nil, []string{"--listen", "127.0.0.1:0", "--boot-dir", bootTree(t, nil), "--state-dir", t.TempDir()},
+			[]string{"msg=serving", "local_boot=exit"}, "--boot-dir without --state-dir"},
 		{"plain_http_on_loopback_is_quiet", nil, []string{"--listen", "[::1]:0"}, []string{"msg=serving"}, plainHTTP},
 		{"plain_http_with_a_token_is_quiet", nil, []string{"--listen", ":0", "--token-file", tokens}, []string{"msg=serving"}, plainHTTP},
 		{"https_without_a_token_is_quiet", nil, []string{"--listen", ":0", "--tls-cert", filepath.Join(tlsDir, certName), "--tls-key", filepath.Join(tlsDir, keyName)},

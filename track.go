@@ -309,8 +309,9 @@ type hostRecord struct {
 	FirstAnswer time.Time `json:"first_answer,omitzero"`
 	LastAnswer  time.Time `json:"last_answer,omitzero"`
 	Answers     int       `json:"answers,omitempty"`
-	Release     string    `json:"release,omitempty"`     // of the last answer
-	TokenGiven  bool      `json:"token_given,omitempty"` // an answer's webhook had an auth-token: its reports must show it, rearmed or not
+	Release     string    `json:"release,omitempty"`               // of the last answer
+	TokenGiven  bool      `json:"token_given,omitempty"`           // an answer's webhook had an auth-token: its reports must show it, rearmed or not
+	Pending     int       `json:"answers_since_install,omitempty"` // answers since it last reported or was rearmed: /boot.ipxe's attempt, less one
 
 	Installed     time.Time         `json:"installed,omitzero"` // when it reported; zero once rearmed
 	FQDN          string            `json:"fqdn,omitempty"`
@@ -416,6 +417,7 @@ func (s *stateStore) recordAnswer(key string, m match, rel release, tokenGiven b
 		}
 		r.LastAnswer = now
 		r.Answers++
+		r.Pending++
 		r.Match, r.HostFile, r.Release = m.String(), m.file, rel.String()
 		r.TokenGiven = r.TokenGiven || tokenGiven // a later answer of another release must not lift it
 	})
@@ -469,7 +471,7 @@ func (s *stateStore) rearm(key string, now time.Time) (hostRecord, error) {
 		if !r.Installed.IsZero() {
 			r.PreviouslyAt = append(r.PreviouslyAt, r.Installed)
 		}
-		r.Installed = time.Time{}
+		r.Installed, r.Pending = time.Time{}, 0
 		r.RearmedAt = now
 	})
 }

@@ -342,11 +342,11 @@ func TestRecordAnswer(t *testing.T) {
 		wantErr string // substring of the last answer's error; "" for none
 	}{
 		{"first_answer", "aa-bb-cc-dd-ee-01", []answer{{mac, r92, t1}},
-			hostRecord{Host: "aa-bb-cc-dd-ee-01", Match: "mac aa:bb:cc:dd:ee:01", HostFile: mac.file, FirstAnswer: t1, LastAnswer: t1, Answers: 1, Release: "9.2"}, ""},
+			hostRecord{Host: "aa-bb-cc-dd-ee-01", Match: "mac aa:bb:cc:dd:ee:01", HostFile: mac.file, FirstAnswer: t1, LastAnswer: t1, Answers: 1, Pending: 1, Release: "9.2"}, ""},
 		{"second_answer_counts_and_keeps_the_first_time", "aa-bb-cc-dd-ee-01", []answer{{mac, r83, t1}, {mac, r92, t2}},
-			hostRecord{Host: "aa-bb-cc-dd-ee-01", Match: "mac aa:bb:cc:dd:ee:01", HostFile: mac.file, FirstAnswer: t1, LastAnswer: t2, Answers: 2, Release: "9.2"}, ""},
+			hostRecord{Host: "aa-bb-cc-dd-ee-01", Match: "mac aa:bb:cc:dd:ee:01", HostFile: mac.file, FirstAnswer: t1, LastAnswer: t2, Answers: 2, Pending: 2, Release: "9.2"}, ""},
 		{"default_answer", "02-00-00-00-00-09", []answer{{def, r91, t1}},
-			hostRecord{Host: "02-00-00-00-00-09", Match: "default", HostFile: def.file, FirstAnswer: t1, LastAnswer: t1, Answers: 1, Release: "9.1"}, ""},
+			hostRecord{Host: "02-00-00-00-00-09", Match: "default", HostFile: def.file, FirstAnswer: t1, LastAnswer: t1, Answers: 1, Pending: 1, Release: "9.1"}, ""},
 		{"empty_key_is_error", "", []answer{{def, r92, t1}}, hostRecord{}, "is not a machine"},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,295 @@
+// Per-machine boot scripts: GET /boot.ipxe decides, by the machine's host file and tracking, whether iPXE installs it, boots its disk or says why not.
+
+package main
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	neturl "net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The commands that hand a machine back to its disk: exit returns to the
+// firmware (or the menu that chained pxe-pilot), which boots its next
+// entry; sanboot boots the first BIOS disk, for firmware that hangs on exit.
+var localBootCommands = map[string]string{
+	"exit":    "exit",
+	"sanboot": "sanboot --no-describe --drive 0x80",
+}
+
+// brokenPause is how long a machine shows a config error before it boots
+// on: long enough for a person at the console to read it.
+const brokenPause = 5
+
+// parseBootQuery reads the machine's identity from /boot.ipxe's query as
+// iPXE expands it: mac (any number of times, unset ones empty), uuid and
+// serial. iPXE before 2.0 does not escape '&' inside a value, so the query
+// is not parsed as a form: a piece after serial that is not name=value
+// continues the serial. Empty values are left out; a MAC that is not one
+// is returned in bad, quoted for a message. The serial and UUID are vetted
+// where they are used, by serialKey and uuidKey, as /answer's are.
+func parseBootQuery(raw string) (req request, bad []string) {
+	last := ""
+	for piece := range strings.SplitSeq(raw, "&") {
+		key, value, hasValue := strings.Cut(piece, "=")
+		if last == "serial" && !(hasValue && paramName(key)) {
+			req.serial += "&" + unescape(piece)
+			continue
+		}
+		last = key
+		value = unescape(value)
+		switch {
+		case value == "":
+		case key == "mac":
+			mac, ok := normalizeMAC(value)
+			switch {
+			case !ok:
+				bad = append(bad, excerpt(value))
+			case !slices.Contains(req.macs, mac) && len(req.macs) < maxNICs:
+				req.macs = append(req.macs, mac)
+				req.links = append(req.links, "")
+			}
+		case key == "uuid" && req.uuid == "":
+			req.uuid = value
+		case key == "serial" && req.serial == "":
+			req.serial = value
+		}
+	}
+	return req, bad
+}
+
+// paramName reports whether s could be a query parameter's name.
+func paramName(s string) bool {
+	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
+}
+
+// unescape undoes ${...:uristring}; a value that is not escaped right is
+// taken as it is, for the vetting to refuse.
+func unescape(s string) string {
+	if u, err := neturl.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// ipxeText is s as an iPXE echo may show it: iPXE expands ${...}, splits
+// commands at ||, && and ;, and reads quotes and backslashes, so only
+// letters, digits, spaces and punctuation that means nothing to it are
+// kept; control characters become spaces and ; a comma.
+func ipxeText(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r < ' ' || r == 0x7f:
+			return ' '
+		case r == ';':
+			return ','
+		case r < 0x80 && (isAlnum(byte(r)) || strings.ContainsRune(" .,:/_-+=@()[]<>!?*%~^", r)):
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// A bootSetup is what decides a machine's boot script: the server's, or
+// render's to print it.
+type bootSetup struct {
+	dir, bootDir string
+	base         string      // the URL machines reach pxe-pilot by, without a trailing slash
+	localBoot    string      // a key of localBootCommands
+	state        *stateStore // nil: nothing is tracked, and every configured machine installs
+}
+
+// script is the boot script for the machine req names, and o the request's
+// log line: boot=install, local, unknown or broken, and why.
+func (b bootSetup) script(req request, o *outcome) []byte {
+	c, err := openConfigDir(b.dir)
+	if err != nil {
+		return b.broken(o, err.Error())
+	}
+	defer c.close()
+	layers, m, err := loadHost(c, req)
+	if err != nil {
+		if o.loadError(req, err) {
+			return b.unknown(req, o)
+		}
+		_, msg := c.configStatus(err)
+		return b.broken(o, string(msg))
+	}
+	o.host, o.match = m.file, m.String()
+	attempt := 0
+	if b.state != nil {
+		key, rec, err := b.record(req, m)
+		if err != nil {
+			return b.broken(o, err.Error())
+		}
+		if !rec.Installed.IsZero() {
+			o.extra = append(o.extra, slog.String("boot", "local"), slog.String("reason", "installed"))
+			return script(fmt.Sprintf("echo %s\n%s", ipxeText(fmt.Sprintf("pxe-pilot: %s was installed at %s; booting the local disk (pxe-pilot rearm %s installs it again)",
+				key, rec.Installed.UTC().Format(time.RFC3339), key)), cmp.Or(localBootCommands[b.localBoot], "exit")))
+		}
+		attempt = rec.Pending + 1
+	}
+	img, err := b.image(layers)
+	if err != nil {
+		return b.broken(o, err.Error())
+	}
+	defer img.close()
+	o.extra = append(o.extra, slog.String("boot", "install"), slog.String("image", img.name))
+	if attempt > 0 {
+		o.extra = append(o.extra, slog.Int("attempt", attempt))
+	}
+	lines := []string{b.load("kernel", img.name, img.entry.kernel)}
+	for _, f := range img.entry.initrds {
+		lines = append(lines, b.load("initrd", img.name, f))
+	}
+	return script(strings.Join(append(lines, "boot"), "\n"))
+}
+
+// record is the tracking record of the machine m matched. A machine
+// answered by hosts/default.toml is known by the first MAC the installer
+// listed, which need not be iPXE's first: the one that was answered is
+// taken, as a report's is.
+func (b bootSetup) record(req request, m match) (string, hostRecord, error) {
+	key := machineKey(req, m)
+	if m.by == "default" {
+		for _, mac := range req.macs {
+			k := strings.TrimSuffix(hostFileName(mac), ".toml")
+			if rec, err := b.state.host(k); err == nil && rec.Answers > 0 {
+				return k, rec, nil
+			}
+		}
+	}
+	if key == "" {
+		return "", hostRecord{}, errors.New("hosts/default.toml answers this machine, and tracking knows such a machine by its MAC, which the boot script URL does not name: add mac=... to the chain URL")
+	}
+	rec, err := b.state.host(key)
+	return key, rec, err
+}
+
+// image opens the image the machine installs: the boot-image its layers
+// name (the last that names one), or the only image there is.
+func (b bootSetup) image(layers []layer) (*image, error) {
+	name, from := "", layers[len(layers)-1].name
+	for _, l := range layers {
+		if l.image != "" {
+			name, from = l.image, l.name
+		}
+	}
+	names, err := imageNames(b.bootDir)
+	if err != nil {
+		return nil, fmt.Errorf("--boot-dir %s: %v", b.bootDir, unwrapPath(err))
+	}
+	if msg := imageChoice(name, names); msg != "" {
+		return nil, &configError{from, msg}
+	}
+	if name == "" {
+		name = names[0]
+	}
+	img, err := openImage(b.bootDir, name)
+	if err != nil {
+		return nil, errors.New("image " + err.Error())
+	}
+	return img, nil
+}
+
+// imageChoice says what is wrong with a boot-image of name (or none, "")
+// among the images of --boot-dir, or "".
+func imageChoice(name string, images []string) string {
+	switch {
+	case name != "" && !slices.Contains(images, name):
+		return fmt.Sprintf("boot-image: %q is not an image in --boot-dir; there are: %s", name, orNone(images))
+	case name != "" || len(images) == 1:
+		return ""
+	case len(images) == 0:
+		return "--boot-dir has no image to install with: put the folder prepare-iso --pxe wrote in a folder of its own there"
+	}
+	return fmt.Sprintf("no boot-image, and --boot-dir has %d images (%s): say which one this machine installs with boot-image = %q in its host file, a profile or defaults.toml",
+		len(images), strings.Join(images, ", "), images[0])
+}
+
+// load is an entry's kernel or initrd line, its file fetched from
+// pxe-pilot's /boot/IMAGE/.
+func (b bootSetup) load(cmd, image string, f bootFile) string {
+	line := cmd
+	if f.name != "" {
+		line += " --name " + f.name
+	}
+	line += " " + b.base + "/boot/" + image + "/" + neturl.PathEscape(f.file)
+	if f.args != "" {
+		line += " " + f.args
+	}
+	return line
+}
+
+// unknown is the script of a machine no host file names: it is never
+// installed, and says which file would install it.
+func (b bootSetup) unknown(req request, o *outcome) []byte {
+	o.extra = append(o.extra, slog.String("boot", "unknown"))
+	msg := "pxe-pilot: no host file names this machine, and the boot script URL names no MAC: add mac=... to the chain URL, or create hosts/default.toml"
+	if len(req.macs) > 0 {
+		msg = "pxe-pilot: no host file names this machine: create hosts/" + hostFileName(req.macs[0]) + " to install it (or hosts/default.toml for every machine without one)"
+	}
+	return script("echo " + ipxeText(msg) + "\nexit")
+}
+
+// broken is the script of a machine whose config cannot be read: the
+// error /answer would give, a pause to read it, and no install.
+func (b bootSetup) broken(o *outcome, msg string) []byte {
+	msg = ipxeText("pxe-pilot: " + msg)
+	o.extra = append(o.extra, slog.String("boot", "broken"))
+	o.err = msg
+	return script(fmt.Sprintf("echo %s\nsleep %d\nexit", msg, brokenPause))
+}
+
+func script(body string) []byte { return []byte("#!ipxe\n" + body + "\n") }
+
+// bootBase is the URL a machine reaches pxe-pilot by: --public-url, else
+// the request's own scheme and Host, which is refused unless it is a plain
+// host name or address and port, since it goes into the script.
+func (s *server) bootBase(r *http.Request) (string, error) {
+	if s.track != nil && s.track.publicURL != "" {
+		return s.track.publicURL, nil
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if r.Host == "" || strings.Trim(r.Host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != "" {
+		return "", fmt.Errorf("the request's Host %s is not a host name or address to build the boot files' URLs from; give serve --public-url", excerpt(r.Host))
+	}
+	return scheme + "://" + r.Host, nil
+}
+
+// bootIPXE serves GET /boot.ipxe: always a 200, since iPXE runs only a
+// 200's body, and the script says why where it does not install.
+func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) int {
+	req, bad := parseBootQuery(r.URL.RawQuery)
+	if len(bad) > 0 {
+		o.extra = append(o.extra, slog.String("bad_macs", strings.Join(bad, ",")))
+	}
+	b := bootSetup{dir: s.dir, bootDir: s.bootDir, localBoot: s.localBoot}
+	if s.track != nil {
+		b.state = s.track.state
+	}
+	var out []byte
+	base, err := s.bootBase(r)
+	if err != nil {
+		out = b.broken(o, err.Error())
+	} else {
+		b.base = base
+		out = b.script(req, o)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(out)
+	return http.StatusOK
+}

@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseBootQuery(t *testing.T) {
+	tests := []struct {
+		name           string
+		query          string
+		macs           []string
+		serial, uuid   string
+		bad            []string
+		wantSerialKey  string // as a host file is named by it; "" for none
+		wantUUIDKeyLen int
+	}{
+		{name: "as_ipxe_expands_it", query: "mac=aa:bb:cc:dd:ee:ff&uuid=4C4C4544-0042-4A10-8046-B2C04F4E3132&serial=S1",
+			macs: []string{"aabbccddeeff"}, serial: "S1", uuid: "4C4C4544-0042-4A10-8046-B2C04F4E3132", wantSerialKey: "S1", wantUUIDKeyLen: 36},
+		{name: "repeated_mac_unset_ones_empty", query: "mac=aa:bb:cc:dd:ee:ff&mac=&mac=02:00:00:00:00:01&mac=",
+			macs: []string{"aabbccddeeff", "020000000001"}},
+		{name: "repeated_mac_twice_the_same_once", query: "mac=aa:bb:cc:dd:ee:ff&mac=AA-BB-CC-DD-EE-FF", macs: []string{"aabbccddeeff"}},
+		{name: "hyphen_macs", query: "mac=aa-bb-cc-dd-ee-ff", macs: []string{"aabbccddeeff"}},
+		{name: "raw_ampersand_in_serial_keeps_the_macs", query: "serial=AB&CD&mac=aa:bb:cc:dd:ee:ff&uuid=",
+			macs: []string{"aabbccddeeff"}, serial: "AB&CD"},
+		{name: "escaped_ampersand_in_serial", query: "serial=AB%26CD&mac=aa:bb:cc:dd:ee:ff", macs: []string{"aabbccddeeff"}, serial: "AB&CD"},
+		{name: "escaped_space_in_serial", query: "serial=S%201&mac=aa:bb:cc:dd:ee:ff", macs: []string{"aabbccddeeff"}, serial: "S 1"},
+		{name: "every_value_empty", query: "mac=&uuid=&serial="},
+		{name: "no_query", query: ""},
+		{name: "extra_parameters_ignored", query: "platform=efi&mac=aa:bb:cc:dd:ee:ff&buildarch=x86_64", macs: []string{"aabbccddeeff"}},
+		{name: "junk_mac_is_bad", query: "mac=zz:bb:cc:dd:ee:ff&mac=aa:bb:cc:dd:ee:ff", macs: []string{"aabbccddeeff"}, bad: []string{`"zz:bb:cc:dd:ee:ff"`}},
+		{name: "junk_without_equals", query: "&&=&mac", bad: nil},
+		{name: "injection_in_serial_names_no_file", query: "mac=aa:bb:cc:dd:ee:ff&serial=x%0aboot%20http://evil",
+			macs: []string{"aabbccddeeff"}, serial: "x\nboot http://evil"},
+		{name: "injection_in_mac_is_bad", query: "mac=aa:bb:cc:dd:ee:ff%0aboot", bad: []string{`"aa:bb:cc:dd:ee:ff\nboot"`}},
+		{name: "bad_escape_kept_for_vetting", query: "serial=%zz", serial: "%zz"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, bad := parseBootQuery(tc.query)
+			if !slices.Equal(req.macs, tc.macs) || req.serial != tc.serial || req.uuid != tc.uuid || !slices.Equal(bad, tc.bad) {
+				t.Errorf("parseBootQuery(%q) = macs %q serial %q uuid %q bad %q; want %q %q %q %q", tc.query, req.macs, req.serial, req.uuid, bad, tc.macs, tc.serial, tc.uuid, tc.bad)
+			}
+			if len(req.links) != len(req.macs) {
+				t.Errorf("parseBootQuery(%q): %d links for %d MACs", tc.query, len(req.links), len(req.macs))
+			}
+			ids := req.ids()
+			if ids[0].key != tc.wantSerialKey || len(ids[1].key) != tc.wantUUIDKeyLen {
+				t.Errorf("parseBootQuery(%q): serial key %q, uuid key %q; want %q and a UUID of %d", tc.query, ids[0].key, ids[1].key, tc.wantSerialKey, tc.wantUUIDKeyLen)
+			}
+		})
+	}
+}
+
+func TestIPXEText(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"plain_message_kept", "pxe-pilot: hosts/aa-bb-cc-dd-ee-ff.toml:2:6: expected ']'", "pxe-pilot: hosts/aa-bb-cc-dd-ee-ff.toml:2:6: expected ]"},
+		{"newline_cannot_start_a_command", "x\nboot http://evil", "x boot http://evil"},
+		{"settings_not_expanded", "${net0/mac} ${root-path}", "net0/mac root-path"},
+		{"no_command_joins", "a || chain http://evil && boot", "a  chain http://evil  boot"},
+		{"quotes_backslash_and_comment_dropped", `say "hi" 'x' \ #c`, "say hi x  c"},
+		{"semicolon_is_a_comma", "a ; reboot", "a , reboot"},
+		{"non_ascii_dropped", "café\x7f", "caf "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ipxeText(tc.in); got != tc.want {
+				t.Errorf("ipxeText(%q) = %q; want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// bootInstall is the install script of bootTree's image pve, from
+// example.com, as httptest.NewRequest names the server.
+const bootInstall = `#!ipxe
+kernel http://example.com/boot/pve/vmlinuz ramdisk_size=16777216 rw quiet initrd=initrd.img splash=silent proxmox-start-auto-installer
+initrd http://example.com/boot/pve/initrd.img
+initrd http://example.com/boot/pve/proxmox-ve_9.1-1-auto-from-http.iso proxmox.iso
+boot
+`
+
+// scriptServer serves /boot.ipxe from config files and a --boot-dir with
+// bootTree's image and moreImages; installed are machines the state dir
+// says were installed (nil: no tracking).
+func scriptServer(t *testing.T, files, moreImages map[string]string, installed []string) (*server, *bytes.Buffer) {
+	t.Helper()
+	s, log := testServer(t, files)
+	s.bootDir = bootTree(t, moreImages)
+	if installed != nil {
+		st := trackStore(t)
+		for _, key := range installed {
+			at := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+			if _, err := st.updateHost(key, func(r *hostRecord) { r.Answers, r.Installed = 1, at }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.track = &tracker{state: st}
+	}
+	return s, log
+}
+
+// getScript fetches /boot.ipxe?query, checking what every answer shares:
+// 200, text/plain, one #!ipxe script.
+func getScript(t *testing.T, s *server, query string) string {
+	t.Helper()
+	rec := send(s, "GET", "/boot.ipxe?"+query, nil)
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Fatalf("GET /boot.ipxe?%s = %d %q, %q; want 200 text/plain", query, rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	if !strings.HasPrefix(rec.Body.String(), "#!ipxe\n") {
+		t.Fatalf("GET /boot.ipxe?%s = %q; want a #!ipxe script", query, rec.Body)
+	}
+	return rec.Body.String()
+}
+
+func TestBootScript(t *testing.T) {
+	const mac = "mac=aa:bb:cc:dd:ee:ff"
+	twoImages := map[string]string{"pve-8/boot.ipxe": "kernel k " + autoMarker + " quiet\ninitrd --name init.img i\n", "pve-8/k": "k", "pve-8/i": "i"}
+	withKey := func(files map[string]string, file, key string) map[string]string {
+		files[file] = "boot-image = \"" + key + "\"\n" + files[file]
+		return files
+	}
+	tests := []struct {
+		name      string
+		files     map[string]string
+		images    map[string]string // beside bootTree's pve
+		installed []string          // nil: no tracking
+		localBoot string
+		settle    bool // a deploy is under way
+		query     string
+		want      string
+		wantLog   []string
+	}{
+		{name: "one_image_installs", files: goodConfig(), query: mac, want: bootInstall,
+			wantLog: []string{"boot=install", "image=pve", "host=hosts/aa-bb-cc-dd-ee-ff.toml", `match="mac aa:bb:cc:dd:ee:ff"`}},
+		{name: "second_nic_names_the_host", files: goodConfig(), query: "mac=02:00:00:00:00:01&" + mac + "&uuid=&serial=", want: bootInstall,
+			wantLog: []string{"boot=install", "host=hosts/aa-bb-cc-dd-ee-ff.toml"}},
+		{name: "key_names_one_of_several", files: withKey(goodConfig(), hostFile, "pve-8"), images: twoImages, query: mac,
+			want:    "#!ipxe\nkernel http://example.com/boot/pve-8/k " + autoMarker + " quiet\ninitrd --name init.img http://example.com/boot/pve-8/i\nboot\n",
+			wantLog: []string{"boot=install", "image=pve-8"}},
+		{name: "key_in_defaults", files: withKey(goodConfig(), "defaults.toml", "pve"), images: twoImages, query: mac, want: bootInstall,
+			wantLog: []string{"image=pve"}},
+		{name: "several_without_key_is_broken", files: goodConfig(), images: twoImages, query: mac,
+			want:    "#!ipxe\necho pxe-pilot: hosts/aa-bb-cc-dd-ee-ff.toml: no boot-image, and --boot-dir has 2 images (pve, pve-8): say which one this machine installs with boot-image = pve in its host file, a profile or defaults.toml\nsleep 5\nexit\n",
+			wantLog: []string{"boot=broken", "error="}},
+		{name: "key_naming_no_image_is_broken", files: withKey(goodConfig(), hostFile, "pve-7"), query: mac,
+			want:    "#!ipxe\necho pxe-pilot: hosts/aa-bb-cc-dd-ee-ff.toml: boot-image: pve-7 is not an image in --boot-dir, there are: pve\nsleep 5\nexit\n",
+			wantLog: []string{"boot=broken"}},
+		{name: "installed_boots_its_disk_by_exit", files: goodConfig(), installed: []string{"aa-bb-cc-dd-ee-ff"}, query: mac,
+			want:    "#!ipxe\necho pxe-pilot: aa-bb-cc-dd-ee-ff was installed at 2026-11-25T09:00:00Z, booting the local disk (pxe-pilot rearm aa-bb-cc-dd-ee-ff installs it again)\nexit\n",
+			wantLog: []string{"boot=local", "reason=installed"}},
+		{name: "installed_boots_its_disk_by_sanboot", files: goodConfig(), installed: []string{"aa-bb-cc-dd-ee-ff"}, localBoot: "sanboot", query: mac,
+			want:    "#!ipxe\necho pxe-pilot: aa-bb-cc-dd-ee-ff was installed at 2026-11-25T09:00:00Z, booting the local disk (pxe-pilot rearm aa-bb-cc-dd-ee-ff installs it again)\nsanboot --no-describe --drive 0x80\n",
+			wantLog: []string{"boot=local"}},
+		{name: "tracked_never_answered_installs", files: goodConfig(), installed: []string{}, query: mac, want: bootInstall,
+			wantLog: []string{"boot=install", "attempt=1"}},
+		{name: "unknown_names_the_file_to_create", files: goodConfig(), query: "mac=02:00:00:00:00:01&mac=02:00:00:00:00:02",
+			want:    "#!ipxe\necho pxe-pilot: no host file names this machine: create hosts/02-00-00-00-00-01.toml to install it (or hosts/default.toml for every machine without one)\nexit\n",
+			wantLog: []string{"boot=unknown", "tried=02:00:00:00:00:01,02:00:00:00:00:02"}},
+		{name: "unknown_without_mac", files: goodConfig(), query: "serial=S1",
+			want:    "#!ipxe\necho pxe-pilot: no host file names this machine, and the boot script URL names no MAC: add mac=... to the chain URL, or create hosts/default.toml\nexit\n",
+			wantLog: []string{"boot=unknown", "tried=serial:S1"}},
+		{name: "serial_names_the_host", files: map[string]string{"defaults.toml": goodDefaults, "hosts/serial-S1.toml": goodHost}, query: "mac=02:00:00:00:00:01&serial=S1", want: bootInstall,
+			wantLog: []string{"boot=install", `match="serial S1"`}},
+		{name: "default_toml_installs_any_machine", files: map[string]string{"defaults.toml": goodDefaults, "hosts/default.toml": goodHost}, query: "mac=02:00:00:00:00:01", want: bootInstall,
+			wantLog: []string{"boot=install", "match=default"}},
+		{name: "injected_serial_reaches_no_script", files: goodConfig(), query: "mac=02:00:00:00:00:01&serial=x%0aboot%20http://evil",
+			want:    "#!ipxe\necho pxe-pilot: no host file names this machine: create hosts/02-00-00-00-00-01.toml to install it (or hosts/default.toml for every machine without one)\nexit\n",
+			wantLog: []string{"boot=unknown"}},
+		{name: "broken_host_file", files: map[string]string{"defaults.toml": goodDefaults, hostFile: brokenHost}, query: mac,
+			want:    "#!ipxe\necho pxe-pilot: hosts/aa-bb-cc-dd-ee-ff.toml:2:6: expected ] to close table name\nsleep 5\nexit\n",
+			wantLog: []string{"boot=broken", "host=hosts/aa-bb-cc-dd-ee-ff.toml"}},
+		{name: "config_dir_being_deployed", files: map[string]string{hostFile: goodHost}, settle: true, query: mac,
+			want:    "#!ipxe\necho pxe-pilot: the config dir is being changed (the config dir changed",
+			wantLog: []string{"boot=broken"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, log := scriptServer(t, tc.files, tc.images, tc.installed)
+			s.localBoot = tc.localBoot
+			if tc.settle {
+				withSettleTime(t, time.Hour)
+			}
+			got := getScript(t, s, tc.query)
+			if got != tc.want && !(tc.settle && strings.HasPrefix(got, tc.want)) {
+				t.Errorf("GET /boot.ipxe?%s =\n%s\nwant\n%s", tc.query, got, tc.want)
+			}
+			line := requestLine(t, tc.name, log)
+			for _, w := range tc.wantLog {
+				if !strings.Contains(line, w) {
+					t.Errorf("log line %s\nwants %s", line, w)
+				}
+			}
+		})
+	}
+}
+
+// A broken config's script shows the error /answer sends, on one line.
+func TestBootScriptBrokenSaysWhatAnswerSays(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"broken_host_file":      {"defaults.toml": goodDefaults, hostFile: brokenHost},
+		"broken_defaults":       {"defaults.toml": "[disk\n", hostFile: goodHost},
+		"missing_profile":       {"defaults.toml": goodDefaults, hostFile: "profiles = [\"gone\"]\n" + goodHost},
+		"bad_boot_image_value":  {"defaults.toml": goodDefaults, hostFile: "boot-image = 7\n" + goodHost},
+		"boot_image_not_a_name": {"defaults.toml": goodDefaults, hostFile: "boot-image = \"../x\"\n" + goodHost},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, _ := scriptServer(t, files, nil, nil)
+			answer := send(s, "POST", "/answer", strings.NewReader(installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")))
+			if answer.Code != http.StatusInternalServerError {
+				t.Fatalf("POST /answer = %d %q; want 500", answer.Code, answer.Body)
+			}
+			want := "#!ipxe\necho " + ipxeText(strings.TrimSuffix(answer.Body.String(), "\n")) + "\nsleep 5\nexit\n"
+			if got := getScript(t, s, "mac=aa:bb:cc:dd:ee:ff"); got != want {
+				t.Errorf("GET /boot.ipxe =\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestBootScriptURLs(t *testing.T) {
+	tests := []struct {
+		name, publicURL, host string
+		want                  string // the kernel line's start, or the echo's
+	}{
+		{name: "from_the_host_header", host: "10.0.0.2:8080", want: "kernel http://10.0.0.2:8080/boot/pve/vmlinuz "},
+		{name: "from_public_url", publicURL: "https://pxe.example.com:8443", host: "10.0.0.2:8080", want: "kernel https://pxe.example.com:8443/boot/pve/vmlinuz "},
+		{name: "odd_host_header_is_broken", host: "evil${x}", want: "echo pxe-pilot: the requests Host evilx is not a host name or address"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := scriptServer(t, goodConfig(), nil, nil)
+			if tc.publicURL != "" {
+				s.track = &tracker{publicURL: tc.publicURL}
+			}
+			r, _ := http.NewRequest("GET", "/boot.ipxe?mac=aa:bb:cc:dd:ee:ff", nil)
+			r.Host, r.RemoteAddr = tc.host, "10.0.0.9:1234"
+			rec := &recorder{header: http.Header{}}
+			s.ServeHTTP(rec, r)
+			if lines := strings.Split(rec.body.String(), "\n"); len(lines) < 2 || !strings.HasPrefix(lines[1], tc.want) {
+				t.Errorf("script =\n%s\nwant its second line to start %q", rec.body.String(), tc.want)
+			}
+		})
+	}
+}
+
+// recorder is a ResponseWriter for a request made by hand.
+type recorder struct {
+	header http.Header
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) WriteHeader(int)             {}
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+
+func TestBootScriptRoutes(t *testing.T) {
+	s, _ := scriptServer(t, goodConfig(), nil, nil)
+	if rec := send(s, "HEAD", "/boot.ipxe?mac=aa:bb:cc:dd:ee:ff", nil); rec.Code != 200 || rec.Header().Get("Content-Length") != strconv.Itoa(len(bootInstall)) {
+		t.Errorf("HEAD /boot.ipxe = %d, Content-Length %q; want 200, %d", rec.Code, rec.Header().Get("Content-Length"), len(bootInstall))
+	}
+	if rec := send(s, "POST", "/boot.ipxe", nil); rec.Code != http.StatusMethodNotAllowed || !strings.Contains(rec.Body.String(), "/boot.ipxe takes GET") {
+		t.Errorf("POST /boot.ipxe = %d %q; want 405 saying it takes GET", rec.Code, rec.Body)
+	}
+	noBootDir, _ := testServer(t, goodConfig())
+	if rec := send(noBootDir, "GET", "/boot.ipxe", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("GET /boot.ipxe without --boot-dir = %d %q; want 404", rec.Code, rec.Body)
+	}
+}
+
+// The loop tracking closes: an answer leaves the machine to install again
+// at its next boot, a repeated attempt; its report sends it to its disk;
+// rearm installs it again.
+func TestBootScriptTrackingLoop(t *testing.T) {
+	s, log := scriptServer(t, goodConfig(), nil, nil)
+	tr, err := newTracker(s.dir, "http://example.com", "", t.TempDir(), false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.track = tr
+	const key = "aa-bb-cc-dd-ee-ff"
+	boot := func(step, want string, wantLog ...string) {
+		t.Helper()
+		log.Reset()
+		if got := getScript(t, s, "mac=aa:bb:cc:dd:ee:ff"); !strings.HasPrefix(got, want) {
+			t.Errorf("%s: script =\n%s\nwant it to start\n%s", step, got, want)
+		}
+		line := requestLine(t, step, log)
+		for _, w := range wantLog {
+			if !strings.Contains(line, w) {
+				t.Errorf("%s: log line %s\nwants %s", step, line, w)
+			}
+		}
+	}
+	answer := func() {
+		t.Helper()
+		if rec := send(s, "POST", "/answer", strings.NewReader(installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"))); rec.Code != 200 {
+			t.Fatalf("POST /answer = %d %q", rec.Code, rec.Body)
+		}
+	}
+	boot("first boot", bootInstall, "boot=install", "attempt=1")
+	answer()
+	boot("boot after an answer with no report", bootInstall, "boot=install", "attempt=2")
+	answer()
+	boot("boot after two answers with no report", bootInstall, "attempt=3")
+	token := tr.webhookToken(key)
+	if rec := send(s, "POST", "/installed", bytes.NewReader(node01Report(&token).body())); rec.Code != 200 {
+		t.Fatalf("POST /installed = %d %q", rec.Code, rec.Body)
+	}
+	boot("boot after the report", "#!ipxe\necho pxe-pilot: "+key+" was installed at ", "boot=local", "reason=installed")
+	if _, err := tr.state.rearm(key, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	boot("boot after rearm", bootInstall, "boot=install", "attempt=1")
+}
+
+func TestRenderBoot(t *testing.T) {
+	config, bootDir := writeTree(t, goodConfig()), bootTree(t, nil)
+	st := trackStore(t)
+	if _, err := st.updateHost("aa-bb-cc-dd-ee-ff", func(r *hostRecord) { r.Answers, r.Installed = 1, time.Now() }); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		query   string // the query serve is sent, for the script it sends; "" for none
+		tracked bool
+		wantErr string
+		wantOut string // stderr's line holds this
+	}{
+		{name: "install_as_served", args: []string{"--mac", "aa:bb:cc:dd:ee:ff", "--url", "http://example.com"}, query: "mac=aa:bb:cc:dd:ee:ff", wantOut: "boot=install"},
+		{name: "local_as_served", args: []string{"--mac", "aa:bb:cc:dd:ee:ff", "--url", "http://example.com/", "--state-dir", st.dir, "--local-boot", "sanboot"},
+			query: "mac=aa:bb:cc:dd:ee:ff", tracked: true, wantOut: "boot=local"},
+		{name: "unknown_as_served", args: []string{"--mac", "02:00:00:00:00:02", "--serial", "S 1", "--url", "http://example.com"}, query: "mac=02:00:00:00:00:02&serial=S%201", wantOut: "boot=unknown"},
+		{name: "default_url_is_noted", args: []string{"--mac", "aa:bb:cc:dd:ee:ff"}, wantOut: "pxe-pilot.invalid"},
+		{name: "needs_boot_dir", args: []string{"--mac", "aa:bb:cc:dd:ee:ff", "--boot-dir", ""}, wantErr: "render --boot needs --boot-dir"},
+		{name: "needs_a_machine", args: []string{}, wantErr: "needs --mac, --serial or --uuid"},
+		{name: "bad_mac", args: []string{"--mac", "aa:bb"}, wantErr: `--mac "aa:bb": want a MAC`},
+		{name: "bad_local_boot", args: []string{"--mac", "aa:bb:cc:dd:ee:ff", "--local-boot", "reboot"}, wantErr: `--local-boot "reboot"`},
+		{name: "bad_url", args: []string{"--mac", "aa:bb:cc:dd:ee:ff", "--url", "pxe:8080"}, wantErr: `"pxe:8080"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clearServeEnv(t)
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"render", "--boot", "--config-dir", config, "--boot-dir", bootDir}, tc.args...)
+			err := run(args, &stdout, &stderr)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("%q = %v; want an error containing %q", args, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%q = %v", args, err)
+			}
+			if !strings.Contains(stderr.String(), tc.wantOut) {
+				t.Errorf("%q said %q; want %q in it", args, stderr.String(), tc.wantOut)
+			}
+			if tc.query == "" {
+				return
+			}
+			s, _ := testServer(t, nil)
+			s.dir, s.bootDir = config, bootDir
+			if tc.tracked {
+				s.track, s.localBoot = &tracker{state: st}, "sanboot"
+			}
+			if want := getScript(t, s, tc.query); stdout.String() != want {
+				t.Errorf("%q printed\n%s\nserve sends\n%s", args, stdout.String(), want)
+			}
+		})
+	}
+}
