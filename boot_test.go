@@ -463,7 +463,9 @@ func TestServeAndValidateCheckBootDir(t *testing.T) {
 	if !errors.Is(err, errValidate) {
 		t.Errorf("validate --boot-dir broken = %v; want errValidate", err)
 	}
-	for _, w := range []string{"--boot-dir " + broken + ": b/boot.ipxe: no automated entry", "--boot-dir " + broken + ": pve/initrd.img: not a regular file but a directory, and boot.ipxe line 13 names it", ": 2 errors, "} {
+	for _, w := range []string{"--boot-dir " + broken + ": b/boot.ipxe: no automated entry", "--boot-dir " + broken + ": pve/initrd.img: not a regular file but a directory, and boot.ipxe line 13 names it",
+		// and, with two images, each of the 3 hosts names none
+		"hosts/aa-bb-cc-dd-ee-ff.toml: no boot-image, and --boot-dir has 2 images (b, pve)", ": 5 errors, "} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("validate --boot-dir broken said\n%s\nwant %q in it", &out, w)
 		}

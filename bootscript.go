@@ -175,12 +175,7 @@ func (b bootSetup) record(req request, m match) (string, hostRecord, error) {
 // image opens the image the machine installs: the boot-image its layers
 // name (the last that names one), or the only image there is.
 func (b bootSetup) image(layers []layer) (*image, error) {
-	name, from := "", layers[len(layers)-1].name
-	for _, l := range layers {
-		if l.image != "" {
-			name, from = l.image, l.name
-		}
-	}
+	name, from := bootImage(layers)
 	names, err := imageNames(b.bootDir)
 	if err != nil {
 		return nil, fmt.Errorf("--boot-dir %s: %v", b.bootDir, unwrapPath(err))
@@ -196,6 +191,18 @@ func (b bootSetup) image(layers []layer) (*image, error) {
 		return nil, errors.New("image " + err.Error())
 	}
 	return img, nil
+}
+
+// bootImage is the boot-image layers name and the file that names it: the
+// last to, in merge order; "" and the host file where none does.
+func bootImage(layers []layer) (name, from string) {
+	from = layers[len(layers)-1].name
+	for _, l := range layers {
+		if l.image != "" {
+			name, from = l.image, l.name
+		}
+	}
+	return name, from
 }
 
 // imageChoice says what is wrong with a boot-image of name (or none, "")

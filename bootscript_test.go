@@ -377,3 +377,36 @@ func TestRenderBoot(t *testing.T) {
 		})
 	}
 }
+
+// validate takes boot-image as pxe-pilot's own key, and with --boot-dir
+// checks that each host's names an image, or that there is only one.
+func TestValidateBootImage(t *testing.T) {
+	oneImage := bootTree(t, nil)
+	twoImages := bootTree(t, map[string]string{"pve-8/boot.ipxe": "kernel k " + autoMarker + "\n", "pve-8/k": "k"})
+	tests := []struct {
+		name, host, bootDir string
+		want                string // the one error line; "" for none
+	}{
+		{name: "key_without_boot_dir_is_accepted", host: "boot-image = \"pve-7\"\n" + goodHost},
+		{name: "one_image_needs_no_key", host: goodHost, bootDir: oneImage},
+		{name: "key_names_one_of_several", host: "boot-image = \"pve-8\"\n" + goodHost, bootDir: twoImages},
+		{name: "several_without_key_is_error", host: goodHost, bootDir: twoImages,
+			want: hostFile + `: no boot-image, and --boot-dir has 2 images (pve, pve-8): say which one this machine installs with boot-image = "pve" in its host file, a profile or defaults.toml`},
+		{name: "key_naming_no_image_is_error", host: "boot-image = \"pve-7\"\n" + goodHost, bootDir: oneImage,
+			want: hostFile + `: boot-image: "pve-7" is not an image in --boot-dir; there are: pve`},
+		{name: "key_not_a_string_is_error", host: "boot-image = [\"pve\"]\n" + goodHost,
+			want: hostFile + `: boot-image: want the name of an image folder of --boot-dir, such as "pve-9.2", got`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeTree(t, map[string]string{"defaults.toml": goodDefaults, hostFile: tc.host})
+			lines := checkConfig(dir, checkOptions{release: newest, bootDir: tc.bootDir}).errorLines()
+			switch {
+			case tc.want == "" && len(lines) > 0:
+				t.Errorf("validate said %q; want no error", lines)
+			case tc.want != "" && (len(lines) != 1 || !strings.HasPrefix(lines[0], tc.want)):
+				t.Errorf("validate said %q; want one line starting %q", lines, tc.want)
+			}
+		})
+	}
+}

@@ -43,11 +43,16 @@ type checkOptions struct {
 	release   release
 	older     bool   // also warn of keys that ISOs older than release lack
 	publicURL string // the URL serve is reached by: first-boot scripts are served
+	bootDir   string // serve's --boot-dir: each host's boot-image must name one of its images
 }
 
 // checkConfig is checkDir with its options.
 func checkConfig(dir string, opts checkOptions) dirReport {
 	rel := opts.release
+	var images []string // --boot-dir's, where there are any to choose from
+	if opts.bootDir != "" {
+		images, _ = imageNames(opts.bootDir) // checkBootDir says what is wrong with it
+	}
 	var r dirReport
 	said := map[string]bool{}
 	errorf := func(format string, a ...any) {
@@ -135,6 +140,11 @@ func checkConfig(dir string, opts checkOptions) dirReport {
 		if err != nil {
 			errorf("%v", err)
 			continue
+		}
+		if name, from := bootImage(layers); len(images) > 0 {
+			if msg := imageChoice(name, images); msg != "" {
+				errorf("%s: %s", from, msg)
+			}
 		}
 		f := sampleFacts(m, rel)
 		scripts := &sampleScripts{}

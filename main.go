@@ -842,7 +842,7 @@ func validateCmd(args []string, stdout io.Writer) error {
 	if info, err := os.Stat(*dir); err != nil || !info.IsDir() {
 		return fmt.Errorf("config dir %q is missing or not a directory; point --config-dir or CONFIG_DIR at yours", *dir)
 	}
-	opts := checkOptions{release: rel, older: true, publicURL: *publicURL}
+	opts := checkOptions{release: rel, older: true, publicURL: *publicURL, bootDir: *bootDir}
 	fs.Visit(func(f *flag.Flag) { opts.older = opts.older && f.Name != "release" })
 	if opts.older {
 		fmt.Fprintf(stdout, "note: checking for ISO release %s, the newest pxe-pilot knows, and for keys older ISOs lack; give --release with the release of the oldest ISO you boot to check for it alone\n", rel)
