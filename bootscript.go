@@ -4,6 +4,7 @@ package main
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,6 +104,7 @@ type bootSetup struct {
 	base         string      // the URL machines reach pxe-pilot by, without a trailing slash
 	localBoot    string      // a key of localBootCommands
 	state        *stateStore // nil: nothing is tracked, and every configured machine installs
+	answers      *tracker    // /answer's tracking, dry: the answer the machine will ask for must compose
 }
 
 // script is the boot script for the machine req names, and o the request's
@@ -134,6 +136,15 @@ func (b bootSetup) script(req request, o *outcome) []byte {
 				key, rec.Installed.UTC().Format(time.RFC3339), key)), cmp.Or(localBootCommands[b.localBoot], "exit")))
 		}
 		attempt = rec.Pending + 1
+	}
+	// Installing a machine whose answer cannot be composed only has its
+	// installer fail: the answer is composed as /answer would compose it,
+	// for an ISO of the newest release. A machine known by no MAC cannot
+	// ask /answer as the installer will, so that check is left to it.
+	if len(req.macs) > 0 {
+		if status, out := respond(b.dir, installerInfo(newest.String(), req.serial, req.uuid, colonMACs(req.macs)), &outcome{}, b.answers, time.Now()); status != http.StatusOK {
+			return b.broken(o, string(out))
+		}
 	}
 	img, err := b.image(layers)
 	if err != nil {
@@ -254,6 +265,26 @@ func (b bootSetup) broken(o *outcome, msg string) []byte {
 	return script(fmt.Sprintf("echo %s\nsleep %d\nexit", msg, brokenPause))
 }
 
+// installerInfo is the system information an installer of release would send
+// for a machine of those MACs, serial and UUID.
+func installerInfo(release, serial, uuid string, macs []string) []byte {
+	type nic struct {
+		Link string `json:"link"`
+		MAC  string `json:"mac"`
+	}
+	info := map[string]any{
+		"product":            map[string]any{"product": "pve", "enable_btrfs": true},
+		"iso":                map[string]any{"release": release},
+		"dmi":                map[string]any{"system": map[string]any{"serial": serial, "uuid": uuid}},
+		"network_interfaces": []nic{},
+	}
+	for i, mac := range macs {
+		info["network_interfaces"] = append(info["network_interfaces"].([]nic), nic{"nic" + strconv.Itoa(i), mac})
+	}
+	body, _ := json.Marshal(info)
+	return body
+}
+
 func script(body string) []byte { return []byte("#!ipxe\n" + body + "\n") }
 
 // bootBase is the URL a machine reaches pxe-pilot by: --public-url, else
@@ -282,7 +313,9 @@ func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) in
 	}
 	b := bootSetup{dir: s.dir, bootDir: s.bootDir, localBoot: s.localBoot}
 	if s.track != nil {
-		b.state = s.track.state
+		dry := *s.track
+		dry.dry = true
+		b.state, b.answers = s.track.state, &dry
 	}
 	var out []byte
 	base, err := s.bootBase(r)

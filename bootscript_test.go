@@ -204,11 +204,13 @@ func TestBootScript(t *testing.T) {
 // A broken config's script shows the error /answer sends, on one line.
 func TestBootScriptBrokenSaysWhatAnswerSays(t *testing.T) {
 	for name, files := range map[string]map[string]string{
-		"broken_host_file":      {"defaults.toml": goodDefaults, hostFile: brokenHost},
-		"broken_defaults":       {"defaults.toml": "[disk\n", hostFile: goodHost},
-		"missing_profile":       {"defaults.toml": goodDefaults, hostFile: "profiles = [\"gone\"]\n" + goodHost},
-		"bad_boot_image_value":  {"defaults.toml": goodDefaults, hostFile: "boot-image = 7\n" + goodHost},
-		"boot_image_not_a_name": {"defaults.toml": goodDefaults, hostFile: "boot-image = \"../x\"\n" + goodHost},
+		"broken_host_file":         {"defaults.toml": goodDefaults, hostFile: brokenHost},
+		"broken_defaults":          {"defaults.toml": "[disk\n", hostFile: goodHost},
+		"missing_profile":          {"defaults.toml": goodDefaults, hostFile: "profiles = [\"gone\"]\n" + goodHost},
+		"bad_boot_image_value":     {"defaults.toml": goodDefaults, hostFile: "boot-image = 7\n" + goodHost},
+		"boot_image_not_a_name":    {"defaults.toml": goodDefaults, hostFile: "boot-image = \"../x\"\n" + goodHost},
+		"answer_would_not_compose": {"defaults.toml": goodDefaults, hostFile: "[disk]\ntarget = \"sda\"\n"},
+		"answer_fails_validation":  {"defaults.toml": goodDefaults, hostFile: goodHost + "filesystem = \"ntfs\"\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, _ := scriptServer(t, files, nil, nil)

@@ -709,12 +709,12 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *boot {
-		return renderBoot(*dir, *bootDir, cmp.Or(*bootURL, *publicURL), *stateDir, *localBoot, *mac, *serial, *uuid, fs.NArg() > 0 || *reqFile != "", stdout, stderr)
-	}
 	t, err := dryTracker(*dir, *publicURL, *stateDir, *tlsCert)
 	if err != nil {
 		return err
+	}
+	if *boot {
+		return renderBoot(*dir, *bootDir, cmp.Or(*bootURL, *publicURL), *stateDir, *localBoot, *mac, *serial, *uuid, fs.NArg() > 0 || *reqFile != "", t, stdout, stderr)
 	}
 	if fs.NArg() == 1 && fs.Arg(0) == "-" && *reqFile == "" {
 		*reqFile = "-"
@@ -739,8 +739,7 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if !ok || !releaseName(*rel) || r.before(r82) {
 			return fmt.Errorf("--release %q: want a Proxmox VE ISO release from %s on, such as %s", *rel, r82, newest)
 		}
-		q := func(s string) []byte { b, _ := json.Marshal(s); return b }
-		body = fmt.Appendf(nil, `{"product": {"product": "pve", "enable_btrfs": true}, "iso": {"release": %q}, "dmi": {"system": {"serial": %s, "uuid": %s}}, "network_interfaces": [{"link": "nic0", "mac": %q}]}`, *rel, q(*serial), q(*uuid), *mac)
+		body = installerInfo(*rel, *serial, *uuid, []string{*mac})
 	case *reqFile == "-":
 		b, err := io.ReadAll(io.LimitReader(stdin, maxBody+1))
 		if err != nil {
@@ -781,7 +780,7 @@ const noBootURL = "http://pxe-pilot.invalid:8080"
 // renderBoot prints the boot script serve would send the machine of mac,
 // serial and uuid: the same bytes, from the same code, whatever the
 // decision; stderr says which it is.
-func renderBoot(dir, bootDir, url, stateDir, localBoot, mac, serial, uuid string, extra bool, stdout, stderr io.Writer) error {
+func renderBoot(dir, bootDir, url, stateDir, localBoot, mac, serial, uuid string, extra bool, answers *tracker, stdout, stderr io.Writer) error {
 	switch {
 	case extra:
 		return errors.New("render --boot takes the machine as --mac, --serial and --uuid, as iPXE names it, not a request")
@@ -799,7 +798,7 @@ func renderBoot(dir, bootDir, url, stateDir, localBoot, mac, serial, uuid string
 	} else if err := checkPublicURL(url); err != nil {
 		return err
 	}
-	b := bootSetup{dir: dir, bootDir: bootDir, base: strings.TrimRight(url, "/"), localBoot: localBoot}
+	b := bootSetup{dir: dir, bootDir: bootDir, base: strings.TrimRight(url, "/"), localBoot: localBoot, answers: answers}
 	if stateDir != "" {
 		b.state = &stateStore{dir: stateDir} // read, never written
 	}
