@@ -385,7 +385,7 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 		t.Fatalf("POST /answer of an unknown machine = %d %q; want 404", code, body)
 	}
 	lastAnswer := rec.LastAnswer.UTC().Format(time.RFC3339)
-	wantRow := []string{key, "mac", "aa:bb:cc:dd:ee:ff", "hosts/aa-bb-cc-dd-ee-ff.toml", "pve-node-01.lab.example.com", "10.0.0.10", lastAnswer, installedAt, "pve-node-01.lab.example.com"}
+	wantRow := []string{key, "mac", "aa:bb:cc:dd:ee:ff", "hosts/aa-bb-cc-dd-ee-ff.toml", "pve-node-01.lab.example.com", "10.0.0.10", lastAnswer, installedAt, "pve-node-01.lab.example.com", "local", "disk"}
 	if row := statusRowOf(t, srv.config, srv.state, key); !slices.Equal(row, wantRow) {
 		t.Errorf("status row = %q; want %q", row, wantRow)
 	}
@@ -691,11 +691,11 @@ func TestFakeInstallerDefaultHostKeepsMachinesApart(t *testing.T) {
 		t.Errorf("state: A %+v, B %+v; want A installed after 1 answer, B not installed after 2, both by hosts/default.toml", recA, recB)
 	}
 	if row := statusRowOf(t, srv.config, srv.state, "02-00-00-00-0a-01"); !slices.Equal(row[:3], []string{"02-00-00-00-0a-01", "default", "hosts/default.toml"}) ||
-		row[len(row)-1] != "pve-020000000a01.lab.example.com" {
-		t.Errorf("status row of A = %q; want it under default with its fqdn", row)
+		row[7] != "pve-020000000a01.lab.example.com" || strings.Join(row[8:], " ") != "local disk" {
+		t.Errorf("status row of A = %q; want it under default with its fqdn, its next boot from its disk", row)
 	}
-	if row := statusRowOf(t, srv.config, srv.state, "02-00-00-00-0b-01"); row[len(row)-2] != "-" {
-		t.Errorf("status row of B = %q; want it not installed", row)
+	if row := statusRowOf(t, srv.config, srv.state, "02-00-00-00-0b-01"); row[6] != "-" || strings.Join(row[8:], " ") != "install, attempt 3" {
+		t.Errorf("status row of B = %q; want it not installed, its next boot its third attempt", row)
 	}
 }
 

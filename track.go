@@ -788,6 +788,7 @@ type statusRow struct {
 	HostFile       string `json:"host_file"`             // "" where the file is gone
 	PlannedFQDN    string `json:"planned_fqdn"`          // what the config gives it; see planned
 	PlannedAddress string `json:"planned_address"`       // its static address, "dhcp", or why neither is known
+	NextBoot       string `json:"next_boot"`             // what its next network boot does; see nextBoot
 	StateError     string `json:"state_error,omitempty"` // why its state file could not be read
 	hostRecord
 }
@@ -797,19 +798,24 @@ type statusRow struct {
 // complete or not: a static address without its prefix, or "dhcp". A
 // name whose placeholders the file's name cannot fill (a serial in a
 // MAC's file, anything in hosts/default.toml) is shown as written.
-func planned(c *configDir, m match) (fqdn, addr string) {
+func planned(c *configDir, m match) (fqdn, addr string, composes bool) {
 	host, ok, err := readLayer(c, m.file)
 	if !ok || err != nil {
-		return "(cannot be read)", "(cannot be read)"
+		return "(cannot be read)", "(cannot be read)", false
 	}
 	def, hasDefaults, err := readLayer(c, "defaults.toml")
 	if err != nil {
-		return "(config error)", "(config error)"
+		return "(config error)", "(config error)", false
 	}
 	layers, err := stackLayers(c, def, hasDefaults, host)
 	if err != nil {
-		return "(config error)", "(config error)"
+		return "(config error)", "(config error)", false
 	}
+	// Whether its answer composes, as validate checks it.
+	f := sampleFacts(m, newest)
+	f.scripts, f.dir = &sampleScripts{}, c
+	_, _, err = composeWithWarnings(layers, f)
+	composes = err == nil
 	name := func(ans map[string]any) string {
 		g, _ := ans["global"].(map[string]any)
 		hostname, _ := g["hostname"].(string)
@@ -840,7 +846,23 @@ func planned(c *configDir, m match) (fqdn, addr string) {
 			addr = p.Addr().String()
 		}
 	}
-	return fqdn, addr
+	return fqdn, addr, composes
+}
+
+// nextBoot says what a configured machine's next network boot does, as
+// /boot.ipxe decides it: it installs (again, where it was answered and
+// never reported), boots its disk once tracking says it is installed, or
+// is refused while its answer does not compose.
+func nextBoot(composes, tracked bool, rec hostRecord) string {
+	switch {
+	case tracked && !rec.Installed.IsZero():
+		return "local disk"
+	case !composes:
+		return "refused (pxe-pilot validate says why)"
+	case tracked && rec.Pending > 0:
+		return fmt.Sprintf("install, attempt %d", rec.Pending+1)
+	}
+	return "install"
 }
 
 // withoutPlaceholders is s with its placeholders taken out.
@@ -941,18 +963,20 @@ func readStatus(configDir, stateDir string) (status, error) {
 			continue
 		}
 		seen[name] = true
-		fqdn, addr := planned(c, m)
+		fqdn, addr, composes := planned(c, m)
 		st.Hosts = append(st.Hosts, statusRow{Machine: name, MatchBy: m.String(), HostFile: m.file, PlannedFQDN: fqdn, PlannedAddress: addr,
-			StateError: bad[name], hostRecord: records[name]})
+			NextBoot: nextBoot(composes, stateDir != "", records[name]), StateError: bad[name], hostRecord: records[name]})
 	}
 	if hasDefault {
 		m := match{by: "default", file: "hosts/default.toml"}
-		fqdn, addr := planned(c, m)
-		st.Hosts = append(st.Hosts, statusRow{Machine: "*", MatchBy: "default", HostFile: m.file, PlannedFQDN: fqdn, PlannedAddress: addr})
+		fqdn, addr, composes := planned(c, m)
+		st.Hosts = append(st.Hosts, statusRow{Machine: "*", MatchBy: "default", HostFile: m.file, PlannedFQDN: fqdn, PlannedAddress: addr,
+			NextBoot: nextBoot(composes, false, hostRecord{})})
 		for _, k := range sortedKeys(records) {
 			if r := records[k]; r.HostFile == "hosts/default.toml" && !seen[k] {
 				seen[k] = true
-				st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: "default", HostFile: r.HostFile, PlannedFQDN: fqdn, PlannedAddress: addr, hostRecord: r})
+				st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: "default", HostFile: r.HostFile, PlannedFQDN: fqdn, PlannedAddress: addr,
+					NextBoot: nextBoot(composes, true, r), hostRecord: r})
 			}
 		}
 	}
@@ -982,7 +1006,7 @@ func hasHostFile(configDir string, macs []string) bool {
 // dir or the config dir shown as it is only where it is plain text.
 func writeStatus(w io.Writer, st status, withState bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MACHINE\tMATCHED BY\tHOST FILE\tPLANNED FQDN\tADDRESS\tLAST ANSWER\tINSTALLED\tFQDN")
+	fmt.Fprintln(tw, "MACHINE\tMATCHED BY\tHOST FILE\tPLANNED FQDN\tADDRESS\tLAST ANSWER\tINSTALLED\tFQDN\tNEXT BOOT")
 	when := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"
@@ -996,14 +1020,14 @@ func writeStatus(w io.Writer, st status, withState bool) {
 		return s
 	}
 	for _, h := range st.Hosts {
-		match, file, last, installed, fqdn := dash(h.MatchBy), h.HostFile, when(h.LastAnswer), when(h.Installed), dash(h.FQDN)
+		match, file, last, installed, fqdn, next := dash(h.MatchBy), h.HostFile, when(h.LastAnswer), when(h.Installed), dash(h.FQDN), dash(h.NextBoot)
 		switch {
 		case h.StateError != "": // its state file, which would say, cannot be read
-			match, file, last, installed, fqdn = cmp.Or(h.MatchBy, "?"), cmp.Or(file, "?"), "?", "?", "?"
+			match, file, last, installed, fqdn, next = cmp.Or(h.MatchBy, "?"), cmp.Or(file, "?"), "?", "?", "?", "?"
 		case file == "":
 			file = "(gone)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shown(h.Machine), shown(match), shown(file), shown(dash(h.PlannedFQDN)), shown(dash(h.PlannedAddress)), last, installed, shown(fqdn))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shown(h.Machine), shown(match), shown(file), shown(dash(h.PlannedFQDN)), shown(dash(h.PlannedAddress)), last, installed, shown(fqdn), next)
 	}
 	tw.Flush()
 	if !withState {

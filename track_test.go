@@ -32,6 +32,24 @@ import (
 
 const trackHost = "hostname = \"pve1\"\n"
 
+// trackDefaults make every host of the tracking fixture's answer compose.
+const trackDefaults = `[global]
+keyboard = "en-us"
+country = "us"
+timezone = "UTC"
+domain = "example.com"
+mailto = "ops@example.com"
+root_password_hash = "$6$salt$hash"
+
+[network]
+dns = "10.0.0.53"
+gateway = "10.0.0.1"
+
+[disk]
+filesystem = "ext4"
+target = "sda"
+`
+
 // trackStore opens a state store in a fresh dir.
 func trackStore(t *testing.T) *stateStore {
 	t.Helper()
@@ -991,7 +1009,7 @@ const trackUUID = "4c4c4544-0042-3510-8052-b4c04f4d4e31"
 func trackFixture(t *testing.T) (configDir, stateDir string) {
 	t.Helper()
 	configDir = writeTree(t, map[string]string{
-		"defaults.toml":                     "[global]\ndomain = \"example.com\"\n",
+		"defaults.toml":                     trackDefaults,
 		"hosts/aa-bb-cc-dd-ee-01.toml":      trackHost + "[network]\naddress = \"10.0.0.11/24\"\n",
 		"hosts/aa-bb-cc-dd-ee-02.toml":      "hostname = \"pve-{{.MACHex}}\"\n",
 		"hosts/aa-bb-cc-dd-ee-03.toml":      trackHost,
@@ -1074,16 +1092,16 @@ func TestStatusCommand(t *testing.T) {
 		machine string
 		want    []string // the machine's one row
 	}{
-		{"header", "MACHINE", []string{"MACHINE", "MATCHED BY", "HOST FILE", "PLANNED FQDN", "ADDRESS", "LAST ANSWER", "INSTALLED", "FQDN"}},
-		{"installed_host_with_its_static_address", "aa-bb-cc-dd-ee-01", []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", t1, t2, "pve1.example.com"}},
-		{"host_never_answered_its_mac_filled_in", "aa-bb-cc-dd-ee-02", []string{"aa-bb-cc-dd-ee-02", "mac aa:bb:cc:dd:ee:02", "hosts/aa-bb-cc-dd-ee-02.toml", "pve-aabbccddee02.example.com", "dhcp", "-", "-", "-"}},
-		{"serial_host_its_serial_filled_in", "serial-S1", []string{"serial-S1", "serial S1", "hosts/serial-S1.toml", "pve-S1.example.com", "dhcp", t1, t2, "pve1.example.com"}},
-		{"uuid_host_with_a_serial_it_cannot_know", "uuid-" + trackUUID, []string{"uuid-" + trackUUID, "uuid " + trackUUID, "hosts/uuid-" + trackUUID + ".toml", "pve-{{.Serial}}.example.com", "dhcp", t1, t2, "pve1.example.com"}},
-		{"default_toml_itself_as_written", "*", []string{"*", "default", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", "-", "-", "-"}},
-		{"machine_answered_by_default_toml", "02-00-00-00-00-09", []string{"02-00-00-00-00-09", "default", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", t3, "-", "-"}},
-		{"machine_answered_by_default_then_given_its_own_file", "aa-bb-cc-dd-ee-03", []string{"aa-bb-cc-dd-ee-03", "mac aa:bb:cc:dd:ee:03", "hosts/aa-bb-cc-dd-ee-03.toml", "pve1.example.com", "dhcp", t1, "-", "-"}},
-		{"machine_answered_by_default_then_given_its_own_file_sorting_after_default", "ee-ee-ee-ee-ee-01", []string{"ee-ee-ee-ee-ee-01", "mac ee:ee:ee:ee:ee:01", "hosts/ee-ee-ee-ee-ee-01.toml", "pve1.example.com", "dhcp", t1, "-", "-"}},
-		{"host_file_gone", "aa-bb-cc-dd-ee-77", []string{"aa-bb-cc-dd-ee-77", "mac aa:bb:cc:dd:ee:77", "(gone)", "-", "-", t1, "-", "-"}},
+		{"header", "MACHINE", []string{"MACHINE", "MATCHED BY", "HOST FILE", "PLANNED FQDN", "ADDRESS", "LAST ANSWER", "INSTALLED", "FQDN", "NEXT BOOT"}},
+		{"installed_host_with_its_static_address", "aa-bb-cc-dd-ee-01", []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", t1, t2, "pve1.example.com", "local disk"}},
+		{"host_never_answered_its_mac_filled_in", "aa-bb-cc-dd-ee-02", []string{"aa-bb-cc-dd-ee-02", "mac aa:bb:cc:dd:ee:02", "hosts/aa-bb-cc-dd-ee-02.toml", "pve-aabbccddee02.example.com", "dhcp", "-", "-", "-", "install"}},
+		{"serial_host_its_serial_filled_in", "serial-S1", []string{"serial-S1", "serial S1", "hosts/serial-S1.toml", "pve-S1.example.com", "dhcp", t1, t2, "pve1.example.com", "local disk"}},
+		{"uuid_host_with_a_serial_it_cannot_know", "uuid-" + trackUUID, []string{"uuid-" + trackUUID, "uuid " + trackUUID, "hosts/uuid-" + trackUUID + ".toml", "pve-{{.Serial}}.example.com", "dhcp", t1, t2, "pve1.example.com", "local disk"}},
+		{"default_toml_itself_as_written", "*", []string{"*", "default", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", "-", "-", "-", "install"}},
+		{"machine_answered_by_default_toml", "02-00-00-00-00-09", []string{"02-00-00-00-00-09", "default", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", t3, "-", "-", "install, attempt 2"}},
+		{"machine_answered_by_default_then_given_its_own_file", "aa-bb-cc-dd-ee-03", []string{"aa-bb-cc-dd-ee-03", "mac aa:bb:cc:dd:ee:03", "hosts/aa-bb-cc-dd-ee-03.toml", "pve1.example.com", "dhcp", t1, "-", "-", "install, attempt 2"}},
+		{"machine_answered_by_default_then_given_its_own_file_sorting_after_default", "ee-ee-ee-ee-ee-01", []string{"ee-ee-ee-ee-ee-01", "mac ee:ee:ee:ee:ee:01", "hosts/ee-ee-ee-ee-ee-01.toml", "pve1.example.com", "dhcp", t1, "-", "-", "install, attempt 2"}},
+		{"host_file_gone", "aa-bb-cc-dd-ee-77", []string{"aa-bb-cc-dd-ee-77", "mac aa:bb:cc:dd:ee:77", "(gone)", "-", "-", t1, "-", "-", "-"}},
 		{"misnamed_host_file_is_not_listed", "Not-A-Host", nil},
 	}
 	for _, tc := range tests {
@@ -1122,14 +1140,14 @@ func TestStatusCommandWithoutStateDir(t *testing.T) {
 	out := stdout.String()
 	table, note, _ := strings.Cut(out, "\n(")
 	want := [][]string{
-		{"MACHINE", "MATCHED BY", "HOST FILE", "PLANNED FQDN", "ADDRESS", "LAST ANSWER", "INSTALLED", "FQDN"},
-		{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", "-", "-", "-"},
-		{"aa-bb-cc-dd-ee-02", "mac aa:bb:cc:dd:ee:02", "hosts/aa-bb-cc-dd-ee-02.toml", "pve-aabbccddee02.example.com", "dhcp", "-", "-", "-"},
-		{"aa-bb-cc-dd-ee-03", "mac aa:bb:cc:dd:ee:03", "hosts/aa-bb-cc-dd-ee-03.toml", "pve1.example.com", "dhcp", "-", "-", "-"},
-		{"ee-ee-ee-ee-ee-01", "mac ee:ee:ee:ee:ee:01", "hosts/ee-ee-ee-ee-ee-01.toml", "pve1.example.com", "dhcp", "-", "-", "-"},
-		{"serial-S1", "serial S1", "hosts/serial-S1.toml", "pve-S1.example.com", "dhcp", "-", "-", "-"},
-		{"uuid-" + trackUUID, "uuid " + trackUUID, "hosts/uuid-" + trackUUID + ".toml", "pve-{{.Serial}}.example.com", "dhcp", "-", "-", "-"},
-		{"*", "default", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", "-", "-", "-"}, // then the machines it answered
+		{"MACHINE", "MATCHED BY", "HOST FILE", "PLANNED FQDN", "ADDRESS", "LAST ANSWER", "INSTALLED", "FQDN", "NEXT BOOT"},
+		{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", "-", "-", "-", "install"},
+		{"aa-bb-cc-dd-ee-02", "mac aa:bb:cc:dd:ee:02", "hosts/aa-bb-cc-dd-ee-02.toml", "pve-aabbccddee02.example.com", "dhcp", "-", "-", "-", "install"},
+		{"aa-bb-cc-dd-ee-03", "mac aa:bb:cc:dd:ee:03", "hosts/aa-bb-cc-dd-ee-03.toml", "pve1.example.com", "dhcp", "-", "-", "-", "install"},
+		{"ee-ee-ee-ee-ee-01", "mac ee:ee:ee:ee:ee:01", "hosts/ee-ee-ee-ee-ee-01.toml", "pve1.example.com", "dhcp", "-", "-", "-", "install"},
+		{"serial-S1", "serial S1", "hosts/serial-S1.toml", "pve-S1.example.com", "dhcp", "-", "-", "-", "install"},
+		{"uuid-" + trackUUID, "uuid " + trackUUID, "hosts/uuid-" + trackUUID + ".toml", "pve-{{.Serial}}.example.com", "dhcp", "-", "-", "-", "install"},
+		{"*", "default", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", "-", "-", "-", "install"}, // then the machines it answered
 	}
 	if got := trackRows(table); !reflect.DeepEqual(got, want) {
 		t.Errorf("status without --state-dir = %q; want %q\n%s", got, want, out)
@@ -1795,12 +1813,12 @@ func TestCorruptStateFile(t *testing.T) {
 				rows[r[0]] = r
 			}
 			t2 := trackT2.Format(time.RFC3339)
-			if r := rows["serial-S1"]; len(r) != 8 || r[6] != t2 {
+			if r := rows["serial-S1"]; len(r) != 9 || r[6] != t2 || r[8] != "local disk" {
 				t.Errorf("status row of serial-S1 = %q; want it installed at %s\n%s", r, t2, out.String())
 			}
-			wantRow := []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", "?", "?", "?"}
+			wantRow := []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", "?", "?", "?", "?"}
 			if !corruptHost {
-				wantRow = []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", trackT1.Format(time.RFC3339), t2, "pve1.example.com"}
+				wantRow = []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", trackT1.Format(time.RFC3339), t2, "pve1.example.com", "local disk"}
 			}
 			if r := rows["aa-bb-cc-dd-ee-01"]; !slices.Equal(r, wantRow) {
 				t.Errorf("status row of aa-bb-cc-dd-ee-01 = %q; want %q\n%s", r, wantRow, out.String())
