@@ -4,6 +4,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -291,7 +292,8 @@ func script(body string) []byte { return []byte("#!ipxe\n" + body + "\n") }
 // the request's own scheme and Host, which is refused unless it is a plain
 // host name or address and port, since it goes into the script.
 func (s *server) bootBase(r *http.Request) (string, error) {
-	if s.track != nil && s.track.publicURL != "" {
+	// On the plain-HTTP boot listener, the files are fetched from it.
+	if plain, _ := r.Context().Value(plainBootKey{}).(bool); !plain && s.track != nil && s.track.publicURL != "" {
 		return s.track.publicURL, nil
 	}
 	scheme := "http"
@@ -332,4 +334,23 @@ func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) in
 	w.WriteHeader(http.StatusOK)
 	w.Write(out)
 	return http.StatusOK
+}
+
+type plainBootKey struct{}
+
+// bootOnly is the handler of serve --boot-listen: /boot.ipxe and /boot/
+// over plain HTTP, for iPXE, which has no HTTPS, and nothing else: answers,
+// reports and scripts stay on the HTTPS listener. Boot scripts served here
+// point at the files here.
+func (s *server) bootOnly() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/boot.ipxe" || strings.HasPrefix(r.URL.Path, "/boot/") {
+			s.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), plainBootKey{}, true)))
+			return
+		}
+		start := time.Now()
+		o := &outcome{}
+		o.status = s.fail(w, http.StatusNotFound, o, fmt.Sprintf("%q: this plain-HTTP listener (--boot-listen) serves only /boot.ipxe and /boot/; answers are on serve's own address", shownPath(r.URL.Path)))
+		s.logRequest(r, o, time.Since(start))
+	})
 }

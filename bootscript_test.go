@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -410,5 +411,40 @@ func TestValidateBootImage(t *testing.T) {
 				t.Errorf("validate said %q; want one line starting %q", lines, tc.want)
 			}
 		})
+	}
+}
+
+// TestBootListener: serve --boot-listen's plain-HTTP handler serves
+// /boot.ipxe and /boot/ alone, its scripts pointing at itself even where
+// --public-url is https://, and refuses everything else with a 404.
+func TestBootListener(t *testing.T) {
+	s, _ := scriptServer(t, goodConfig(), nil, nil)
+	s.track = &tracker{publicURL: "https://pxe.example.com:8443"}
+	plain := s.bootOnly()
+	get := func(method, path, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Host = "10.0.0.2:8080"
+		rec := httptest.NewRecorder()
+		plain.ServeHTTP(rec, r)
+		return rec
+	}
+	if rec := get("GET", "/boot.ipxe?mac=aa:bb:cc:dd:ee:ff", ""); !strings.Contains(rec.Body.String(), "\nkernel http://10.0.0.2:8080/boot/pve/vmlinuz ") {
+		t.Errorf("GET /boot.ipxe on the plain listener =\n%s\nwant the kernel from http://10.0.0.2:8080", rec.Body)
+	}
+	if rec := get("GET", "/boot/pve/vmlinuz", ""); rec.Code != 200 {
+		t.Errorf("GET /boot/pve/vmlinuz on the plain listener = %d %q; want 200", rec.Code, rec.Body)
+	}
+	for _, path := range []string{"/answer", "/health", "/installed", "/first-boot/x", "/", "/bootx"} {
+		rec := get("POST", path, installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"))
+		if rec.Code != 404 || !strings.Contains(rec.Body.String(), "serves only /boot.ipxe and /boot/") {
+			t.Errorf("POST %s on the plain listener = %d %q; want 404 saying what it serves", path, rec.Code, rec.Body)
+		}
+	}
+	// On serve's own listener, the script keeps --public-url.
+	r := httptest.NewRequest("GET", "/boot.ipxe?mac=aa:bb:cc:dd:ee:ff", nil)
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, r)
+	if !strings.Contains(rec.Body.String(), "\nkernel https://pxe.example.com:8443/boot/pve/vmlinuz ") {
+		t.Errorf("GET /boot.ipxe on serve's listener =\n%s\nwant the kernel from --public-url", rec.Body)
 	}
 }

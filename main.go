@@ -50,7 +50,7 @@ var commands = []command{
 	{"serve", `[--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
 	                  [--tls-cert FILE --tls-key FILE] [--token-file FILE]
 	                  [--allow CIDR,...] [--max-inflight N]
-	                  [--public-url URL [--state-dir DIR [--once]]] [--boot-dir DIR [--local-boot exit|sanboot]]`,
+	                  [--public-url URL [--state-dir DIR [--once]]] [--boot-dir DIR [--local-boot exit|sanboot] [--boot-listen ADDR]]`,
 		`Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
 	With --public-url, answers report back when installed (POST /installed)
 	and first-boot scripts are served; --state-dir keeps what was answered
@@ -252,6 +252,7 @@ type serveConfig struct {
 	once            bool
 	bootDir         string // "" serves no boot files
 	localBoot       string // a key of localBootCommands
+	bootListen      string // "" or a plain-HTTP address serving /boot.ipxe and /boot/ alone
 }
 
 // memoryLimit is serve's soft memory limit (see runtime/debug.SetMemoryLimit).
@@ -276,6 +277,7 @@ func parseServe(args []string) (serveConfig, error) {
 	onceEnv, onceErr := envBool("PXE_PILOT_ONCE")
 	once := fs.Bool("once", onceEnv, "refuse to answer a machine again once it reported installed")
 	bootDir := fs.String("boot-dir", os.Getenv("PXE_PILOT_BOOT_DIR"), "serve the boot files of the images in `DIR`, one prepare-iso --pxe folder each")
+	bootListen := fs.String("boot-listen", os.Getenv("PXE_PILOT_BOOT_LISTEN"), "also serve /boot.ipxe and /boot/, and nothing else, over plain HTTP at `ADDR` (HOST:PORT), for iPXE, which has no HTTPS; with --boot-dir")
 	localBoot := fs.String("local-boot", envOr("PXE_PILOT_LOCAL_BOOT", "exit"), "how /boot.ipxe boots an installed machine's disk: `exit` (to the firmware's next boot entry) or sanboot (the first BIOS disk)")
 	if err := parseFlags(fs, args); err != nil {
 		return serveConfig{}, err
@@ -332,8 +334,15 @@ func parseServe(args []string) (serveConfig, error) {
 	if err := localBootFlag(*localBoot); err != nil {
 		return serveConfig{}, err
 	}
+	switch {
+	case *bootListen != "" && *bootDir == "":
+		return serveConfig{}, errors.New("--boot-listen serves boot files, and needs --boot-dir to say where they are")
+	case *bootListen != "" && *bootListen == addr:
+		return serveConfig{}, fmt.Errorf("--boot-listen %s is the address serve listens on already; give the plain-HTTP listener a port of its own", *bootListen)
+	}
 	return serveConfig{localBoot: *localBoot, dir: *dir, addr: addr, logFormat: *logFormat, tlsCert: *tlsCert, tlsKey: *tlsKey,
-		tokenFile: *tokenFile, allow: prefixes, maxInflight: n, publicURL: *publicURL, stateDir: *stateDir, once: *once, bootDir: *bootDir}, nil
+		tokenFile: *tokenFile, allow: prefixes, maxInflight: n, publicURL: *publicURL, stateDir: *stateDir, once: *once, bootDir: *bootDir,
+		bootListen: *bootListen}, nil
 }
 
 // envBool reads a yes-or-no environment variable: 1, true, yes (or on)
@@ -516,7 +525,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
-	done := make(chan error, 1)
+	done := make(chan error, 2)
+	var bootSrv *http.Server
+	if cfg.bootListen != "" {
+		bootLn, err := net.Listen("tcp", cfg.bootListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--boot-listen %s: %w", cfg.bootListen, err)
+		}
+		bootSrv = &http.Server{Handler: h.bootOnly(), ReadHeaderTimeout: srv.ReadHeaderTimeout, ReadTimeout: srv.ReadTimeout,
+			WriteTimeout: srv.WriteTimeout, IdleTimeout: srv.IdleTimeout, MaxHeaderBytes: srv.MaxHeaderBytes, ErrorLog: srv.ErrorLog}
+		go func() { done <- bootSrv.Serve(bootLn) }()
+		logger.Info("serving boot files over plain HTTP", "addr", bootLn.Addr().String())
+	}
 	attrs := []any{"addr", ln.Addr().String(), "config_dir", cfg.dir, "version", versionString()}
 	if tlsCfg != nil {
 		go func() { done <- srv.ServeTLS(ln, "", "") }()
@@ -560,6 +581,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if bootSrv != nil {
+		bootSrv.Shutdown(shutdownCtx)
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutting down: %w", err)
 	}

@@ -224,6 +224,10 @@ func TestParseServe(t *testing.T) {
 			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", allow: []netip.Prefix{
 				netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("192.168.1.7/32"),
 				netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("10.2.0.0/16"), netip.MustParsePrefix("fe80::1/128")}}},
+		{name: "boot_listen_without_boot_dir_is_error", args: []string{"--boot-listen", "127.0.0.1:8081"},
+			wantErr: "--boot-listen serves boot files, and needs --boot-dir to say where they are"},
+		{name: "boot_listen_on_serves_own_address_is_error", args: []string{"--boot-dir", "examples/boot", "--listen", "127.0.0.1:8443", "--boot-listen", "127.0.0.1:8443"},
+			wantErr: "--boot-listen 127.0.0.1:8443 is the address serve listens on already"},
 		{name: "allow_with_host_bits_is_error", args: []string{"--allow", "10.1.2.3/16"},
 			wantErr: `--allow "10.1.2.3/16" has host bits set: write the network, 10.1.0.0/16, or the one address, 10.1.2.3/32`},
 		{name: "allow_with_host_bits_in_ipv6_is_error", args: []string{"--allow", "fd00::7/8"},
