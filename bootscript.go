@@ -106,6 +106,7 @@ type bootSetup struct {
 	localBoot    string      // a key of localBootCommands
 	state        *stateStore // nil: nothing is tracked, and every configured machine installs
 	answers      *tracker    // /answer's tracking, dry: the answer the machine will ask for must compose
+	keepUnknown  bool        // record a machine no host file names in the state dir, as /answer does: serve's, not render's
 }
 
 // script is the boot script for the machine req names, and o the request's
@@ -250,6 +251,12 @@ func (b bootSetup) load(cmd, image string, f bootFile) string {
 // installed, and says which file would install it.
 func (b bootSetup) unknown(req request, o *outcome) []byte {
 	o.extra = append(o.extra, slog.String("boot", "unknown"))
+	if b.keepUnknown && b.state != nil {
+		// So that status lists it, for the operator to name it.
+		if err := b.state.recordUnknown(req, time.Now()); err != nil {
+			o.warn = "not recorded: " + err.Error()
+		}
+	}
 	msg := "pxe-pilot: no host file names this machine, and the boot script URL names no MAC: add mac=... to the chain URL, or create hosts/default.toml"
 	if len(req.macs) > 0 {
 		msg = "pxe-pilot: no host file names this machine: create hosts/" + hostFileName(req.macs[0]) + " to install it (or hosts/default.toml for every machine without one)"
@@ -317,7 +324,7 @@ func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) in
 	if s.track != nil {
 		dry := *s.track
 		dry.dry = true
-		b.state, b.answers = s.track.state, &dry
+		b.state, b.answers, b.keepUnknown = s.track.state, &dry, true
 	}
 	var out []byte
 	base, err := s.bootBase(r)
@@ -326,6 +333,9 @@ func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) in
 	} else {
 		b.base = base
 		out = b.script(req, o)
+	}
+	if o.warn != "" {
+		s.log.Warn(o.warn, "remote", r.RemoteAddr)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -446,5 +447,29 @@ func TestBootListener(t *testing.T) {
 	s.ServeHTTP(rec, r)
 	if !strings.Contains(rec.Body.String(), "\nkernel https://pxe.example.com:8443/boot/pve/vmlinuz ") {
 		t.Errorf("GET /boot.ipxe on serve's listener =\n%s\nwant the kernel from --public-url", rec.Body)
+	}
+}
+
+// TestBootScriptRecordsUnknownMachines: a machine no host file names that
+// asks for its boot script is recorded, as one that asks /answer is, so
+// that status lists it for the operator to name; render records nothing.
+func TestBootScriptRecordsUnknownMachines(t *testing.T) {
+	s, _ := scriptServer(t, goodConfig(), nil, []string{})
+	if body := getScript(t, s, "mac=02:00:00:00:00:99&serial=SN-Q"); !strings.Contains(body, "create hosts/02-00-00-00-00-99.toml") {
+		t.Fatalf("script of an unknown machine =\n%s", body)
+	}
+	st, err := readStatus(s.dir, s.track.state.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Unknown) != 1 || !slices.Equal(st.Unknown[0].MACs, []string{"02:00:00:00:00:99"}) || st.Unknown[0].Serial != "SN-Q" {
+		t.Errorf("status unknown = %+v; want the machine that asked for its boot script", st.Unknown)
+	}
+	var out bytes.Buffer
+	if err := run([]string{"render", "--boot", "--config-dir", s.dir, "--boot-dir", s.bootDir, "--state-dir", s.track.state.dir, "--mac", "02:00:00:00:00:98"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := readStatus(s.dir, s.track.state.dir); len(st.Unknown) != 1 {
+		t.Errorf("render --boot recorded an unknown machine: %+v", st.Unknown)
 	}
 }
