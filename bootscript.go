@@ -144,7 +144,9 @@ func (b bootSetup) script(req request, o *outcome) []byte {
 	// for an ISO of the newest release. A machine known by no MAC cannot
 	// ask /answer as the installer will, so that check is left to it.
 	if len(req.macs) > 0 {
-		if status, out := respond(b.dir, installerInfo(newest.String(), req.serial, req.uuid, colonMACs(req.macs)), &outcome{}, b.answers, time.Now()); status != http.StatusOK {
+		asks := req // as the installer will: a Proxmox VE ISO of the newest release, btrfs and all
+		asks.product, asks.iso, asks.btrfs = "pve", newest.String(), true
+		if status, out := respondIn(c, asks, newest, &outcome{}, b.answers, time.Now()); status != http.StatusOK {
 			return b.broken(o, string(out))
 		}
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -22,17 +23,21 @@ func explain(dir string, o *outcome, answer []byte) ([]byte, error) {
 	}
 	defer c.close()
 	names := strings.Split(o.layers, ",")
-	sources := make([]map[string]keyAt, len(names))
+	sources := make([]source, len(names))
 	for i, name := range names {
 		data, err := c.read(name, nil)
 		if err != nil {
 			return nil, &configError{name, "cannot read: " + err.Error()}
 		}
-		sources[i] = keyLines(data)
+		l, _, err := readLayer(c, name)
+		if err != nil {
+			return nil, err
+		}
+		sources[i] = source{l, keyLines(data)}
 	}
 	byLine := map[int]string{}
-	for key, at := range keyLines(answer) {
-		byLine[at.line] = key
+	for key, line := range keyLines(answer) {
+		byLine[line] = key
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# %s, matched by %s\n", o.host, o.match)
@@ -43,22 +48,22 @@ func explain(dir string, o *outcome, answer []byte) ([]byte, error) {
 			b.WriteString(line)
 			continue
 		}
-		fmt.Fprintf(&b, "%s  # %s\n", strings.TrimSuffix(line, "\n"), setBy(key, names, sources))
+		fmt.Fprintf(&b, "%s  # %s\n", strings.TrimSuffix(line, "\n"), setBy(key, sources))
 	}
 	return b.Bytes(), nil
 }
 
-// A keyAt is where a key is written, and its value if a string.
-type keyAt struct {
-	line  int
-	value string
+// A source is a layer and the line of each key as its file writes it.
+type source struct {
+	layer
+	lines map[string]int
 }
 
 // keyLines maps each key of a TOML document, as the dotted path of its
 // parts as written ("disk.zfs.raid"), to where it is. Keys of an inline
 // table are on the line of its key.
-func keyLines(data []byte) map[string]keyAt {
-	lines := map[string]keyAt{}
+func keyLines(data []byte) map[string]int {
+	lines := map[string]int{}
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
@@ -81,18 +86,14 @@ func keyLines(data []byte) map[string]keyAt {
 			table = key
 		case unstable.KeyValue:
 			path := append(append([]string{}, table...), key...)
-			at := keyAt{line: line}
-			if v := e.Value(); v.Kind == unstable.String {
-				at.value = string(v.Data)
-			}
-			lines[strings.Join(path, ".")] = at
+			lines[strings.Join(path, ".")] = line
 			if v := e.Value(); v.Kind == unstable.InlineTable {
 				for it := v.Children(); it.Next(); {
 					var sub []string
 					for k := it.Node().Key(); k.Next(); {
 						sub = append(sub, string(k.Node().Data))
 					}
-					lines[strings.Join(append(append([]string{}, path...), sub...), ".")] = keyAt{line: line}
+					lines[strings.Join(append(append([]string{}, path...), sub...), ".")] = line
 				}
 			}
 		}
@@ -101,28 +102,42 @@ func keyLines(data []byte) map[string]keyAt {
 }
 
 // setBy says where the answer's key came from: the highest layer that
-// sets it in any spelling pxe-pilot takes for it, or what derived it.
-func setBy(key string, names []string, sources []map[string]keyAt) string {
-	find := func(forms ...string) (string, keyAt) {
-		for i := len(names) - 1; i >= 0; i-- {
-			for _, s := range forms {
-				if at, ok := sources[i][s]; ok {
-					return fmt.Sprintf("%s:%d", names[i], at.line), at
-				}
+// sets it, at the line where its file writes it (layer.written knows how:
+// address for cidr, [disk] target for disk-list), or what derived it.
+func setBy(key string, sources []source) string {
+	find := func(path ...string) (string, any) {
+		for _, src := range slices.Backward(sources) {
+			v := lookup(src.tree, path...)
+			if v == nil {
+				continue
 			}
+			written := src.written.of(path)
+			if written == nil {
+				written = path
+			}
+			if line, ok := src.lines[strings.Join(written, ".")]; ok {
+				return fmt.Sprintf("%s:%d", src.name, line), v
+			}
+			return src.name, v
 		}
-		return "", keyAt{}
+		return "", nil
 	}
-	if where, _ := find(writtenAs(key)...); where != "" {
+	path := strings.Split(key, ".")
+	for _, s := range snakeKeys { // an answer for 8.2 or 8.3 spells these snake_case
+		if len(path) == len(s.table)+1 && slices.Equal(path[:len(s.table)], s.table) && path[len(path)-1] == s.snake {
+			path[len(path)-1] = s.kebab
+		}
+	}
+	if where, _ := find(path...); where != "" {
 		return where
 	}
 	switch {
 	case key == "global.fqdn":
-		host, at := find("hostname", "global.hostname")
+		host, name := find("global", "hostname")
 		if host == "" {
 			break
 		}
-		if domain, _ := find("global.domain"); domain != "" && !strings.Contains(at.value, ".") {
+		if domain, _ := find("global", "domain"); domain != "" && !strings.Contains(fmt.Sprint(name), ".") {
 			return "hostname (" + host + ") and domain (" + domain + ")"
 		}
 		return "hostname (" + host + ")"
@@ -135,40 +150,9 @@ func setBy(key string, names []string, sources []map[string]keyAt) string {
 	case strings.HasPrefix(key, "post-installation-webhook."):
 		return "pxe-pilot: serve --public-url has the install reported back"
 	case strings.HasPrefix(key, "first-boot."):
-		if where, _ := find("first-boot-script", "first-boot.script"); where != "" {
+		if where, _ := find("first-boot", "script"); where != "" {
 			return "pxe-pilot: serves first-boot-script (" + where + ")"
 		}
 	}
 	return "pxe-pilot"
-}
-
-// writtenAs are the ways a config file may write an answer's key: as the
-// installer spells it, snake_case, and pxe-pilot's friendly names.
-func writtenAs(key string) []string {
-	out := []string{key}
-	add := func(s string) {
-		for _, o := range out {
-			if o == s {
-				return
-			}
-		}
-		out = append(out, s)
-	}
-	if i := strings.LastIndexByte(key, '.'); i >= 0 {
-		add(key[:i+1] + strings.ReplaceAll(key[i+1:], "-", "_"))
-	}
-	switch key {
-	case "network.cidr":
-		add("network.address")
-	case "global.root-password-hashed":
-		add("global.root_password_hash")
-	case "disk-setup.disk-list":
-		add("disk.target")
-	}
-	for _, s := range append([]string{}, out...) {
-		if rest, ok := strings.CutPrefix(s, "disk-setup."); ok {
-			add("disk." + rest)
-		}
-	}
-	return out
 }

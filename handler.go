@@ -104,16 +104,6 @@ func (g *tokenGuard) enter(a netip.Addr) bool {
 	return true
 }
 
-// waiting is how many places requests from addr hold, or all do for "".
-func (g *tokenGuard) waiting(addr string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if addr == "" {
-		return g.n
-	}
-	return g.byAddr[netip.MustParseAddr(addr)]
-}
-
 func (g *tokenGuard) leave(a netip.Addr) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -284,23 +274,13 @@ func (s *server) logRequest(r *http.Request, o *outcome, took time.Duration) {
 // attrs are what the request's log line says of its outcome.
 func (o *outcome) attrs() []slog.Attr {
 	var attrs []slog.Attr
-	if o.token != "" {
-		attrs = append(attrs, slog.String("token_name", o.token))
-	}
-	if o.host != "" {
-		attrs = append(attrs, slog.String("host", o.host))
-	}
-	if o.match != "" {
-		attrs = append(attrs, slog.String("match", o.match))
-	}
-	if o.layers != "" {
-		attrs = append(attrs, slog.String("layers", o.layers))
-	}
-	if o.tried != "" {
-		attrs = append(attrs, slog.String("tried", o.tried))
-	}
-	if o.release != "" {
-		attrs = append(attrs, slog.String("release", o.release))
+	for _, a := range [...]struct{ key, value string }{
+		{"token_name", o.token}, {"host", o.host}, {"match", o.match},
+		{"layers", o.layers}, {"tried", o.tried}, {"release", o.release},
+	} {
+		if a.value != "" {
+			attrs = append(attrs, slog.String(a.key, a.value))
+		}
 	}
 	attrs = append(attrs, o.extra...)
 	if o.err != "" {
@@ -559,6 +539,13 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 		return http.StatusInternalServerError, []byte(err.Error())
 	}
 	defer c.close()
+	return respondIn(c, req, rel, o, t, now)
+}
+
+// respondIn is respond for a request already read, from a config dir
+// already open: /boot.ipxe composes the answer a machine will ask for from
+// the dir it chose the machine's image from.
+func respondIn(c *configDir, req request, rel release, o *outcome, t *tracker, now time.Time) (status int, out []byte) {
 	layers, m, err := loadHost(c, req)
 	if err != nil {
 		if o.loadError(req, err) {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -1271,4 +1272,14 @@ func TestHealthCountsAtMostOncePerTTL(t *testing.T) {
 	if hosts, files := s.configCounts(t0.Add(healthTTL)); hosts != 2 || files != 1 {
 		t.Errorf("configCounts after the TTL = %d, %d; want 2 hosts, 1 file with errors", hosts, files)
 	}
+}
+
+// waiting is how many places requests from addr hold, or all do for "".
+func (g *tokenGuard) waiting(addr string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if addr == "" {
+		return g.n
+	}
+	return g.byAddr[netip.MustParseAddr(addr)]
 }

@@ -384,6 +384,14 @@ func TestRenderExplain(t *testing.T) {
 	if !reflect.DeepEqual(explained, answer) {
 		t.Errorf("render --explain reads as\n%v\nwant the answer\n%v", explained, answer)
 	}
+	// An 8.3 answer spells disk_list snake_case; the profile wrote it as [disk] target.
+	out.Reset()
+	if err := run([]string{"render", "--config-dir", config, "--mac", "aa:bb:cc:dd:ee:01", "--explain", "--release", "8.3"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if want := "disk_list = ['sda', 'sdb']  # profiles/zfs-mirror.toml:4\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("render --explain --release 8.3:\n%s\nwant %q", out.String(), want)
+	}
 }
 
 // TestRenderNewerRelease: render takes a release newer than any pxe-pilot
