@@ -9,10 +9,12 @@ package main
 //     those files with the DHCP and DNS servers' own config tests;
 //   - every `pxe-pilot ...` line of its sh blocks runs, in the guide's order,
 //     with the guide's /etc/pxe-pilot mapped to a temp dir that starts as a
-//     copy of examples/config; a block that names itself a file under
+//     copy of examples/config, its boot dir to a copy of examples/boot and
+//     its state dir to an empty one; a block that names itself a file under
 //     /etc/pxe-pilot (the token file) is written there when reached;
-//   - each `serve` runs on a free loopback port until the next one, and is
-//     asked what the guide says it answers.
+//   - each `serve` runs on a free loopback port (and its --boot-listen on
+//     another) until the next one, and is asked what the guide says it
+//     answers.
 
 import (
 	"bytes"
@@ -46,6 +48,10 @@ const (
 	// (example) fingerprint of pxe-pilot's certificate.
 	guideURL         = "https://pxe-pilot.lab.example.com:8443/answer"
 	guideFingerprint = "84:4B:EF:F0:A5:34:FD:FE:24:76:E3:D9:A0:03:59:15:F9:60:D7:25:5B:91:80:2E:24:E1:81:28:7D:22:E3:62"
+	// Where the guide keeps the boot images (a copy of examples/boot in
+	// the test) and the state dir (empty at first).
+	guideBootDir  = "/srv/pxe-pilot/boot"
+	guideStateDir = "/var/lib/pxe-pilot"
 )
 
 var (
@@ -336,12 +342,16 @@ func guideSplitWords(s string) ([]string, error) {
 func TestGuideCommandsRun(t *testing.T) {
 	// The environment must not steer the commands: only the guide does.
 	for _, k := range []string{"CONFIG_DIR", "LISTEN", "PORT", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT",
-		"PXE_PILOT_TLS_KEY", "PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT"} {
+		"PXE_PILOT_TLS_KEY", "PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL",
+		"PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE", "PXE_PILOT_BOOT_DIR", "PXE_PILOT_LOCAL_BOOT", "PXE_PILOT_BOOT_LISTEN"} {
 		t.Setenv(k, "")
 	}
 	g := &guideRun{root: t.TempDir()}
 	if err := os.CopyFS(g.path(guideEtc), os.DirFS("examples/config")); err != nil {
 		t.Fatalf("copying examples/config: %v", err)
+	}
+	if err := os.CopyFS(g.path(guideBootDir), os.DirFS("examples/boot")); err != nil {
+		t.Fatalf("copying examples/boot: %v", err)
 	}
 	defer g.stopServer(t)
 
@@ -392,11 +402,13 @@ type guideRun struct {
 
 func (g *guideRun) path(p string) string { return filepath.Join(g.root, p) }
 
-// mapArg puts a word of the guide into the test's world: /etc/pxe-pilot
-// into the temp dir, a URL onto the running server.
+// mapArg puts a word of the guide into the test's world: /etc/pxe-pilot,
+// the boot dir and the state dir into the temp dir, the URL healthcheck
+// asks onto the running server. Other URLs (render's --url, serve's
+// --public-url) name the server as machines reach it, and stay as they are.
 func (g *guideRun) mapArg(t *testing.T, c guideCommand, arg string) string {
 	t.Helper()
-	if strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://") {
+	if (strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://")) && len(c.words) > 1 && c.words[1] == "healthcheck" {
 		u, err := url.Parse(arg)
 		if err != nil {
 			t.Fatalf("%s:%d: %q: %v", guideFile, c.line, arg, err)
@@ -410,11 +422,13 @@ func (g *guideRun) mapArg(t *testing.T, c guideCommand, arg string) string {
 		u.Host = g.server.addr
 		return u.String()
 	}
-	if arg == guideEtc || strings.HasPrefix(arg, guideEtc+"/") {
-		return g.path(arg)
+	for _, dir := range []string{guideEtc, guideBootDir, guideStateDir} {
+		if arg == dir || strings.HasPrefix(arg, dir+"/") {
+			return g.path(arg)
+		}
 	}
 	if strings.HasPrefix(arg, "/") {
-		t.Fatalf("%s:%d: %s: a path outside %s, which the test does not map", guideFile, c.line, arg, guideEtc)
+		t.Fatalf("%s:%d: %s: a path outside %s, %s and %s, which the test does not map", guideFile, c.line, arg, guideEtc, guideBootDir, guideStateDir)
 	}
 	return arg
 }
@@ -466,7 +480,11 @@ func (g *guideRun) run(t *testing.T, c guideCommand) {
 			t.Errorf("fingerprint printed %q; the certificate's SHA-256 is %s", out, want)
 		}
 	case "render":
-		if !strings.Contains(out, "[global]") {
+		if slices.Contains(args, "--boot") {
+			if !strings.HasPrefix(out, "#!ipxe\nkernel ") {
+				t.Errorf("render --boot printed no install script:\n%s", out)
+			}
+		} else if !strings.Contains(out, "[global]") {
 			t.Errorf("render printed no answer:\n%s", out)
 		}
 	case "healthcheck":
@@ -510,6 +528,7 @@ type guideServer struct {
 	scheme    string // http or https
 	guidePort string // the port the guide's line listens on
 	addr      string // where it listens in the test: 127.0.0.1:port
+	bootAddr  string // where its --boot-listen listens in the test, if it has one
 	client    *http.Client
 	log       *syncBuffer
 	cancel    context.CancelFunc
@@ -520,7 +539,7 @@ type guideServer struct {
 // replaced by a free loopback port, then asks it what the flags promise.
 func (g *guideRun) startServer(t *testing.T, args []string) {
 	var rest []string
-	guidePort := ""
+	guidePort, bootAddr := "", ""
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
 		case (a == "--listen" || a == "--port") && i+1 < len(args):
@@ -528,6 +547,11 @@ func (g *guideRun) startServer(t *testing.T, args []string) {
 			i++
 		case strings.HasPrefix(a, "--listen=") || strings.HasPrefix(a, "--port="):
 			_, guidePort, _ = strings.Cut(a, "=")
+		case a == "--boot-listen" && i+1 < len(args):
+			// The guide's address is not this machine's: another free port.
+			bootAddr = freePort(t)
+			rest = append(rest, a, bootAddr)
+			i++
 		default:
 			rest = append(rest, a)
 		}
@@ -536,7 +560,7 @@ func (g *guideRun) startServer(t *testing.T, args []string) {
 		guidePort = p
 	}
 	certFile := guideFlag(rest, "--tls-cert")
-	s := &guideServer{scheme: "http", guidePort: guidePort, log: &syncBuffer{}}
+	s := &guideServer{scheme: "http", guidePort: guidePort, bootAddr: bootAddr, log: &syncBuffer{}}
 	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true}
 	fp := ""
 	if certFile != "" {
@@ -580,6 +604,50 @@ func (g *guideRun) startServer(t *testing.T, args []string) {
 		t.Errorf("serve logged no fingerprint=%s at start:\n%s", fp, s.log)
 	}
 	s.checkAnswers(t, rest)
+	s.checkBootScript(t, rest)
+}
+
+// checkBootScript asks a serve with --boot-dir for a configured machine's
+// boot script, over its --boot-listen where it has one, as iPXE would:
+// refused from outside --allow, else the install script, whose files are
+// fetched from the listener that sent it.
+func (s *guideServer) checkBootScript(t *testing.T, args []string) {
+	t.Helper()
+	if guideFlag(args, "--boot-dir") == "" {
+		return
+	}
+	base, client := s.scheme+"://"+s.addr, s.client
+	if s.bootAddr != "" {
+		base, client = "http://"+s.bootAddr, &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	}
+	get := func(u string) (int, string) {
+		resp, err := client.Get(u)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get(base + "/boot.ipxe?mac=aa:bb:cc:dd:ee:ff")
+	if allow := guideFlag(args, "--allow"); allow != "" && !guideAllows(t, allow, "127.0.0.1") {
+		if code != http.StatusForbidden {
+			t.Errorf("GET /boot.ipxe from 127.0.0.1, outside --allow %s: %d %q; want 403\nlog:\n%s", allow, code, body, s.log)
+		}
+		return
+	}
+	kernel, _, _ := strings.Cut(strings.TrimPrefix(body, "#!ipxe\nkernel "), " ")
+	if code != http.StatusOK || !strings.HasPrefix(body, "#!ipxe\nkernel ") {
+		t.Fatalf("GET /boot.ipxe: %d %q; want the install script\nlog:\n%s", code, body, s.log)
+	}
+	if s.bootAddr != "" && !strings.HasPrefix(kernel, base+"/boot/") {
+		t.Errorf("the script --boot-listen sent loads its kernel from %s, not from %s/boot/", kernel, base)
+	}
+	if strings.HasPrefix(kernel, base) {
+		if code, _ := get(kernel); code != http.StatusOK {
+			t.Errorf("GET %s: %d; want the kernel", kernel, code)
+		}
+	}
 }
 
 // waitHealthy polls /health until it answers 200, serve returns, or 5 s pass.
