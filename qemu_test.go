@@ -154,7 +154,7 @@ echo pxe-pilot-qemu: chain failed
 		"-m", "256", "-smp", "1",
 		"-display", "none", "-vga", "none", "-monitor", "none",
 		"-serial", "file:"+serialLog,
-		"-fw_cfg", "name=etc/sercon-port,file="+sercon,
+		"-fw_cfg", "name=etc/sercon-port,file="+sercon, // QEMU warns that the name lacks opt/: SeaBIOS reads it as it is
 		"-uuid", vmUUID,
 		"-smbios", "type=1,serial="+serial,
 		"-netdev", "user,id=n0,tftp="+tftp+",bootfile=first.ipxe",
@@ -189,7 +189,10 @@ wait:
 	}
 	took := time.Since(start)
 	serialBytes, _ := os.ReadFile(serialLog)
-	serialText := strings.ReplaceAll(string(serialBytes), "\r", "")
+	// Without carriage returns, the terminal codes SeaBIOS's and iPXE's
+	// screens send (reset, clear, colours) and iPXE's countdown's
+	// backspaces.
+	serialText := regexp.MustCompile("\r|\x1b(\\[[0-9;?]*[A-Za-z]|c)|\x08 \x08").ReplaceAllString(string(serialBytes), "")
 	server.stop()
 	qemuErr := qemu.err
 	logs := srv.log.String()
@@ -315,7 +318,7 @@ func findQEMUKit(t *testing.T) qemuKit {
 
 	// The kernel: PXE_PILOT_QEMU_KERNEL and PXE_PILOT_QEMU_MODULES (the
 	// lib/modules/VERSION dir of a Debian linux-image package unpacked,
-	// as .ci/run does), else the newest of /boot.
+	// as .ci/run does), else the last of /boot's by name.
 	k.kernel = os.Getenv("PXE_PILOT_QEMU_KERNEL")
 	modules := os.Getenv("PXE_PILOT_QEMU_MODULES")
 	if k.kernel == "" {
