@@ -40,12 +40,19 @@ import (
 // the machine. It skips where QEMU, the iPXE ROM, a static busybox or a
 // kernel with its e1000 module is missing, unless PXE_PILOT_REQUIRE_QEMU
 // is set, as CI sets it; and in -short.
+//
+// It runs twice: with the machine's host file named by its MAC, and by
+// its UUID alone. There /boot.ipxe finds the host file by the UUID iPXE
+// reads from the firmware (${uuid}) and /answer by the one the installer
+// reads (/sys/class/dmi/id/product_uuid): the machine installs only if
+// both read the firmware's UUID alike. Its first three fields are stored
+// little-endian since SMBIOS 2.6, so -uuid gives one that reads
+// differently byte-swapped.
 func TestQEMUInstallThenLocalBoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a virtual machine twice under software emulation: minutes, not for -short")
 	}
 	vm := findQEMUKit(t)
-	start := time.Now()
 
 	// Everything is bounded: a few minutes suffice on two shared cores
 	// under software emulation, and go test's own -timeout is left room
@@ -57,23 +64,38 @@ func TestQEMUInstallThenLocalBoot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 
-	root := t.TempDir()
-	bin := filepath.Join(root, "pxe-pilot")
+	bin := filepath.Join(t.TempDir(), "pxe-pilot")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	for _, tc := range []struct{ name, hostKey, match string }{
+		{"by MAC", strings.ReplaceAll(vmMAC, ":", "-"), `match="mac ` + vmMAC + `"`},
+		{"by UUID", "uuid-" + vmUUID, `match="uuid ` + vmUUID + `"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) { bootTwice(t, ctx, vm, bin, tc.hostKey, tc.match) })
+	}
+}
 
+const (
+	vmMAC  = "52:54:00:00:00:13"
+	vmUUID = "01234567-89ab-cdef-0123-456789abcdef" // the first three fields read differently byte-swapped
+)
+
+// bootTwice boots the VM until it has installed and then booted its disk,
+// with its host file hosts/HOSTKEY.toml, which the server's log lines
+// must say it matched by match.
+func bootTwice(t *testing.T, ctx context.Context, vm qemuKit, bin, hostKey, match string) {
 	const (
-		mac     = "52:54:00:00:00:13"
-		vmUUID  = "01234567-89ab-cdef-0123-456789abcdef" // the first three fields read differently byte-swapped
+		mac     = vmMAC
 		serial  = "PXEPILOT13"
 		release = "9.2" // the first whose webhook carries a token
 		marker  = "pxe-pilot-qemu: the local disk booted"
 		exitVal = 0x2a // written to isa-debug-exit: QEMU exits (0x2a<<1)|1
 	)
-	hostKey := strings.ReplaceAll(mac, ":", "-")
+	start := time.Now()
+	root := t.TempDir()
 
-	// The config: examples/config and a host file for the VM's MAC.
+	// The config: examples/config and the VM's host file.
 	config := filepath.Join(root, "config")
 	if err := os.CopyFS(config, os.DirFS("examples/config")); err != nil {
 		t.Fatal(err)
@@ -203,7 +225,8 @@ wait:
 		t.Logf("QEMU printed:\n%s", out)
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("the VM did not finish within %s", limit)
+		deadline, _ := ctx.Deadline()
+		t.Fatalf("the VM did not finish by %s, the test's limit", deadline.Format(time.TimeOnly))
 	}
 	if stopped != "" {
 		t.Fatalf("stopped the VM: %s", stopped)
@@ -218,14 +241,15 @@ wait:
 	// The server's decisions, and the installer's two requests.
 	boots := srv.logLines("path=/boot.ipxe")
 	if len(boots) != 2 || !strings.Contains(boots[0], "status=200") || !strings.Contains(boots[0], "boot=install") ||
-		!strings.Contains(boots[1], "status=200") || !strings.Contains(boots[1], "boot=local") {
-		t.Errorf("/boot.ipxe was asked:\n%s\nwant twice: boot=install, then boot=local", strings.Join(boots, "\n"))
+		!strings.Contains(boots[1], "status=200") || !strings.Contains(boots[1], "boot=local") ||
+		!strings.Contains(boots[0], match) || !strings.Contains(boots[1], match) {
+		t.Errorf("/boot.ipxe was asked:\n%s\nwant twice, each %s: boot=install, then boot=local", strings.Join(boots, "\n"), match)
 	}
 	for _, want := range []struct{ path, status string }{
 		{"/boot/qemu-13/vmlinuz", "status=200"},
 		{"/boot/qemu-13/initrd.img", "status=200"},
 		{"/boot/qemu-13/pxe-pilot-qemu-13.iso", "status=200"},
-		{"/answer", "status=200"},
+		{"/answer", "status=200 host=hosts/" + hostKey + ".toml " + match},
 		{"/installed", "status=200"},
 	} {
 		if lines := srv.logLines("path=" + want.path + " "); len(lines) != 1 || !strings.Contains(lines[0], want.status) {
