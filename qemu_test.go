@@ -103,11 +103,14 @@ func bootTwice(t *testing.T, ctx context.Context, vm qemuKit, bin, hostKey, matc
 	writeFile(t, filepath.Join(config, "hosts", hostKey+".toml"),
 		"# The virtual machine of TestQEMUInstallThenLocalBoot.\nhostname = \"pve-qemu-13\"\n\n[disk]\ntarget = \"/dev/sda\"\n", 0o644)
 
-	// The boot dir: one image, whose script loads the kernel, the
-	// stand-in's initramfs and its ISO as prepare-iso --pxe's does.
+	// Where the server listens, and how the VM reaches it: slirp's
+	// 10.0.2.2 is the host's 127.0.0.1.
 	addr := freePort(t)
 	_, port, _ := strings.Cut(addr, ":")
-	guestURL := "http://10.0.2.2:" + port // the host, as the VM reaches it
+	guestURL := "http://10.0.2.2:" + port
+
+	// The boot dir: one image, whose script loads the kernel, the
+	// stand-in's initramfs and its ISO as prepare-iso --pxe's does.
 	image := filepath.Join(root, "boot", "qemu-13")
 	if err := os.MkdirAll(image, 0o755); err != nil {
 		t.Fatal(err)
