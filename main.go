@@ -566,9 +566,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if cfg.bootDir != "" {
 		attrs = append(attrs, "boot_dir", cfg.bootDir, "local_boot", cfg.localBoot)
-		if cfg.stateDir == "" {
+		switch {
+		case cfg.stateDir == "":
 			logger.Warn("--boot-dir without --state-dir: /boot.ipxe installs every configured machine at every PXE boot, wiping it again; " +
 				"add --state-dir and --public-url, so that an installed machine reports back and boots its disk next, or PXE-boot each machine once from its BMC")
+		case cfg.publicURL == "":
+			logger.Warn("--boot-dir and --state-dir without --public-url: answers carry no webhook, so no installer reports back, no machine is ever known installed, and /boot.ipxe installs every configured machine at every PXE boot; " +
+				"add --public-url (how installers reach pxe-pilot), or PXE-boot each machine once from its BMC")
 		}
 	}
 	logger.Info("serving", attrs...)
