@@ -255,7 +255,7 @@ func (b bootSetup) unknown(req request, o *outcome) []byte {
 	o.extra = append(o.extra, slog.String("boot", "unknown"))
 	if b.keepUnknown && b.state != nil {
 		// So that status lists it, for the operator to name it.
-		if err := b.state.recordUnknown(req, time.Now()); err != nil {
+		if err := b.state.recordUnknown(req, time.Now(), nil); err != nil {
 			o.warn = "not recorded: " + err.Error()
 		}
 	}

@@ -458,7 +458,7 @@ func TestBootScriptRecordsUnknownMachines(t *testing.T) {
 	if body := getScript(t, s, "mac=02:00:00:00:00:99&serial=SN-Q"); !strings.Contains(body, "create hosts/02-00-00-00-00-99.toml") {
 		t.Fatalf("script of an unknown machine =\n%s", body)
 	}
-	st, err := readStatus(s.dir, s.track.state.dir)
+	st, err := readFleet(s.dir, s.track.state.dir, fleetOptions{now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +469,7 @@ func TestBootScriptRecordsUnknownMachines(t *testing.T) {
 	if err := run([]string{"render", "--boot", "--config-dir", s.dir, "--boot-dir", s.bootDir, "--state-dir", s.track.state.dir, "--mac", "02:00:00:00:00:98"}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := readStatus(s.dir, s.track.state.dir); len(st.Unknown) != 1 {
+	if st, _ := readFleet(s.dir, s.track.state.dir, fleetOptions{now: time.Now()}); len(st.Unknown) != 1 {
 		t.Errorf("render --boot recorded an unknown machine: %+v", st.Unknown)
 	}
 }

@@ -17,10 +17,12 @@ import (
 	neturl "net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Install tracking is opt-in: serve --public-url has every answer report
@@ -315,8 +317,20 @@ type hostRecord struct {
 	SSHHostKeys   map[string]string `json:"ssh_host_keys,omitempty"` // key type -> SHA256:... fingerprint
 	PreviouslyAt  []time.Time       `json:"previous_installs,omitempty"`
 	RearmedAt     time.Time         `json:"rearmed,omitzero"`
-	ReportRelease string            `json:"report_release,omitempty"` // the report's iso.release
-	Product       string            `json:"product,omitempty"`        // the report's product.short and product.version: "pve 9.2.2"
+	ReportRelease string            `json:"report_release,omitempty"`  // the report's iso.release
+	Product       string            `json:"product,omitempty"`         // the report's product.short and product.version: "pve 9.2.2"
+	SSHPublicKeys map[string]string `json:"ssh_public_keys,omitempty"` // key type (ssh-ed25519, ...) -> base64 blob, vetted; see report.hostKeys
+
+	LastRefusal *refusal  `json:"last_refusal,omitempty"` // the last time pxe-pilot refused it an answer (409, 500), and why
+	StallLogged time.Time `json:"stall_logged,omitzero"`  // the LastAnswer whose stall serve logged, so that it is logged once
+}
+
+// A refusal is the last time pxe-pilot refused a machine an answer: the
+// status and the one line its console got, clipped (see refusalOf).
+type refusal struct {
+	At     time.Time `json:"at"`
+	Code   int       `json:"code"`
+	Reason string    `json:"reason"`
 }
 
 // unknownRecord is a machine that asked and matched no host file.
@@ -328,6 +342,9 @@ type unknownRecord struct {
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	Requests  int       `json:"requests"`
+
+	Adopt       string   `json:"adopt_with"`             // the host file that would answer it: hosts/<its first MAC>.toml
+	LastRefusal *refusal `json:"last_refusal,omitempty"` // its last 404, and the line it got
 }
 
 // hostPath is a machine's state file; key is checked to be one
@@ -418,9 +435,42 @@ func (s *stateStore) recordAnswer(key string, m match, rel release, tokenGiven b
 	return err
 }
 
+// recordRefusal notes the last time a machine was refused an answer.
+func (s *stateStore) recordRefusal(key string, m match, ref refusal) error {
+	_, err := s.updateHost(key, func(r *hostRecord) {
+		r.LastRefusal = &ref
+		r.Match, r.HostFile = m.String(), m.file
+	})
+	return err
+}
+
+// refusalOf is the refusal a status and reason make: the line the
+// machine's console got, as fail sends it, clipped. The reason is what
+// the request's log line says too, which never holds a secret.
+func refusalOf(status int, reason []byte, now time.Time) refusal {
+	line := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(string(reason), "?"))
+	if len(line) > maxReason {
+		cut := maxReason
+		for cut > 0 && !utf8.RuneStart(line[cut]) {
+			cut--
+		}
+		line = line[:cut] + "..."
+	}
+	return refusal{At: now, Code: status, Reason: line}
+}
+
+// maxReason bounds a refusal's reason as kept: room for the longest line
+// pxe-pilot says of a machine's config, and a bound on what it stores.
+const maxReason = 512
+
 // recordUnknown notes a machine that matched no host file, so that the
-// operator can copy its MAC into a new one.
-func (s *stateStore) recordUnknown(req request, now time.Time) error {
+// operator can copy its MAC into a new one; ref is its 404, or nil.
+func (s *stateStore) recordUnknown(req request, now time.Time, ref *refusal) error {
 	if len(req.macs) == 0 {
 		return nil
 	}
@@ -437,6 +487,10 @@ func (s *stateStore) recordUnknown(req request, now time.Time) error {
 		r.Serial, r.UUID, r.Model = clipField(req.serial), clipField(req.uuid), clipField(req.model)
 		r.LastSeen = now
 		r.Requests++
+		r.Adopt = adoptWith(r.MACs)
+		if ref != nil {
+			r.LastRefusal = ref
+		}
 		return s.save(path, r)
 	})
 }
@@ -640,24 +694,99 @@ func (r report) management() (mac, address string) {
 	return "", ""
 }
 
-// hostKeyFingerprints are the report's SSH host keys as OpenSSH shows
-// them (ssh-keygen -lf): SHA256: and the unpadded base64 of the SHA-256 of
-// the key's blob, so that the operator can pin them.
-func (r report) hostKeyFingerprints() map[string]string {
-	out := map[string]string{}
-	for kind, line := range r.SSHHostKeys {
-		f := strings.Fields(line)
-		if len(f) < 2 || !bareKey(kind) || len(kind) > 32 || len(out) == 8 {
-			continue // not a key type the installer sends (ecdsa, ed25519, rsa)
+// sshKeyTypes are the SSH host key types pxe-pilot keeps of a report, by
+// the names the installer gives them in ssh-public-host-keys, with the
+// key types each may be: a fixed list, so that nothing else reaches a
+// known_hosts file.
+var sshKeyTypes = map[string][]string{
+	"ecdsa":   {"ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"},
+	"ed25519": {"ssh-ed25519"},
+	"rsa":     {"ssh-rsa"},
+}
+
+// knownKeyType reports whether typ is one of sshKeyTypes' key types.
+func knownKeyType(typ string) bool {
+	for _, types := range sshKeyTypes {
+		if slices.Contains(types, typ) {
+			return true
 		}
-		blob, err := base64.StdEncoding.DecodeString(f[1])
-		if err != nil {
+	}
+	return false
+}
+
+// maxKeyBlob bounds a host key's base64: an RSA key of 16384 bits is
+// under 3 KiB of it.
+const maxKeyBlob = 8 << 10
+
+// hostKeys vets the report's SSH host keys and returns, of those that pass,
+// their fingerprints as OpenSSH shows them (ssh-keygen -lf: SHA256: and the
+// unpadded base64 of the SHA-256 of the key's blob), by the installer's
+// name (ed25519), and the keys themselves, by key type (ssh-ed25519), for
+// known_hosts; and a line for each key dropped, saying why. A key passes
+// where its name is one of sshKeyTypes, its line is "TYPE BASE64
+// [COMMENT]" with no line break or control character in it but a last
+// newline, TYPE is one its name may be, and BASE64 decodes to a blob that
+// names TYPE itself. The comment is not kept.
+func (r report) hostKeys() (fps, pubs map[string]string, dropped []string) {
+	fps, pubs = map[string]string{}, map[string]string{}
+	for _, kind := range sortedKeys(r.SSHHostKeys) {
+		typ, blob, why := vetHostKey(kind, r.SSHHostKeys[kind])
+		if why != "" {
+			if len(dropped) == 8 {
+				dropped = append(dropped, fmt.Sprintf("and %d more", len(r.SSHHostKeys)-8))
+				break
+			}
+			dropped = append(dropped, excerpt(kind)+" "+why)
 			continue
 		}
-		sum := sha256.Sum256(blob)
-		out[kind] = "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+		raw, _ := base64.StdEncoding.DecodeString(blob)
+		sum := sha256.Sum256(raw)
+		fps[kind] = "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+		pubs[typ] = blob
 	}
-	return out
+	return fps, pubs, dropped
+}
+
+// vetHostKey checks one key of a report's ssh-public-host-keys: its type
+// and base64 blob, or why it is dropped.
+func vetHostKey(kind, line string) (typ, blob, why string) {
+	types, ok := sshKeyTypes[kind]
+	if !ok {
+		return "", "", "is not a key type pxe-pilot keeps (ecdsa, ed25519, rsa)"
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if strings.ContainsFunc(line, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+		return "", "", "holds a line break or a control character"
+	}
+	f := strings.Fields(line)
+	switch {
+	case len(f) < 2:
+		return "", "", "is not TYPE BASE64, as a .pub file has it"
+	case !slices.Contains(types, f[0]):
+		return "", "", "is of type " + excerpt(f[0]) + ", not one of " + strings.Join(types, ", ")
+	case len(f[1]) > maxKeyBlob:
+		return "", "", fmt.Sprintf("is over %d bytes of base64", maxKeyBlob)
+	}
+	if got, ok := blobType(f[1]); !ok {
+		return "", "", "is not base64 of a key"
+	} else if got != f[0] {
+		return "", "", "says it is " + f[0] + ", but its key is of type " + excerpt(got)
+	}
+	return f[0], f[1], ""
+}
+
+// blobType is the key type an SSH public key's base64 blob names first
+// (RFC 4253, 6.6: a string, its length in four bytes before it).
+func blobType(b64 string) (string, bool) {
+	raw, err := base64.StdEncoding.Strict().DecodeString(b64)
+	if err != nil || len(raw) < 4 {
+		return "", false
+	}
+	n := int(raw[0])<<24 | int(raw[1])<<16 | int(raw[2])<<8 | int(raw[3])
+	if n > len(raw)-4 || n > 64 {
+		return "", false
+	}
+	return string(raw[4 : 4+n]), true
 }
 
 // sortedHostKeys writes fingerprints as "ed25519=SHA256:...,rsa=...".
