@@ -4,8 +4,10 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -339,6 +341,65 @@ func adoptWith(macs []string) string {
 		}
 	}
 	return ""
+}
+
+// markStalled marks each machine of the state dir that is stalled at now
+// and was not marked for its last answer, and returns their records: the
+// mark (StallLogged, the answer's time) is kept, so that a stall is
+// logged once, whatever the ticks and restarts. Each mark is one write,
+// made after reading the record again under the lock; a state file that
+// cannot be read is left to status to name.
+func (s *stateStore) markStalled(now time.Time, stallAfter time.Duration) ([]hostRecord, error) {
+	paths, err := filepath.Glob(filepath.Join(s.dir, "hosts", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	stalled := func(r hostRecord) bool {
+		state, _ := machineState(r, now, stallAfter)
+		return state == stateStalled && !r.StallLogged.Equal(r.LastAnswer)
+	}
+	var marked []hostRecord
+	var errs []error
+	for _, p := range paths {
+		if r, err := readRecord[hostRecord](p); err != nil || !stalled(r) {
+			continue
+		}
+		err := s.locked(func() error {
+			r, err := readRecord[hostRecord](p)
+			if err != nil || !stalled(r) {
+				return err
+			}
+			r.StallLogged = r.LastAnswer
+			if err := s.save(p, r); err != nil {
+				return err
+			}
+			marked = append(marked, r)
+			return nil
+		})
+		errs = append(errs, err)
+	}
+	return marked, errors.Join(errs...)
+}
+
+// logStalls logs, once, each machine that became stalled by now: answered,
+// and no report for stallAfter since. The installer reports only success,
+// so this silence is the one sign that an install failed.
+func logStalls(log *slog.Logger, st *stateStore, now time.Time, stallAfter time.Duration) {
+	marked, err := st.markStalled(now, stallAfter)
+	for _, r := range marked {
+		log.Warn(fmt.Sprintf("%s: machine %s stalled: answered %s and no report after %v; its next network boot installs it again",
+			r.HostFile, r.Host, r.LastAnswer.UTC().Format(time.RFC3339), stallAfter),
+			"machine", r.Host, "host", r.HostFile, "last_answer", r.LastAnswer.UTC().Format(time.RFC3339), "answers_since_install", r.Pending)
+	}
+	if err != nil {
+		log.Warn("stalled machines not all marked; each is logged again at the next check", "error", err.Error())
+	}
+}
+
+// stallCheckEvery is how often serve looks for stalled machines: a
+// quarter of stallAfter, at most a minute and at least a second.
+func stallCheckEvery(stallAfter time.Duration) time.Duration {
+	return max(min(stallAfter/4, time.Minute), time.Second)
 }
 
 // writeStatus prints the status: the config's problems first, then the

@@ -51,7 +51,8 @@ type server struct {
 	guard                      *tokenGuard // token checks under way and refusals waiting out authDelay; nil is no cap
 	authDelay                  time.Duration
 
-	track *tracker // --public-url, --state-dir, --once; nil keeps nothing
+	track      *tracker      // --public-url, --state-dir, --once; nil keeps nothing
+	stallAfter time.Duration // --stall-after: an answered machine not reported for it is stalled
 
 	bootDir   string        // --boot-dir: "" serves no boot files
 	localBoot string        // --local-boot: how /boot.ipxe boots an installed machine's disk

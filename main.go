@@ -51,7 +51,8 @@ var commands = []command{
 	{"serve", `[--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
 	                  [--tls-cert FILE --tls-key FILE] [--token-file FILE]
 	                  [--allow CIDR,...] [--max-inflight N]
-	                  [--public-url URL [--state-dir DIR [--once]]] [--boot-dir DIR [--local-boot exit|sanboot] [--boot-listen ADDR]]`,
+	                  [--public-url URL [--state-dir DIR [--once] [--stall-after DURATION]]]
+	                  [--boot-dir DIR [--local-boot exit|sanboot] [--boot-listen ADDR]]`,
 		`Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
 	With --public-url, answers report back when installed (POST /installed)
 	and first-boot scripts are served; --state-dir keeps what was answered
@@ -264,6 +265,7 @@ type serveConfig struct {
 	bootDir         string // "" serves no boot files
 	localBoot       string // a key of localBootCommands
 	bootListen      string // "" or a plain-HTTP address serving /boot.ipxe and /boot/ alone
+	stallAfter      time.Duration
 }
 
 // memoryLimit is serve's soft memory limit (see runtime/debug.SetMemoryLimit).
@@ -290,6 +292,7 @@ func parseServe(args []string) (serveConfig, error) {
 	bootDir := fs.String("boot-dir", os.Getenv("PXE_PILOT_BOOT_DIR"), "serve the boot files of the images in `DIR`, one prepare-iso --pxe folder each")
 	bootListen := fs.String("boot-listen", os.Getenv("PXE_PILOT_BOOT_LISTEN"), "also serve /boot.ipxe and /boot/, and nothing else, over plain HTTP at `ADDR` (HOST:PORT), for iPXE, which has no HTTPS; with --boot-dir")
 	localBoot := fs.String("local-boot", envOr("PXE_PILOT_LOCAL_BOOT", "exit"), "how /boot.ipxe boots an installed machine's disk: `exit` (to the firmware's next boot entry) or sanboot (the first BIOS disk)")
+	stallAfter := stallAfterFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return serveConfig{}, err
 	}
@@ -345,6 +348,10 @@ func parseServe(args []string) (serveConfig, error) {
 	if err := localBootFlag(*localBoot); err != nil {
 		return serveConfig{}, err
 	}
+	stall, err := stallAfter()
+	if err != nil {
+		return serveConfig{}, err
+	}
 	switch {
 	case *bootListen != "" && *bootDir == "":
 		return serveConfig{}, errors.New("--boot-listen serves boot files, and needs --boot-dir to say where they are")
@@ -353,7 +360,7 @@ func parseServe(args []string) (serveConfig, error) {
 	}
 	return serveConfig{localBoot: *localBoot, dir: *dir, addr: addr, logFormat: *logFormat, tlsCert: *tlsCert, tlsKey: *tlsKey,
 		tokenFile: *tokenFile, allow: prefixes, maxInflight: n, publicURL: *publicURL, stateDir: *stateDir, once: *once, bootDir: *bootDir,
-		bootListen: *bootListen}, nil
+		bootListen: *bootListen, stallAfter: stall}, nil
 }
 
 // envBool reads a yes-or-no environment variable: 1, true, yes (or on)
@@ -492,7 +499,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logConfig(logger, cfg.dir)
 
-	h := &server{dir: cfg.dir, log: logger, tokenFile: cfg.tokenFile, allow: cfg.allow,
+	h := &server{dir: cfg.dir, log: logger, tokenFile: cfg.tokenFile, allow: cfg.allow, stallAfter: cfg.stallAfter,
 		slots: make(chan struct{}, cfg.maxInflight), guard: &tokenGuard{}, authDelay: authDelay,
 		answerBodies: newBudget(answerBodies), reportBodies: newBudget(reportBodies)}
 	if cfg.tokenFile != "" {
@@ -573,7 +580,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	if cfg.stateDir != "" {
-		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once)
+		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once, "stall_after", cfg.stallAfter.String())
+		watching, stopWatching := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			watchStalls(watching, logger, h.track.state, cfg.stallAfter)
+		}()
+		defer func() {
+			stopWatching()
+			<-watched
+		}()
 	}
 	if cfg.bootDir != "" {
 		attrs = append(attrs, "boot_dir", cfg.bootDir, "local_boot", cfg.localBoot)
@@ -599,6 +616,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	return nil
+}
+
+// watchStalls logs each machine that becomes stalled (see logStalls): at
+// once, then every stallCheckEvery, until ctx is done.
+func watchStalls(ctx context.Context, logger *slog.Logger, st *stateStore, stallAfter time.Duration) {
+	logStalls(logger, st, time.Now(), stallAfter)
+	tick := time.NewTicker(stallCheckEvery(stallAfter))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			logStalls(logger, st, now, stallAfter)
+		}
+	}
 }
 
 // logConfig says at start what the config dir holds, in one line, and
