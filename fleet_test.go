@@ -441,3 +441,139 @@ func BenchmarkReadFleet10k(b *testing.B) {
 		readFleet(config, state, o)
 	}
 }
+
+// A refusal of the machine is kept; a 503 (the config is being deployed)
+// and a 400 (the request names no machine) refuse no machine, and leave
+// the state dir as it was.
+func TestRefusalsKeptAndNot(t *testing.T) {
+	s, _ := testServer(t, map[string]string{"defaults.toml": goodDefaults, hostFile: "profiles = [\"gone\"]\n" + goodHost})
+	stateDir := t.TempDir()
+	tr, err := newTracker(s.dir, "", "", stateDir, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.track = tr
+	body := installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")
+	before := stateSnapshot(t, stateDir)
+	tests := []struct {
+		name       string
+		settle     time.Duration
+		body       string
+		wantStatus int
+		wantKept   bool
+	}{
+		{"not_json_is_400", 0, "{", http.StatusBadRequest, false},
+		{"deploy_under_way_is_503", time.Hour, body, http.StatusServiceUnavailable, false},
+		{"missing_profile_is_500", 0, body, http.StatusInternalServerError, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			withSettleTime(t, tc.settle)
+			rec := send(s, "POST", "/answer", strings.NewReader(tc.body))
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("POST /answer = %d %q; want %d", rec.Code, rec.Body, tc.wantStatus)
+			}
+			if !tc.wantKept {
+				if got := stateSnapshot(t, stateDir); !reflect.DeepEqual(got, before) {
+					t.Errorf("POST /answer's %d changed the state dir: %v; want %v", rec.Code, got, before)
+				}
+				return
+			}
+			r, err := tr.state.host("aa-bb-cc-dd-ee-ff")
+			want := strings.TrimSuffix(strings.TrimPrefix(rec.Body.String(), "pxe-pilot: "), "\n")
+			if err != nil || r.LastRefusal == nil || r.LastRefusal.Code != tc.wantStatus || r.LastRefusal.Reason != want || r.HostFile != hostFile || r.Answers != 0 {
+				t.Errorf("state = %+v (refusal %+v), %v; want the %d and its line %q, no answer", r, r.LastRefusal, err, tc.wantStatus, want)
+			}
+		})
+	}
+}
+
+func TestRefusalOf(t *testing.T) {
+	now := trackT1
+	long := "x" + strings.Repeat("é", maxReason) // two bytes each: byte maxReason is within one
+	tests := []struct{ name, reason, want string }{
+		{"one_line_as_it_is", "hosts/x.toml: boom", "hosts/x.toml: boom"},
+		{"control_characters_become_spaces", "a\nb\tc\x1bd", "a b c d"},
+		{"invalid_utf8_is_replaced", "a\xffb", "a?b"},
+		{"long_is_clipped_on_a_character", long, long[:maxReason-1] + "..."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := refusalOf(500, []byte(tc.reason), now)
+			if got != (refusal{At: now, Code: 500, Reason: tc.want}) {
+				t.Errorf("refusalOf(500, %q) = %+v; want reason %q", tc.reason, got, tc.want)
+			}
+		})
+	}
+}
+
+// With boot images served, each machine shows the image its next boot
+// installs with: the boot-image its layers name, or the only image; a
+// choice /boot.ipxe refuses is a config problem, and its next boot is
+// refused.
+func TestFleetBootImages(t *testing.T) {
+	image := func(name string) map[string]string {
+		return map[string]string{name + "/boot.ipxe": realBootScript, name + "/vmlinuz": "k", name + "/initrd.img": "i", name + "/" + realISO: "iso"}
+	}
+	config := writeTree(t, map[string]string{
+		"defaults.toml":                goodDefaults,
+		"profiles/new.toml":            "boot-image = \"pve-9.2\"\n",
+		"hosts/aa-bb-cc-dd-ee-01.toml": "profiles = [\"new\"]\n" + goodHost,
+		"hosts/aa-bb-cc-dd-ee-02.toml": "boot-image = \"pve\"\nhostname = \"pve2\"\n[disk]\ntarget = \"sda\"\n",
+		"hosts/aa-bb-cc-dd-ee-03.toml": "hostname = \"pve3\"\n[disk]\ntarget = \"sda\"\n",
+		"hosts/aa-bb-cc-dd-ee-04.toml": "boot-image = \"pve-8\"\nhostname = \"pve4\"\n[disk]\ntarget = \"sda\"\n",
+	})
+	twoImages, oneImage := bootTree(t, image("pve-9.2")), bootTree(t, nil)
+	type row struct{ image, next string }
+	const refused = "refused (pxe-pilot validate says why)"
+	tests := []struct {
+		name         string
+		bootDir      string
+		want         map[string]row
+		wantProblems []string
+	}{
+		{"no_boot_dir", "", map[string]row{
+			"aa-bb-cc-dd-ee-01": {"", "install"}, "aa-bb-cc-dd-ee-02": {"", "install"}, "aa-bb-cc-dd-ee-03": {"", "install"}, "aa-bb-cc-dd-ee-04": {"", "install"},
+		}, nil},
+		{"two_images", twoImages, map[string]row{
+			"aa-bb-cc-dd-ee-01": {"pve-9.2", "install"},
+			"aa-bb-cc-dd-ee-02": {"pve", "install"},
+			"aa-bb-cc-dd-ee-03": {"", refused},
+			"aa-bb-cc-dd-ee-04": {"", refused},
+		}, []string{
+			`hosts/aa-bb-cc-dd-ee-03.toml: no boot-image, and --boot-dir has 2 images (pve, pve-9.2): say which one this machine installs with boot-image = "pve" in its host file, a profile or defaults.toml`,
+			`hosts/aa-bb-cc-dd-ee-04.toml: boot-image: "pve-8" is not an image in --boot-dir; there are: pve, pve-9.2`,
+		}},
+		{"one_image", oneImage, map[string]row{
+			"aa-bb-cc-dd-ee-01": {"", refused},
+			"aa-bb-cc-dd-ee-02": {"pve", "install"},
+			"aa-bb-cc-dd-ee-03": {"pve", "install"},
+			"aa-bb-cc-dd-ee-04": {"", refused},
+		}, []string{
+			`profiles/new.toml: boot-image: "pve-9.2" is not an image in --boot-dir; there are: pve`,
+			`hosts/aa-bb-cc-dd-ee-04.toml: boot-image: "pve-8" is not an image in --boot-dir; there are: pve`,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := readFleet(config, "", fleetOptions{now: trackT1, bootDir: tc.bootDir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]row{}
+			for _, h := range st.Hosts {
+				got[h.Machine] = row{h.BootImage, h.NextBoot}
+			}
+			if !reflect.DeepEqual(got, tc.want) || !slices.Equal(st.Problems, tc.wantProblems) {
+				t.Errorf("readFleet with --boot-dir %q = %+v, problems %q; want %+v, %q", tc.bootDir, got, st.Problems, tc.want, tc.wantProblems)
+			}
+		})
+	}
+	var out bytes.Buffer
+	if err := run([]string{"status", "--config-dir", config, "--boot-dir", twoImages}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "  not tracked  -     -         install (pve-9.2)\n") {
+		t.Errorf("status --boot-dir =\n%s\nwant aa-bb-cc-dd-ee-01's next boot with its image", out.String())
+	}
+}
