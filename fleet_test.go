@@ -577,3 +577,31 @@ func TestFleetBootImages(t *testing.T) {
 		t.Errorf("status --boot-dir =\n%s\nwant aa-bb-cc-dd-ee-01's next boot with its image", out.String())
 	}
 }
+
+// serve looks for stalled machines as it starts, and logs each once.
+func TestServeLogsStallsAtStart(t *testing.T) {
+	clearServeEnv(t)
+	config, state := t.TempDir(), t.TempDir()
+	if err := os.CopyFS(config, os.DirFS("examples/config")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := match{"mac", "aabbccddeeff", "hosts/aa-bb-cc-dd-ee-ff.toml"}
+	if err := st.recordAnswer("aa-bb-cc-dd-ee-ff", m, r92, false, trackT1); err != nil {
+		t.Fatal(err)
+	}
+	_, log := startServe(t, "http://ADDR/health", "--config-dir", config, "--state-dir", state, "--stall-after", "90m")
+	want := "hosts/aa-bb-cc-dd-ee-ff.toml: machine aa-bb-cc-dd-ee-ff stalled: answered " + trackT1.Format(time.RFC3339) + " and no report after 1h30m0s"
+	for range 250 {
+		if strings.Contains(log.String(), want) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := strings.Count(log.String(), want); n != 1 {
+		t.Errorf("serve logged %q %d times; want once:\n%s", want, n, log)
+	}
+}
