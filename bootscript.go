@@ -281,7 +281,7 @@ func (b bootSetup) refused(o *outcome, req request, m match, status int, msg str
 			err = b.state.recordRefusal(key, m, refusalOf(status, []byte(msg), time.Now()))
 		}
 		if err != nil {
-			o.warn = "refusal not recorded: " + err.Error()
+			o.warn = "not recorded: " + err.Error()
 		}
 	}
 	return b.broken(o, msg)

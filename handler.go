@@ -567,7 +567,7 @@ func respondIn(c *configDir, req request, rel release, o *outcome, t *tracker, n
 		}
 	}
 	if err != nil {
-		o.warn = "refusal not recorded: " + err.Error()
+		o.warn = "not recorded: " + err.Error()
 	}
 	return status, out
 }
