@@ -219,9 +219,10 @@ func fillableByName(s string, m match) bool {
 // scanned once, and each host's answer composed once, by checkConfig,
 // which also gives the config's problems as validate says them. A state
 // file that cannot be read is said in Unreadable, and its machine listed
-// with its StateError; the others are read all the same.
+// with its StateError; the others are read all the same. Its lists are
+// never nil, so that they are JSON lists, for the scripts that read them.
 func readFleet(configDir, stateDir string, o fleetOptions) (status, error) {
-	var st status
+	st := status{Problems: []string{}, Hosts: []statusRow{}, Unknown: []unknownRecord{}}
 	if o.stallAfter <= 0 {
 		o.stallAfter = defaultStallAfter
 	}
@@ -261,7 +262,7 @@ func readFleet(configDir, stateDir string, o fleetOptions) (status, error) {
 		files = append(files, hc.m.file)
 		plans[hc.m.file] = planOf(hc)
 	}})
-	st.Problems = r.errorLines()
+	st.Problems = append(st.Problems, r.errorLines()...)
 	tracked := stateDir != ""
 	row := func(machine string, m match, p plan, rec hostRecord) statusRow {
 		h := statusRow{Machine: machine, MatchBy: m.String(), HostFile: m.file, PlannedFQDN: p.fqdn, PlannedAddress: p.addr,

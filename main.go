@@ -1076,19 +1076,9 @@ func statusCmd(args []string, stdout io.Writer) error {
 	}
 	if *stalled {
 		st.Hosts = slices.DeleteFunc(st.Hosts, func(h statusRow) bool { return h.State != stateStalled })
-		st.Problems, st.Unknown = nil, nil
+		st.Problems, st.Unknown = []string{}, []unknownRecord{}
 	}
 	if *asJSON {
-		// Lists, never null, for the scripts that read them.
-		if st.Problems == nil {
-			st.Problems = []string{}
-		}
-		if st.Hosts == nil {
-			st.Hosts = []statusRow{}
-		}
-		if st.Unknown == nil {
-			st.Unknown = []unknownRecord{}
-		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
