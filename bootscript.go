@@ -106,7 +106,7 @@ type bootSetup struct {
 	localBoot    string      // a key of localBootCommands
 	state        *stateStore // nil: nothing is tracked, and every configured machine installs
 	answers      *tracker    // /answer's tracking, dry: the answer the machine will ask for must compose
-	keepUnknown  bool        // record a machine no host file names in the state dir, as /answer does: serve's, not render's
+	keep         bool        // record in the state dir a machine no host file names, and a refusal, as /answer does: serve's, not render's
 }
 
 // script is the boot script for the machine req names, and o the request's
@@ -122,7 +122,10 @@ func (b bootSetup) script(req request, o *outcome) []byte {
 		if o.loadError(req, err) {
 			return b.unknown(req, o)
 		}
-		_, msg := c.configStatus(err)
+		status, msg := c.configStatus(err)
+		if he := (*hostError)(nil); errors.As(err, &he) {
+			return b.refused(o, req, he.match, status, string(msg))
+		}
 		return b.broken(o, string(msg))
 	}
 	o.host, o.match = m.file, m.String()
@@ -147,11 +150,13 @@ func (b bootSetup) script(req request, o *outcome) []byte {
 		asks := req // as the installer will: a Proxmox VE ISO of the newest release, btrfs and all
 		asks.product, asks.iso, asks.btrfs = "pve", newest.String(), true
 		if status, out := respondIn(c, asks, newest, &outcome{}, b.answers, time.Now()); status != http.StatusOK {
-			return b.broken(o, string(out))
+			return b.refused(o, req, m, status, string(out))
 		}
 	}
 	img, err := b.image(layers)
-	if err != nil {
+	if ce := (*configError)(nil); errors.As(err, &ce) {
+		return b.refused(o, req, m, http.StatusInternalServerError, err.Error())
+	} else if err != nil {
 		return b.broken(o, err.Error())
 	}
 	defer img.close()
@@ -253,9 +258,9 @@ func (b bootSetup) load(cmd, image string, f bootFile) string {
 // installed, and says which file would install it.
 func (b bootSetup) unknown(req request, o *outcome) []byte {
 	o.extra = append(o.extra, slog.String("boot", "unknown"))
-	if b.keepUnknown && b.state != nil {
+	if b.keep && b.state != nil {
 		// So that status lists it, for the operator to name it.
-		if err := b.state.recordUnknown(req, time.Now()); err != nil {
+		if err := b.state.recordUnknown(req, time.Now(), nil); err != nil {
 			o.warn = "not recorded: " + err.Error()
 		}
 	}
@@ -264,6 +269,22 @@ func (b bootSetup) unknown(req request, o *outcome) []byte {
 		msg = "pxe-pilot: no host file names this machine: create hosts/" + hostFileName(req.macs[0]) + " to install it (or hosts/default.toml for every machine without one)"
 	}
 	return script("echo " + ipxeText(msg) + "\nexit")
+}
+
+// refused is broken, for a machine a host file names that its config
+// refuses: serve keeps the refusal, as /answer's, under the status /answer
+// gives for it (not a 503: a config being deployed refuses no machine).
+func (b bootSetup) refused(o *outcome, req request, m match, status int, msg string) []byte {
+	if b.keep && b.state != nil && status != http.StatusServiceUnavailable {
+		key, _, err := b.record(req, m)
+		if err == nil {
+			err = b.state.recordRefusal(key, m, refusalOf(status, []byte(msg), time.Now()))
+		}
+		if err != nil {
+			o.warn = "not recorded: " + err.Error()
+		}
+	}
+	return b.broken(o, msg)
 }
 
 // broken is the script of a machine whose config cannot be read: the
@@ -326,7 +347,7 @@ func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) in
 	if s.track != nil {
 		dry := *s.track
 		dry.dry = true
-		b.state, b.answers, b.keepUnknown = s.track.state, &dry, true
+		b.state, b.answers, b.keep = s.track.state, &dry, true
 	}
 	var out []byte
 	base, err := s.bootBase(r)

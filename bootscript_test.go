@@ -458,7 +458,7 @@ func TestBootScriptRecordsUnknownMachines(t *testing.T) {
 	if body := getScript(t, s, "mac=02:00:00:00:00:99&serial=SN-Q"); !strings.Contains(body, "create hosts/02-00-00-00-00-99.toml") {
 		t.Fatalf("script of an unknown machine =\n%s", body)
 	}
-	st, err := readStatus(s.dir, s.track.state.dir)
+	st, err := readFleet(s.dir, s.track.state.dir, fleetOptions{now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +469,52 @@ func TestBootScriptRecordsUnknownMachines(t *testing.T) {
 	if err := run([]string{"render", "--boot", "--config-dir", s.dir, "--boot-dir", s.bootDir, "--state-dir", s.track.state.dir, "--mac", "02:00:00:00:00:98"}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := readStatus(s.dir, s.track.state.dir); len(st.Unknown) != 1 {
+	if st, _ := readFleet(s.dir, s.track.state.dir, fleetOptions{now: time.Now()}); len(st.Unknown) != 1 {
 		t.Errorf("render --boot recorded an unknown machine: %+v", st.Unknown)
+	}
+}
+
+// TestBootScriptKeepsRefusals: a machine whose host file names it and
+// whose config refuses it gets a script that says why, and serve keeps the
+// refusal, as /answer's, for status; not while the config dir is being
+// deployed, and never for render.
+func TestBootScriptKeepsRefusals(t *testing.T) {
+	tests := []struct {
+		name     string
+		host     string
+		settle   time.Duration
+		wantCode int // of the refusal kept; 0 for none
+	}{
+		{"host_file_broken", brokenHost, 0, 500},
+		{"answer_does_not_compose", "hostname = \"pve1\"\n", 0, 500},
+		{"boot_image_not_there", "boot-image = \"pve-7\"\n" + goodHost, 0, 500},
+		{"missing_profile_mid_deploy", "profiles = [\"gone\"]\n" + goodHost, time.Hour, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := scriptServer(t, map[string]string{"defaults.toml": goodDefaults, hostFile: tc.host}, nil, []string{})
+			withSettleTime(t, tc.settle)
+			if err := run([]string{"render", "--boot", "--config-dir", s.dir, "--boot-dir", s.bootDir, "--state-dir", s.track.state.dir, "--mac", "aa:bb:cc:dd:ee:ff"}, io.Discard, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			if rec, err := s.track.state.host("aa-bb-cc-dd-ee-ff"); err != nil || rec.LastRefusal != nil {
+				t.Errorf("after render --boot: %+v, %v; want nothing recorded", rec.LastRefusal, err)
+			}
+			body := getScript(t, s, "mac=aa:bb:cc:dd:ee:ff")
+			if !strings.Contains(body, "\nsleep 5\nexit") {
+				t.Fatalf("script =\n%s\nwant one that says why and exits", body)
+			}
+			rec, err := s.track.state.host("aa-bb-cc-dd-ee-ff")
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case tc.wantCode == 0 && rec.LastRefusal != nil:
+				t.Errorf("refusal kept: %+v; want none while the config dir is being deployed", rec.LastRefusal)
+			case tc.wantCode != 0 && (rec.LastRefusal == nil || rec.LastRefusal.Code != tc.wantCode || !strings.Contains(body, ipxeText(rec.LastRefusal.Reason))):
+				t.Errorf("refusal kept: %+v; want a %d with the line the script says:\n%s", rec.LastRefusal, tc.wantCode, body)
+			case tc.wantCode != 0 && rec.HostFile != hostFile:
+				t.Errorf("record = %+v; want it to name %s", rec, hostFile)
+			}
+		})
 	}
 }

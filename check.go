@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -44,6 +45,19 @@ type checkOptions struct {
 	older     bool   // also warn of keys that ISOs older than release lack
 	publicURL string // the URL serve is reached by: first-boot scripts are served
 	bootDir   string // serve's --boot-dir: each host's boot-image must name one of its images
+
+	each func(hostCheck) // if set, told of each host file checked, in hosts/'s order: status's plans
+}
+
+// hostCheck is what checkConfig found of one host file, for status to
+// show without composing its answer again.
+type hostCheck struct {
+	m        match
+	layers   []layer // in merge order; nil where they could not be read
+	why      string  // why not: "(cannot be read)" or "(config error)"
+	composes bool    // its answer composes, for a sample request of the release checked
+	image    string  // the image /boot.ipxe installs it with, where the options have a --boot-dir with images and its choice is sound
+	badImage bool    // its boot-image choice is not sound, and /boot.ipxe refuses it
 }
 
 // checkConfig is checkDir with its options.
@@ -84,7 +98,12 @@ func checkConfig(dir string, opts checkOptions) dirReport {
 		return r
 	}
 	defer c.close()
-	c.offline = true          // what the files say, deploy or not
+	c.offline = true // what the files say, deploy or not
+	c.shared = map[string]readResult{}
+	each := opts.each
+	if each == nil {
+		each = func(hostCheck) {}
+	}
 	used := map[string]bool{} // profile files some layer lists
 	def, hasDefaults, defErr := readLayer(c, "defaults.toml")
 	if defErr == nil && hasDefaults {
@@ -95,10 +114,10 @@ func checkConfig(dir string, opts checkOptions) dirReport {
 	if defErr != nil {
 		errorf("%v", defErr)
 	}
-	for _, line := range unreadFiles(dir, hasDefaults) {
+	entries, dirErr := os.ReadDir(filepath.Join(dir, "hosts"))
+	for _, line := range unreadFiles(dir, hasDefaults, entries) {
 		errorf("%s", line)
 	}
-	entries, dirErr := os.ReadDir(filepath.Join(dir, "hosts"))
 	if err := dirErr; err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			errorf("hosts/: missing, so no machine gets an answer; create hosts/<mac>.toml")
@@ -130,20 +149,27 @@ func checkConfig(dir string, opts checkOptions) dirReport {
 		host, _, err := readLayer(c, file)
 		if err != nil {
 			errorf("%v", err)
+			each(hostCheck{m: m, why: "(cannot be read)"})
 			continue
 		}
 		markUsed(c, host, used)
 		if defErr != nil {
+			each(hostCheck{m: m, why: "(config error)"})
 			continue // every answer needs defaults.toml, whose error is said once above
 		}
 		layers, err := stackLayers(c, def, hasDefaults, host)
 		if err != nil {
 			errorf("%v", err)
+			each(hostCheck{m: m, why: "(config error)"})
 			continue
 		}
+		checked := hostCheck{m: m, layers: layers}
 		if name, from := bootImage(layers); len(images) > 0 {
 			if msg := imageChoice(name, images); msg != "" {
 				errorf("%s: %s", from, msg)
+				checked.badImage = true
+			} else {
+				checked.image = cmp.Or(name, images[0])
 			}
 		}
 		f := sampleFacts(m, rel)
@@ -158,6 +184,8 @@ func checkConfig(dir string, opts checkOptions) dirReport {
 			return file
 		}
 		out, warnings, err := composeWithWarnings(layers, f)
+		checked.composes = err == nil
+		each(checked)
 		if err != nil {
 			var ae *answerError
 			if !errors.As(err, &ae) {
@@ -372,7 +400,7 @@ func pluralVerb(files []string) string {
 
 // unreadFiles names the files of the config dir that look meant for
 // pxe-pilot but that it will never read, with the rename that fixes each.
-func unreadFiles(dir string, hasDefaults bool) []string {
+func unreadFiles(dir string, hasDefaults bool, hosts []os.DirEntry) []string {
 	var lines []string
 	top, _ := os.ReadDir(dir)
 	for _, e := range top {
@@ -394,7 +422,6 @@ func unreadFiles(dir string, hasDefaults bool) []string {
 			lines = append(lines, fmt.Sprintf("%s: never read: the defaults every host shares go in defaults.toml (and hosts/default.toml is the host file of every machine that has none of its own)", name))
 		}
 	}
-	hosts, _ := os.ReadDir(filepath.Join(dir, "hosts"))
 	for _, e := range hosts {
 		name := e.Name()
 		base, ext := splitExt(name)

@@ -58,6 +58,18 @@ type configDir struct {
 	path    string // as the operator gave it, for messages and to tell whether it was replaced
 	fd      int
 	offline bool // read by validate, not for a machine: never unsettled
+
+	// shared remembers, within one scan of the whole dir (checkConfig's),
+	// each file that is not a host file as it was read: defaults.toml and
+	// the profiles, which thousands of hosts share, are read once a scan.
+	shared map[string]readResult
+}
+
+// readResult is what readLayer returned for a file.
+type readResult struct {
+	l   layer
+	ok  bool
+	err error
 }
 
 func openConfigDir(path string) (*configDir, error) {
@@ -113,6 +125,12 @@ func (c *configDir) read(name string, buf []byte) ([]byte, error) {
 // not exist is reported with ok = false and no error: both defaults.toml
 // and every host file are optional until a request needs one.
 func readLayer(c *configDir, name string) (l layer, ok bool, err error) {
+	if c.shared != nil && !strings.HasPrefix(name, "hosts/") {
+		if r, found := c.shared[name]; found {
+			return r.l, r.ok, r.err
+		}
+		defer func() { c.shared[name] = readResult{l, ok, err} }()
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	data, err := c.read(name, (*bp)[:0])

@@ -51,7 +51,8 @@ type server struct {
 	guard                      *tokenGuard // token checks under way and refusals waiting out authDelay; nil is no cap
 	authDelay                  time.Duration
 
-	track *tracker // --public-url, --state-dir, --once; nil keeps nothing
+	track      *tracker      // --public-url, --state-dir, --once; nil keeps nothing
+	stallAfter time.Duration // --stall-after: an answered machine not reported for it is stalled
 
 	bootDir   string        // --boot-dir: "" serves no boot files
 	localBoot string        // --local-boot: how /boot.ipxe boots an installed machine's disk
@@ -545,18 +546,46 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 // respondIn is respond for a request already read, from a config dir
 // already open: /boot.ipxe composes the answer a machine will ask for from
 // the dir it chose the machine's image from.
+//
+// With a state dir, a refusal is kept, as an answer is, in one write: a
+// 404 on the unknown machine's record, a 409 or a 500 (its config cannot
+// be composed) on the record of the machine its host file names, so that
+// status shows why it is not installing. A 503 refuses no machine (the
+// config is being deployed), nor does a 400 (the request names none).
 func respondIn(c *configDir, req request, rel release, o *outcome, t *tracker, now time.Time) (status int, out []byte) {
+	status, out, m := answerIn(c, req, rel, o, t, now)
+	if t == nil || t.state == nil || t.dry {
+		return status, out
+	}
+	var err error
+	switch ref := refusalOf(status, out, now); {
+	case status == http.StatusNotFound:
+		err = t.state.recordUnknown(req, now, &ref)
+	case (status == http.StatusConflict || status == http.StatusInternalServerError) && m.file != "":
+		if key := machineKey(req, m); key != "" {
+			err = t.state.recordRefusal(key, m, ref)
+		}
+	}
+	if err != nil {
+		o.warn = "not recorded: " + err.Error()
+	}
+	return status, out
+}
+
+// answerIn is respondIn without the refusals kept: it returns, beside the
+// status and answer or reason, the host file that matched, if one did.
+func answerIn(c *configDir, req request, rel release, o *outcome, t *tracker, now time.Time) (status int, out []byte, m match) {
 	layers, m, err := loadHost(c, req)
 	if err != nil {
 		if o.loadError(req, err) {
-			if t != nil && t.state != nil && !t.dry {
-				if err := t.state.recordUnknown(req, now); err != nil {
-					o.warn = "not recorded: " + err.Error()
-				}
-			}
-			return http.StatusNotFound, []byte(err.Error())
+			return http.StatusNotFound, []byte(err.Error()), match{}
 		}
-		return c.configStatus(err)
+		var he *hostError
+		if errors.As(err, &he) {
+			m = he.match
+		}
+		status, out = c.configStatus(err)
+		return status, out, m
 	}
 	o.host, o.match = m.file, m.String()
 	names := make([]string, len(layers))
@@ -570,11 +599,11 @@ func respondIn(c *configDir, req request, rel release, o *outcome, t *tracker, n
 		if t.once && !t.dry {
 			rec, err := t.state.host(f.key)
 			if err != nil {
-				return http.StatusInternalServerError, []byte(err.Error())
+				return http.StatusInternalServerError, []byte(err.Error()), match{} // its record cannot keep the refusal either
 			}
 			if !rec.Installed.IsZero() {
 				return http.StatusConflict, fmt.Appendf(nil, "%s was installed at %s; run '%s' to install it again",
-					f.key, rec.Installed.UTC().Format(time.RFC3339), t.state.rearmLine(f.key))
+					f.key, rec.Installed.UTC().Format(time.RFC3339), t.state.rearmLine(f.key)), m
 			}
 		}
 		var note string
@@ -587,7 +616,8 @@ func respondIn(c *configDir, req request, rel release, o *outcome, t *tracker, n
 	}
 	out, err = compose(layers, f)
 	if err != nil {
-		return c.configStatus(err)
+		status, out = c.configStatus(err)
+		return status, out, m
 	}
 	if t != nil && t.state != nil && !t.dry {
 		// The token was given if pxe-pilot's webhook went out, not the
@@ -597,7 +627,7 @@ func respondIn(c *configDir, req request, rel release, o *outcome, t *tracker, n
 			o.warn = "answer not recorded: " + err.Error()
 		}
 	}
-	return http.StatusOK, out
+	return http.StatusOK, out, m
 }
 
 // loadError notes in the log line what loadHost's error says of the
@@ -687,15 +717,18 @@ func (s *server) installed(w http.ResponseWriter, r *http.Request, o *outcome, b
 		}
 	}
 	mac, addr := rep.management()
-	keys := rep.hostKeyFingerprints()
+	keys, pubs, dropped := rep.hostKeys()
 	o.extra = append(o.extra, slog.String("machine", key), slog.String("fqdn", rep.FQDN),
 		slog.String("management_mac", mac), slog.String("management_address", addr),
 		slog.String("ssh_host_keys", sortedHostKeys(keys)), slog.String("machine_id", rep.MachineID), slog.String("product", rep.installed()))
+	if len(dropped) > 0 {
+		o.extra = append(o.extra, slog.String("ssh_host_keys_dropped", strings.Join(dropped, "; ")))
+	}
 	if t.state != nil {
 		now := time.Now()
 		_, err := t.state.updateHost(key, func(h *hostRecord) {
 			h.Installed, h.FQDN, h.MachineID, h.Pending = now, rep.FQDN, rep.MachineID, 0
-			h.MAC, h.Address, h.SSHHostKeys, h.ReportRelease, h.Product = mac, addr, keys, rep.ISO.Release, rep.installed()
+			h.MAC, h.Address, h.SSHHostKeys, h.SSHPublicKeys, h.ReportRelease, h.Product = mac, addr, keys, pubs, rep.ISO.Release, rep.installed()
 		})
 		if err != nil {
 			return s.fail(w, http.StatusInternalServerError, o, "the report could not be recorded: "+err.Error())

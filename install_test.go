@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -286,9 +285,9 @@ func statusRowOf(t *testing.T, config, state, machine string) []string {
 	if err := run([]string{"status", "--config-dir", config, "--state-dir", state}, &out, io.Discard); err != nil {
 		t.Fatalf("status = %v", err)
 	}
-	for line := range strings.Lines(out.String()) {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == machine {
-			return f
+	for _, row := range trackRows(out.String()) {
+		if row[0] == machine {
+			return row
 		}
 	}
 	t.Fatalf("status has no row for %s:\n%s", machine, out.String())
@@ -384,13 +383,19 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 	if code, body := srv.post(t, "/answer", mustRead(t, "examples/requests/unknown-host.json")); code != http.StatusNotFound {
 		t.Fatalf("POST /answer of an unknown machine = %d %q; want 404", code, body)
 	}
-	lastAnswer := rec.LastAnswer.UTC().Format(time.RFC3339)
-	wantRow := []string{key, "mac", "aa:bb:cc:dd:ee:ff", "hosts/aa-bb-cc-dd-ee-ff.toml", "pve-node-01.lab.example.com", "10.0.0.10", lastAnswer, installedAt, "pve-node-01.lab.example.com", "local", "disk"}
+	// The 409 is the last thing that happened to it: it sits at the
+	// installer's error console.
+	rec = srv.host(t, key)
+	if rec.LastRefusal == nil || rec.LastRefusal.Code != http.StatusConflict || !strings.HasPrefix(rec.LastRefusal.Reason, key+" was installed at "+installedAt) {
+		t.Fatalf("last refusal = %+v; want the 409 and its line", rec.LastRefusal)
+	}
+	refusedAt := rec.LastRefusal.At.UTC().Format(time.RFC3339)
+	wantRow := []string{key, "hosts/aa-bb-cc-dd-ee-ff.toml", "pve-node-01.lab.example.com", "10.0.0.10", "refused (409)", refusedAt, "pve-node-01.lab.example.com 10.0.0.10/24", "local disk"}
 	if row := statusRowOf(t, srv.config, srv.state, key); !slices.Equal(row, wantRow) {
 		t.Errorf("status row = %q; want %q", row, wantRow)
 	}
-	if row := statusRowOf(t, srv.config, srv.state, "02:00:00:00:00:01"); !slices.Equal(row[:3], []string{"02:00:00:00:00:01", "To", "be"}) || row[len(row)-1] != "1" {
-		t.Errorf("status row of the unknown machine = %q; want its MAC, serial and 1 request", row)
+	if row := statusRowOf(t, srv.config, srv.state, "02:00:00:00:00:01"); len(row) != 7 || row[1] != "To be filled by O.E.M." || row[5] != "1" || row[6] != "hosts/02-00-00-00-00-01.toml" {
+		t.Errorf("status row of the unknown machine = %q; want its MAC, serial, 1 request and the file that adopts it", row)
 	}
 	st := statusJSON(t, srv.config, srv.state)
 	i := slices.IndexFunc(st.Hosts, func(r statusRow) bool { return r.Machine == key })
@@ -415,8 +420,8 @@ func TestFakeInstallerAnswerReportOnceRearm(t *testing.T) {
 	if !rec.Installed.IsZero() || len(rec.PreviouslyAt) != 1 || rec.PreviouslyAt[0].UTC().Format(time.RFC3339) != installedAt || rec.Answers != 3 {
 		t.Errorf("state after rearm and an answer = %+v; want not installed, installed once before at %s, 3 answers", rec, installedAt)
 	}
-	if row := statusRowOf(t, srv.config, srv.state, key); row[7] != "-" {
-		t.Errorf("status row after rearm = %q; want installed -", row)
+	if row := statusRowOf(t, srv.config, srv.state, key); row[4] != stateAnswered || row[7] != "install, attempt 2" {
+		t.Errorf("status row after rearm = %q; want it answered, its next boot a second attempt", row)
 	}
 }
 
@@ -525,8 +530,10 @@ func TestFakeInstallerOlderReleases(t *testing.T) {
 		if code != http.StatusInternalServerError || !strings.Contains(body, "the 8.2 installer has no [first-boot]") || strings.Count(body, "\n") != 1 {
 			t.Errorf("POST /answer of 8.2 with a first-boot script = %d %q; want 500, one line naming 8.2", code, body)
 		}
-		if _, err := os.Stat(filepath.Join(srv.state, "hosts", "aa-bb-cc-dd-ee-01.json")); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("a refused answer was recorded: %v", err)
+		// The refusal is kept; no answer is counted.
+		if rec := srv.host(t, "aa-bb-cc-dd-ee-01"); rec.Answers != 0 || rec.Pending != 0 || rec.LastRefusal == nil || rec.LastRefusal.Code != http.StatusInternalServerError ||
+			rec.LastRefusal.Reason != strings.TrimSuffix(strings.TrimPrefix(body, "pxe-pilot: "), "\n") {
+			t.Errorf("state = %+v (refusal %+v); want no answer, and the 500 with the line the installer got", rec, rec.LastRefusal)
 		}
 	})
 }
@@ -690,12 +697,12 @@ func TestFakeInstallerDefaultHostKeepsMachinesApart(t *testing.T) {
 		recA.HostFile != "hosts/default.toml" || recB.HostFile != "hosts/default.toml" {
 		t.Errorf("state: A %+v, B %+v; want A installed after 1 answer, B not installed after 2, both by hosts/default.toml", recA, recB)
 	}
-	if row := statusRowOf(t, srv.config, srv.state, "02-00-00-00-0a-01"); !slices.Equal(row[:3], []string{"02-00-00-00-0a-01", "default", "hosts/default.toml"}) ||
-		row[7] != "pve-020000000a01.lab.example.com" || strings.Join(row[8:], " ") != "local disk" {
-		t.Errorf("status row of A = %q; want it under default with its fqdn, its next boot from its disk", row)
+	if row := statusRowOf(t, srv.config, srv.state, "02-00-00-00-0a-01"); row[1] != "hosts/default.toml" || row[4] != "refused (409)" ||
+		row[6] != "pve-020000000a01.lab.example.com 10.0.0.61/24" || row[7] != "local disk" {
+		t.Errorf("status row of A = %q; want it under default, refused its answer once installed, with its fqdn, its next boot from its disk", row)
 	}
-	if row := statusRowOf(t, srv.config, srv.state, "02-00-00-00-0b-01"); row[6] != "-" || strings.Join(row[8:], " ") != "install, attempt 3" {
-		t.Errorf("status row of B = %q; want it not installed, its next boot its third attempt", row)
+	if row := statusRowOf(t, srv.config, srv.state, "02-00-00-00-0b-01"); row[4] != stateRepeated || row[6] != "-" || row[7] != "install, attempt 3" {
+		t.Errorf("status row of B = %q; want it answered twice and not installed, its next boot its third attempt", row)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,7 +51,8 @@ var commands = []command{
 	{"serve", `[--config-dir DIR] [--listen ADDR | --port N] [--log-format text|json]
 	                  [--tls-cert FILE --tls-key FILE] [--token-file FILE]
 	                  [--allow CIDR,...] [--max-inflight N]
-	                  [--public-url URL [--state-dir DIR [--once]]] [--boot-dir DIR [--local-boot exit|sanboot] [--boot-listen ADDR]]`,
+	                  [--public-url URL [--state-dir DIR [--once] [--stall-after DURATION]]]
+	                  [--boot-dir DIR [--local-boot exit|sanboot] [--boot-listen ADDR]]`,
 		`Serve answers: the installer POSTs to http(s)://HOST:PORT/answer.
 	With --public-url, answers report back when installed (POST /installed)
 	and first-boot scripts are served; --state-dir keeps what was answered
@@ -73,9 +75,16 @@ var commands = []command{
 			"pxe-pilot render --config-dir examples/config --request examples/requests/pve-9.2.json",
 			"pxe-pilot render --config-dir examples/config --mac aa:bb:cc:dd:ee:01 --explain",
 			"pxe-pilot render --boot --config-dir examples/config --boot-dir examples/boot --mac aa:bb:cc:dd:ee:ff --url http://10.0.0.2:8080"}},
-	{"status", `[--config-dir DIR] [--state-dir DIR] [--json]`,
-		`List every host: how it is matched, its last answer, when it was installed.`,
-		[]string{"pxe-pilot status --config-dir examples/config --state-dir state"}},
+	{"status", `[--config-dir DIR] [--state-dir DIR] [--boot-dir DIR] [--stall-after DURATION]
+	                   [--json | --stalled [--json] | --known-hosts]`,
+		`List every host and its state: never seen, answered, installed, refused, stalled or repeated.
+	With --stalled, only the machines answered and not reported for
+	--stall-after; with --known-hosts, the installed machines' SSH host keys
+	as known_hosts lines. The config's problems come first, as validate
+	says them.`,
+		[]string{"pxe-pilot status --config-dir examples/config --state-dir state",
+			"pxe-pilot status --config-dir examples/config --state-dir state --stalled --stall-after 90m",
+			"pxe-pilot status --config-dir examples/config --state-dir state --known-hosts"}},
 	{"rearm", `[--state-dir DIR] MACHINE`,
 		`Let serve --once answer an installed machine (aa-bb-cc-dd-ee-ff) again.`,
 		[]string{"pxe-pilot rearm --state-dir state aa-bb-cc-dd-ee-ff"}},
@@ -110,6 +119,7 @@ var flagEnv = map[string]struct{ env, def string }{
 	"once":         {"PXE_PILOT_ONCE", ""},
 	"boot-dir":     {"PXE_PILOT_BOOT_DIR", ""},
 	"local-boot":   {"PXE_PILOT_LOCAL_BOOT", "exit"},
+	"stall-after":  {"PXE_PILOT_STALL_AFTER", "60m"},
 }
 
 // usage is the whole usage text, that pxe-pilot help prints.
@@ -161,6 +171,8 @@ Environment (flags win):
 	PXE_PILOT_BOOT_DIR      --boot-dir: the boot images, one prepare-iso --pxe folder each
 	PXE_PILOT_LOCAL_BOOT    --local-boot: exit (default) or sanboot, how /boot.ipxe
 	                        boots an installed machine's disk
+	PXE_PILOT_STALL_AFTER   --stall-after (serve, status): a Go duration, 60m by default;
+	                        an answered machine not reported for it is stalled
 `
 
 // version is set at link time (-ldflags "-X main.version=v1.2.3"); else
@@ -253,6 +265,7 @@ type serveConfig struct {
 	bootDir         string // "" serves no boot files
 	localBoot       string // a key of localBootCommands
 	bootListen      string // "" or a plain-HTTP address serving /boot.ipxe and /boot/ alone
+	stallAfter      time.Duration
 }
 
 // memoryLimit is serve's soft memory limit (see runtime/debug.SetMemoryLimit).
@@ -279,6 +292,7 @@ func parseServe(args []string) (serveConfig, error) {
 	bootDir := fs.String("boot-dir", os.Getenv("PXE_PILOT_BOOT_DIR"), "serve the boot files of the images in `DIR`, one prepare-iso --pxe folder each")
 	bootListen := fs.String("boot-listen", os.Getenv("PXE_PILOT_BOOT_LISTEN"), "also serve /boot.ipxe and /boot/, and nothing else, over plain HTTP at `ADDR` (HOST:PORT), for iPXE, which has no HTTPS; with --boot-dir")
 	localBoot := fs.String("local-boot", envOr("PXE_PILOT_LOCAL_BOOT", "exit"), "how /boot.ipxe boots an installed machine's disk: `exit` (to the firmware's next boot entry) or sanboot (the first BIOS disk)")
+	stallAfter := stallAfterFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return serveConfig{}, err
 	}
@@ -334,6 +348,10 @@ func parseServe(args []string) (serveConfig, error) {
 	if err := localBootFlag(*localBoot); err != nil {
 		return serveConfig{}, err
 	}
+	stall, err := stallAfter()
+	if err != nil {
+		return serveConfig{}, err
+	}
 	switch {
 	case *bootListen != "" && *bootDir == "":
 		return serveConfig{}, errors.New("--boot-listen serves boot files, and needs --boot-dir to say where they are")
@@ -342,7 +360,7 @@ func parseServe(args []string) (serveConfig, error) {
 	}
 	return serveConfig{localBoot: *localBoot, dir: *dir, addr: addr, logFormat: *logFormat, tlsCert: *tlsCert, tlsKey: *tlsKey,
 		tokenFile: *tokenFile, allow: prefixes, maxInflight: n, publicURL: *publicURL, stateDir: *stateDir, once: *once, bootDir: *bootDir,
-		bootListen: *bootListen}, nil
+		bootListen: *bootListen, stallAfter: stall}, nil
 }
 
 // envBool reads a yes-or-no environment variable: 1, true, yes (or on)
@@ -481,7 +499,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logConfig(logger, cfg.dir)
 
-	h := &server{dir: cfg.dir, log: logger, tokenFile: cfg.tokenFile, allow: cfg.allow,
+	h := &server{dir: cfg.dir, log: logger, tokenFile: cfg.tokenFile, allow: cfg.allow, stallAfter: cfg.stallAfter,
 		slots: make(chan struct{}, cfg.maxInflight), guard: &tokenGuard{}, authDelay: authDelay,
 		answerBodies: newBudget(answerBodies), reportBodies: newBudget(reportBodies)}
 	if cfg.tokenFile != "" {
@@ -562,7 +580,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	if cfg.stateDir != "" {
-		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once)
+		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once, "stall_after", cfg.stallAfter.String())
+		watching, stopWatching := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			watchStalls(watching, logger, h.track.state, cfg.stallAfter)
+		}()
+		defer func() {
+			stopWatching()
+			<-watched
+		}()
 	}
 	if cfg.bootDir != "" {
 		attrs = append(attrs, "boot_dir", cfg.bootDir, "local_boot", cfg.localBoot)
@@ -592,6 +620,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	return nil
+}
+
+// watchStalls logs each machine that becomes stalled (see logStalls): at
+// once, then every stallCheckEvery, until ctx is done.
+func watchStalls(ctx context.Context, logger *slog.Logger, st *stateStore, stallAfter time.Duration) {
+	logStalls(logger, st, time.Now(), stallAfter)
+	tick := time.NewTicker(stallCheckEvery(stallAfter))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			logStalls(logger, st, now, stallAfter)
+		}
+	}
 }
 
 // logConfig says at start what the config dir holds, in one line, and
@@ -997,34 +1041,78 @@ func get(rawURL string, tlsCfg *tls.Config, timeout time.Duration) (status int, 
 }
 
 // statusCmd prints every configured host with what the state dir knows
-// of it, and the machines that asked and matched nothing.
+// of it, and the machines that asked and matched nothing; or only the
+// stalled ones; or the installed machines' SSH host keys as known_hosts
+// lines.
 func statusCmd(args []string, stdout io.Writer) error {
 	fs, dir := flagSet("status")
 	stateDir := fs.String("state-dir", os.Getenv("PXE_PILOT_STATE_DIR"), "serve's state `DIR`")
+	bootDir := fs.String("boot-dir", os.Getenv("PXE_PILOT_BOOT_DIR"), "as serve --boot-dir `DIR`: say which image each machine's next boot installs with")
 	asJSON := fs.Bool("json", false, "print JSON")
+	stalled := fs.Bool("stalled", false, "list only the stalled machines: answered, and no report for --stall-after since")
+	knownHosts := fs.Bool("known-hosts", false, "print a known_hosts line (fqdn,address keytype base64) for each SSH host key of each installed machine, as its report carried them")
+	stallAfter := stallAfterFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("status: unexpected argument %q", fs.Arg(0))
 	}
-	st, err := readStatus(*dir, *stateDir)
+	d, err := stallAfter()
 	if err != nil {
 		return err
 	}
+	switch {
+	case *knownHosts && (*asJSON || *stalled):
+		return errors.New("status --known-hosts prints known_hosts lines, and goes with neither --json nor --stalled")
+	case *knownHosts && *stateDir == "":
+		return errors.New("status --known-hosts needs --state-dir DIR (or PXE_PILOT_STATE_DIR): the host keys are those the installers reported to serve")
+	case *stalled && *stateDir == "":
+		return errors.New("status --stalled needs --state-dir DIR (or PXE_PILOT_STATE_DIR): only serve's state dir knows which machines were answered")
+	}
+	st, err := readFleet(*dir, *stateDir, fleetOptions{now: time.Now(), stallAfter: d, bootDir: *bootDir})
+	if err != nil {
+		return err
+	}
+	if *knownHosts {
+		writeKnownHosts(stdout, st.Hosts)
+		return nil
+	}
+	if *stalled {
+		st.Hosts = slices.DeleteFunc(st.Hosts, func(h statusRow) bool { return h.State != stateStalled })
+		st.Problems, st.Unknown = []string{}, []unknownRecord{}
+	}
 	if *asJSON {
-		if st.Hosts == nil {
-			st.Hosts = []statusRow{}
-		}
-		if st.Unknown == nil {
-			st.Unknown = []unknownRecord{}
-		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
 	writeStatus(stdout, st, *stateDir != "")
 	return nil
+}
+
+// stallAfterFlag adds --stall-after to a command's flags, and returns what
+// reads it once they are parsed: the flag, else PXE_PILOT_STALL_AFTER,
+// else defaultStallAfter; a Go duration over 0, strictly, since a guard
+// that cannot be read must not quietly become another.
+func stallAfterFlag(fs *flag.FlagSet) func() (time.Duration, error) {
+	v := fs.String("stall-after", "", "count a machine answered and not reported for `DURATION` (a Go duration: 90m, 2h, 45s) as stalled")
+	return func() (time.Duration, error) {
+		given := envSetting("PXE_PILOT_STALL_AFTER")
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "stall-after" {
+				given = setting{"--stall-after", *v}
+			}
+		})
+		if given.name == "" {
+			return defaultStallAfter, nil
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(given.value))
+		if err != nil || d <= 0 {
+			return 0, fmt.Errorf("%v: want a Go duration over 0, such as 90m, 2h or 45s (default 60m)", given)
+		}
+		return d, nil
+	}
 }
 
 // rearmCmd forgets that a machine was installed, so that serve --once

@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -285,6 +286,16 @@ func TestParseServe(t *testing.T) {
 		{name: "local_boot_from_env", env: map[string]string{"PXE_PILOT_LOCAL_BOOT": "sanboot"},
 			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", localBoot: "sanboot"}},
 		{name: "local_boot_other_is_error", args: []string{"--local-boot", "reboot"}, wantErr: `--local-boot "reboot": want exit`},
+		{name: "stall_after_flag", args: []string{"--stall-after", "90m"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", stallAfter: 90 * time.Minute}},
+		{name: "stall_after_env_in_seconds", env: map[string]string{"PXE_PILOT_STALL_AFTER": "45s"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", stallAfter: 45 * time.Second}},
+		{name: "stall_after_flag_wins_over_env", env: map[string]string{"PXE_PILOT_STALL_AFTER": "oops"}, args: []string{"--stall-after", "2h"},
+			want: serveConfig{dir: "./config", addr: ":8080", logFormat: "text", stallAfter: 2 * time.Hour}},
+		{name: "stall_after_without_unit_is_error", args: []string{"--stall-after", "90"},
+			wantErr: "--stall-after 90: want a Go duration over 0, such as 90m, 2h or 45s (default 60m)"},
+		{name: "stall_after_zero_is_error", args: []string{"--stall-after", "0s"}, wantErr: "--stall-after 0s: want a Go duration over 0"},
+		{name: "stall_after_negative_env_is_error", env: map[string]string{"PXE_PILOT_STALL_AFTER": "-5m"}, wantErr: "PXE_PILOT_STALL_AFTER=-5m: want a Go duration over 0"},
 		{name: "argument_is_error", args: []string{"/etc/pxe-pilot"}, wantErr: "serve takes no arguments"},
 		{name: "unknown_flag_is_error", args: []string{"--config", "x"}, wantErr: "flag provided but not defined"},
 	}
@@ -307,6 +318,9 @@ func TestParseServe(t *testing.T) {
 			}
 			if want.localBoot == "" {
 				want.localBoot = "exit"
+			}
+			if want.stallAfter == 0 {
+				want.stallAfter = defaultStallAfter
 			}
 			if err != nil || !reflect.DeepEqual(got, want) {
 				t.Errorf("parseServe(%q) with env %v = %+v, %v; want %+v", tc.args, tc.env, got, err, want)
@@ -415,7 +429,7 @@ func TestRenderNewerRelease(t *testing.T) {
 // clearServeEnv keeps the environment from steering serve in a test.
 func clearServeEnv(t *testing.T) {
 	for _, k := range []string{"CONFIG_DIR", "PORT", "LISTEN", "PXE_PILOT_LOG_FORMAT", "PXE_PILOT_TLS_CERT", "PXE_PILOT_TLS_KEY",
-		"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE", "PXE_PILOT_BOOT_DIR", "PXE_PILOT_LOCAL_BOOT"} {
+		"PXE_PILOT_TOKEN_FILE", "PXE_PILOT_ALLOW", "PXE_PILOT_MAX_INFLIGHT", "PXE_PILOT_PUBLIC_URL", "PXE_PILOT_STATE_DIR", "PXE_PILOT_ONCE", "PXE_PILOT_BOOT_DIR", "PXE_PILOT_LOCAL_BOOT", "PXE_PILOT_STALL_AFTER"} {
 		t.Setenv(k, "")
 	}
 }
@@ -503,8 +517,8 @@ func TestCommandHelp(t *testing.T) {
 		wantStdout []string // each in it
 	}{
 		{"serve_h", []string{"serve", "-h"}, "", []string{"Usage: pxe-pilot serve [--config-dir DIR]", "\nServe answers: the installer POSTs",
-			"  --listen HOST:PORT   listen on HOST:PORT, such as :8080 or 10.0.0.2:8080 (env LISTEN; default :8080, or :8443 with TLS)\n",
-			"  --once               refuse to answer a machine again once it reported installed (env PXE_PILOT_ONCE)\n",
+			"  --listen HOST:PORT      listen on HOST:PORT, such as :8080 or 10.0.0.2:8080 (env LISTEN; default :8080, or :8443 with TLS)\n",
+			"  --once                  refuse to answer a machine again once it reported installed (env PXE_PILOT_ONCE)\n",
 			"  $ pxe-pilot serve --config-dir examples/config --listen 127.0.0.1:8080\n"}},
 		{"serve_help_ignores_the_environment_in_defaults", []string{"serve", "--help"}, "", []string{"(env CONFIG_DIR; default ./config)"}},
 		{"render_help", []string{"render", "--help"}, "", []string{"Usage: pxe-pilot render [--config-dir DIR] (--mac MAC",
@@ -512,7 +526,8 @@ func TestCommandHelp(t *testing.T) {
 			"  --release X.Y        the ISO release X.Y, with --mac; one newer than pxe-pilot knows gets the newest rules (default 9.2)\n",
 			"  $ pxe-pilot render --config-dir examples/config --mac aa:bb:cc:dd:ee:ff\n"}},
 		{"validate_h", []string{"validate", "-h"}, "", []string{"Check every file and every host's answer offline", "$ pxe-pilot validate --config-dir examples/config\n"}},
-		{"status_h", []string{"status", "-h"}, "", []string{"  --json", "(env PXE_PILOT_STATE_DIR)"}},
+		{"status_h", []string{"status", "-h"}, "", []string{"  --json", "(env PXE_PILOT_STATE_DIR)", "  --known-hosts", "  --stalled",
+			"(a Go duration: 90m, 2h, 45s) as stalled (env PXE_PILOT_STALL_AFTER; default 60m)\n"}},
 		{"rearm_h_before_the_machine", []string{"rearm", "-h"}, "", []string{"Usage: pxe-pilot rearm [--state-dir DIR] MACHINE\n"}},
 		{"rearm_h_after_the_machine", []string{"rearm", "aa-bb-cc-dd-ee-ff", "-h"}, "", []string{"Usage: pxe-pilot rearm [--state-dir DIR] MACHINE\n"}},
 		{"cert_h", []string{"cert", "-h"}, "", []string{"  --force", "  --out DIR", "(default .)"}},

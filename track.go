@@ -1,10 +1,9 @@
-// Install tracking: the webhook, the state dir, first-boot scripts, status and rearm.
+// Install tracking: the webhook, the state dir, the report, first-boot scripts and rearm.
 
 package main
 
 import (
 	"bytes"
-	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,16 +14,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/netip"
 	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 )
@@ -321,8 +317,20 @@ type hostRecord struct {
 	SSHHostKeys   map[string]string `json:"ssh_host_keys,omitempty"` // key type -> SHA256:... fingerprint
 	PreviouslyAt  []time.Time       `json:"previous_installs,omitempty"`
 	RearmedAt     time.Time         `json:"rearmed,omitzero"`
-	ReportRelease string            `json:"report_release,omitempty"` // the report's iso.release
-	Product       string            `json:"product,omitempty"`        // the report's product.short and product.version: "pve 9.2.2"
+	ReportRelease string            `json:"report_release,omitempty"`  // the report's iso.release
+	Product       string            `json:"product,omitempty"`         // the report's product.short and product.version: "pve 9.2.2"
+	SSHPublicKeys map[string]string `json:"ssh_public_keys,omitempty"` // key type (ssh-ed25519, ...) -> base64 blob, vetted; see report.hostKeys
+
+	LastRefusal *refusal  `json:"last_refusal,omitempty"` // the last time pxe-pilot refused it an answer (409, 500), and why
+	StallLogged time.Time `json:"stall_logged,omitzero"`  // the LastAnswer whose stall serve logged, so that it is logged once
+}
+
+// A refusal is the last time pxe-pilot refused a machine an answer: the
+// status and the one line its console got, clipped (see refusalOf).
+type refusal struct {
+	At     time.Time `json:"at"`
+	Code   int       `json:"code"`
+	Reason string    `json:"reason"`
 }
 
 // unknownRecord is a machine that asked and matched no host file.
@@ -334,6 +342,9 @@ type unknownRecord struct {
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	Requests  int       `json:"requests"`
+
+	Adopt       string   `json:"adopt_with"`             // the host file that would answer it: hosts/<its first MAC>.toml
+	LastRefusal *refusal `json:"last_refusal,omitempty"` // its last 404, and the line it got
 }
 
 // hostPath is a machine's state file; key is checked to be one
@@ -424,9 +435,42 @@ func (s *stateStore) recordAnswer(key string, m match, rel release, tokenGiven b
 	return err
 }
 
+// recordRefusal notes the last time a machine was refused an answer.
+func (s *stateStore) recordRefusal(key string, m match, ref refusal) error {
+	_, err := s.updateHost(key, func(r *hostRecord) {
+		r.LastRefusal = &ref
+		r.Match, r.HostFile = m.String(), m.file
+	})
+	return err
+}
+
+// refusalOf is the refusal a status and reason make: the line the
+// machine's console got, as fail sends it, clipped. The reason is what
+// the request's log line says too, which never holds a secret.
+func refusalOf(status int, reason []byte, now time.Time) refusal {
+	line := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(string(reason), "?"))
+	if len(line) > maxReason {
+		cut := maxReason
+		for cut > 0 && !utf8.RuneStart(line[cut]) {
+			cut--
+		}
+		line = line[:cut] + "..."
+	}
+	return refusal{At: now, Code: status, Reason: line}
+}
+
+// maxReason bounds a refusal's reason as kept: room for the longest line
+// pxe-pilot says of a machine's config, and a bound on what it stores.
+const maxReason = 512
+
 // recordUnknown notes a machine that matched no host file, so that the
-// operator can copy its MAC into a new one.
-func (s *stateStore) recordUnknown(req request, now time.Time) error {
+// operator can copy its MAC into a new one; ref is its 404, or nil.
+func (s *stateStore) recordUnknown(req request, now time.Time, ref *refusal) error {
 	if len(req.macs) == 0 {
 		return nil
 	}
@@ -443,6 +487,10 @@ func (s *stateStore) recordUnknown(req request, now time.Time) error {
 		r.Serial, r.UUID, r.Model = clipField(req.serial), clipField(req.uuid), clipField(req.model)
 		r.LastSeen = now
 		r.Requests++
+		r.Adopt = adoptWith(r.MACs)
+		if ref != nil {
+			r.LastRefusal = ref
+		}
 		return s.save(path, r)
 	})
 }
@@ -646,24 +694,99 @@ func (r report) management() (mac, address string) {
 	return "", ""
 }
 
-// hostKeyFingerprints are the report's SSH host keys as OpenSSH shows
-// them (ssh-keygen -lf): SHA256: and the unpadded base64 of the SHA-256 of
-// the key's blob, so that the operator can pin them.
-func (r report) hostKeyFingerprints() map[string]string {
-	out := map[string]string{}
-	for kind, line := range r.SSHHostKeys {
-		f := strings.Fields(line)
-		if len(f) < 2 || !bareKey(kind) || len(kind) > 32 || len(out) == 8 {
-			continue // not a key type the installer sends (ecdsa, ed25519, rsa)
+// sshKeyTypes are the SSH host key types pxe-pilot keeps of a report, by
+// the names the installer gives them in ssh-public-host-keys, with the
+// key types each may be: a fixed list, so that nothing else reaches a
+// known_hosts file.
+var sshKeyTypes = map[string][]string{
+	"ecdsa":   {"ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"},
+	"ed25519": {"ssh-ed25519"},
+	"rsa":     {"ssh-rsa"},
+}
+
+// knownKeyType reports whether typ is one of sshKeyTypes' key types.
+func knownKeyType(typ string) bool {
+	for _, types := range sshKeyTypes {
+		if slices.Contains(types, typ) {
+			return true
 		}
-		blob, err := base64.StdEncoding.DecodeString(f[1])
-		if err != nil {
+	}
+	return false
+}
+
+// maxKeyBlob bounds a host key's base64: an RSA key of 16384 bits is
+// under 3 KiB of it.
+const maxKeyBlob = 8 << 10
+
+// hostKeys vets the report's SSH host keys and returns, of those that pass,
+// their fingerprints as OpenSSH shows them (ssh-keygen -lf: SHA256: and the
+// unpadded base64 of the SHA-256 of the key's blob), by the installer's
+// name (ed25519), and the keys themselves, by key type (ssh-ed25519), for
+// known_hosts; and a line for each key dropped, saying why. A key passes
+// where its name is one of sshKeyTypes, its line is "TYPE BASE64
+// [COMMENT]" with no line break or control character in it but a last
+// newline, TYPE is one its name may be, and BASE64 decodes to a blob that
+// names TYPE itself. The comment is not kept.
+func (r report) hostKeys() (fps, pubs map[string]string, dropped []string) {
+	fps, pubs = map[string]string{}, map[string]string{}
+	for _, kind := range sortedKeys(r.SSHHostKeys) {
+		typ, blob, why := vetHostKey(kind, r.SSHHostKeys[kind])
+		if why != "" {
+			if len(dropped) == 8 {
+				dropped = append(dropped, fmt.Sprintf("and %d more", len(r.SSHHostKeys)-8))
+				break
+			}
+			dropped = append(dropped, excerpt(kind)+" "+why)
 			continue
 		}
-		sum := sha256.Sum256(blob)
-		out[kind] = "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+		raw, _ := base64.StdEncoding.DecodeString(blob)
+		sum := sha256.Sum256(raw)
+		fps[kind] = "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+		pubs[typ] = blob
 	}
-	return out
+	return fps, pubs, dropped
+}
+
+// vetHostKey checks one key of a report's ssh-public-host-keys: its type
+// and base64 blob, or why it is dropped.
+func vetHostKey(kind, line string) (typ, blob, why string) {
+	types, ok := sshKeyTypes[kind]
+	if !ok {
+		return "", "", "is not a key type pxe-pilot keeps (ecdsa, ed25519, rsa)"
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if strings.ContainsFunc(line, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+		return "", "", "holds a line break or a control character"
+	}
+	f := strings.Fields(line)
+	switch {
+	case len(f) < 2:
+		return "", "", "is not TYPE BASE64, as a .pub file has it"
+	case !slices.Contains(types, f[0]):
+		return "", "", "is of type " + excerpt(f[0]) + ", not one of " + strings.Join(types, ", ")
+	case len(f[1]) > maxKeyBlob:
+		return "", "", fmt.Sprintf("is over %d bytes of base64", maxKeyBlob)
+	}
+	if got, ok := blobType(f[1]); !ok {
+		return "", "", "is not base64 of a key"
+	} else if got != f[0] {
+		return "", "", "says it is " + f[0] + ", but its key is of type " + excerpt(got)
+	}
+	return f[0], f[1], ""
+}
+
+// blobType is the key type an SSH public key's base64 blob names first
+// (RFC 4253, 6.6: a string, its length in four bytes before it).
+func blobType(b64 string) (string, bool) {
+	raw, err := base64.StdEncoding.Strict().DecodeString(b64)
+	if err != nil || len(raw) < 4 {
+		return "", false
+	}
+	n := int(raw[0])<<24 | int(raw[1])<<16 | int(raw[2])<<8 | int(raw[3])
+	if n > len(raw)-4 || n > 64 {
+		return "", false
+	}
+	return string(raw[4 : 4+n]), true
 }
 
 // sortedHostKeys writes fingerprints as "ed25519=SHA256:...,rsa=...".
@@ -771,295 +894,6 @@ func fillScript(c *configDir, path string, f facts, host string) ([]byte, string
 		return nil, fmt.Sprintf("%q: %s", path, e.problems[0].msg)
 	}
 	return []byte(out), ""
-}
-
-// status is what `pxe-pilot status` shows: every configured host, with
-// what the state dir knows of it, and the machines that asked and matched
-// nothing.
-type status struct {
-	Hosts      []statusRow     `json:"hosts"`
-	Unknown    []unknownRecord `json:"unknown"`
-	Unreadable []string        `json:"unreadable,omitempty"` // a line for each state file that could not be read
-}
-
-type statusRow struct {
-	Machine        string `json:"machine"`               // the machine key, or "*" for hosts/default.toml itself
-	MatchBy        string `json:"match"`                 // mac aa:bb:..., serial S1, uuid ..., default
-	HostFile       string `json:"host_file"`             // "" where the file is gone
-	PlannedFQDN    string `json:"planned_fqdn"`          // what the config gives it; see planned
-	PlannedAddress string `json:"planned_address"`       // its static address, "dhcp", or why neither is known
-	NextBoot       string `json:"next_boot"`             // what its next network boot does; see nextBoot
-	StateError     string `json:"state_error,omitempty"` // why its state file could not be read
-	hostRecord
-}
-
-// planned is the FQDN and address the config gives the host a file
-// names, as the answer composed from the file's name alone has them,
-// complete or not: a static address without its prefix, or "dhcp". A
-// name whose placeholders the file's name cannot fill (a serial in a
-// MAC's file, anything in hosts/default.toml) is shown as written.
-func planned(c *configDir, m match) (fqdn, addr string, composes bool) {
-	host, ok, err := readLayer(c, m.file)
-	if !ok || err != nil {
-		return "(cannot be read)", "(cannot be read)", false
-	}
-	def, hasDefaults, err := readLayer(c, "defaults.toml")
-	if err != nil {
-		return "(config error)", "(config error)", false
-	}
-	layers, err := stackLayers(c, def, hasDefaults, host)
-	if err != nil {
-		return "(config error)", "(config error)", false
-	}
-	// Whether its answer composes, as validate checks it.
-	f := sampleFacts(m, newest)
-	f.scripts, f.dir = &sampleScripts{}, c
-	_, _, err = composeWithWarnings(layers, f)
-	composes = err == nil
-	name := func(ans map[string]any) string {
-		g, _ := ans["global"].(map[string]any)
-		hostname, _ := g["hostname"].(string)
-		domain, _ := g["domain"].(string)
-		switch fq := g["fqdn"].(type) {
-		case string:
-			return fq
-		case map[string]any:
-			return "(from DHCP)"
-		}
-		if domain = strings.Trim(domain, "."); domain != "" && !strings.Contains(withoutPlaceholders(hostname), ".") {
-			return hostname + "." + domain
-		}
-		return hostname
-	}
-	ans := mergeLayers(layers)
-	fqdn = name(ans)
-	if !strings.Contains(fqdn, "{{") || fillableByName(fqdn, m) {
-		filled := mergeLayers(layers)
-		if len(expand(filled, sampleFacts(m, newest))) == 0 {
-			fqdn = name(filled)
-		}
-	}
-	addr = "dhcp"
-	if cidr, ok := lookup(ans, "network", "cidr").(string); ok {
-		addr = cidr
-		if p, err := netip.ParsePrefix(cidr); err == nil {
-			addr = p.Addr().String()
-		}
-	}
-	return fqdn, addr, composes
-}
-
-// nextBoot says what a configured machine's next network boot does, as
-// /boot.ipxe decides it: it installs (again, where it was answered and
-// never reported), boots its disk once tracking says it is installed, or
-// is refused while its answer does not compose.
-func nextBoot(composes, tracked bool, rec hostRecord) string {
-	switch {
-	case tracked && !rec.Installed.IsZero():
-		return "local disk"
-	case !composes:
-		return "refused (pxe-pilot validate says why)"
-	case tracked && rec.Pending > 0:
-		return fmt.Sprintf("install, attempt %d", rec.Pending+1)
-	}
-	return "install"
-}
-
-// withoutPlaceholders is s with its placeholders taken out.
-func withoutPlaceholders(s string) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "{{")
-		j := strings.Index(s[max(i, 0):], "}}")
-		if i < 0 || j < 0 {
-			return b.String() + s
-		}
-		b.WriteString(s[:i])
-		s = s[i+j+2:]
-	}
-}
-
-// fillableByName reports whether every placeholder in s is one a host
-// file's name fills: the MAC of a MAC's file, the serial or UUID of theirs.
-func fillableByName(s string, m match) bool {
-	ok := map[string][]string{"mac": {"MAC", "MACHex"}, "serial": {"Serial"}, "uuid": {"UUID"}}[m.by]
-	for rest := s; ; {
-		i := strings.Index(rest, "{{")
-		if i < 0 {
-			return true
-		}
-		j := strings.Index(rest[i:], "}}")
-		if j < 0 {
-			return false
-		}
-		name := strings.TrimPrefix(strings.TrimSpace(rest[i+2:i+j]), ".")
-		if !slices.Contains(ok, name) {
-			return false
-		}
-		rest = rest[i+j+2:]
-	}
-}
-
-// readStatus reads the config dir's host files and, if stateDir is not
-// "", the state dir's records, without creating or changing anything. A
-// state file that cannot be read is said in Unreadable, and its machine
-// listed with its StateError; the others are read all the same.
-func readStatus(configDir, stateDir string) (status, error) {
-	var st status
-	records := map[string]hostRecord{}
-	bad := map[string]string{} // machine key -> why its state file could not be read
-	if stateDir != "" {
-		if _, err := os.Stat(stateDir); err != nil {
-			return st, fmt.Errorf("state dir: %w", err)
-		}
-		paths, _ := filepath.Glob(filepath.Join(stateDir, "hosts", "*.json"))
-		for _, p := range paths {
-			key := strings.TrimSuffix(filepath.Base(p), ".json")
-			r, err := readRecord[hostRecord](p)
-			if err != nil {
-				bad[key] = err.Error()
-				st.Unreadable = append(st.Unreadable, err.Error())
-			}
-			records[key] = r
-		}
-		paths, _ = filepath.Glob(filepath.Join(stateDir, "unknown", "*.json"))
-		for _, p := range paths {
-			r, err := readRecord[unknownRecord](p)
-			if err != nil {
-				st.Unreadable = append(st.Unreadable, err.Error())
-				continue
-			}
-			if !hasHostFile(configDir, r.MACs) {
-				st.Unknown = append(st.Unknown, r) // else named since
-			}
-		}
-		slices.SortFunc(st.Unknown, func(a, b unknownRecord) int { return b.LastSeen.Compare(a.LastSeen) })
-	}
-	entries, err := os.ReadDir(filepath.Join(configDir, "hosts"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return st, fmt.Errorf("config dir: %w", err)
-	}
-	c, err := openConfigDir(configDir)
-	if err != nil {
-		return st, err
-	}
-	defer c.close()
-	c.offline = true
-	// A machine with a host file of its own is listed by it, even if
-	// hosts/default.toml answered it before that file was written.
-	seen := map[string]bool{}
-	var hasDefault bool
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".toml")
-		if e.IsDir() || !ok {
-			continue
-		}
-		m, problem := hostMatch(name)
-		switch {
-		case problem != "":
-			continue // validate says why
-		case m.by == "default":
-			hasDefault = true
-			continue
-		}
-		seen[name] = true
-		fqdn, addr, composes := planned(c, m)
-		st.Hosts = append(st.Hosts, statusRow{Machine: name, MatchBy: m.String(), HostFile: m.file, PlannedFQDN: fqdn, PlannedAddress: addr,
-			NextBoot: nextBoot(composes, stateDir != "", records[name]), StateError: bad[name], hostRecord: records[name]})
-	}
-	if hasDefault {
-		m := match{by: "default", file: "hosts/default.toml"}
-		fqdn, addr, composes := planned(c, m)
-		st.Hosts = append(st.Hosts, statusRow{Machine: "*", MatchBy: "default", HostFile: m.file, PlannedFQDN: fqdn, PlannedAddress: addr,
-			NextBoot: nextBoot(composes, false, hostRecord{})})
-		for _, k := range sortedKeys(records) {
-			if r := records[k]; r.HostFile == "hosts/default.toml" && !seen[k] {
-				seen[k] = true
-				st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: "default", HostFile: r.HostFile, PlannedFQDN: fqdn, PlannedAddress: addr,
-					NextBoot: nextBoot(composes, true, r), hostRecord: r})
-			}
-		}
-	}
-	// Machines the state dir knows whose host file is gone, or whose state
-	// file cannot say which host file answered them.
-	for _, k := range sortedKeys(records) {
-		if !seen[k] {
-			st.Hosts = append(st.Hosts, statusRow{Machine: k, MatchBy: records[k].Match, StateError: bad[k], hostRecord: records[k]})
-		}
-	}
-	return st, nil
-}
-
-// hasHostFile reports whether one of macs has a host file now.
-func hasHostFile(configDir string, macs []string) bool {
-	for _, m := range macs {
-		if mac, ok := normalizeMAC(m); ok {
-			if _, err := os.Stat(filepath.Join(configDir, "hosts", hostFileName(mac))); err == nil {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// writeStatus prints the status as two tables, every value from the state
-// dir or the config dir shown as it is only where it is plain text.
-func writeStatus(w io.Writer, st status, withState bool) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MACHINE\tMATCHED BY\tHOST FILE\tPLANNED FQDN\tADDRESS\tLAST ANSWER\tINSTALLED\tFQDN\tNEXT BOOT")
-	when := func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
-	dash := func(s string) string {
-		if s == "" {
-			return "-"
-		}
-		return s
-	}
-	for _, h := range st.Hosts {
-		match, file, last, installed, fqdn, next := dash(h.MatchBy), h.HostFile, when(h.LastAnswer), when(h.Installed), dash(h.FQDN), dash(h.NextBoot)
-		switch {
-		case h.StateError != "": // its state file, which would say, cannot be read
-			match, file, last, installed, fqdn, next = cmp.Or(h.MatchBy, "?"), cmp.Or(file, "?"), "?", "?", "?", "?"
-		case file == "":
-			file = "(gone)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shown(h.Machine), shown(match), shown(file), shown(dash(h.PlannedFQDN)), shown(dash(h.PlannedAddress)), last, installed, shown(fqdn), next)
-	}
-	tw.Flush()
-	if !withState {
-		fmt.Fprintln(w, "\n(no --state-dir: what was answered and installed is not known)")
-		return
-	}
-	if len(st.Unknown) > 0 {
-		fmt.Fprintln(w, "\nMachines that asked and matched no host file (name one by a MAC: hosts/<mac>.toml):")
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "MACS\tSERIAL\tMODEL\tLAST ASKED\tREQUESTS")
-		for _, u := range st.Unknown {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", shown(strings.Join(u.MACs, ",")), shown(dash(u.Serial)), shown(dash(u.Model)), when(u.LastSeen), u.Requests)
-		}
-		tw.Flush()
-	}
-	if len(st.Unreadable) > 0 {
-		fmt.Fprintln(w, "\nState files that could not be read (? above), the rest listed all the same:")
-		for _, line := range st.Unreadable {
-			fmt.Fprintln(w, shown(line))
-		}
-	}
-}
-
-// shown is a value as status prints it: as it is where every character
-// of it prints, else quoted with Go's escapes (\x1b, \r, \u202e), so that
-// nothing a request or report said can move the operator's cursor, clear
-// the screen or turn the text around.
-func shown(s string) string {
-	if utf8.ValidString(s) && !strings.HasPrefix(s, `"`) && !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
-		return s
-	}
-	return strconv.Quote(s)
 }
 
 // rearmLine is the command that rearms a machine of this state dir, for

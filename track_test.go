@@ -406,16 +406,16 @@ func TestRecordUnknown(t *testing.T) {
 		want    map[string]unknownRecord
 	}{
 		{name: "records_macs_serial_uuid_model", reqs: []request{a},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
 		{name: "asking_again_counts_and_keeps_the_first_time", reqs: []request{a, a},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
 		{name: "long_fields_are_clipped", reqs: []request{{macs: []string{"020000000099"}, serial: long, model: long}},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99"}, Serial: long[:128], Model: long[:128], FirstSeen: t1, LastSeen: t1, Requests: 1}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99"}, Serial: long[:128], Model: long[:128], FirstSeen: t1, LastSeen: t1, Requests: 1, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
 		{name: "no_macs_records_nothing", reqs: []request{{serial: "SN-X"}}, want: map[string]unknownRecord{}},
 		{name: "new_machine_past_the_cap_is_error", capped: true, reqs: []request{a, b}, wantErr: "unknown machines recorded already",
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
 		{name: "known_machine_at_the_cap_is_still_counted", capped: true, reqs: []request{a, a},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
 		{name: "cap_counts_files_already_in_the_dir", prefill: maxUnknown, reqs: []request{a}, wantErr: "1000 unknown machines recorded already",
 			want: map[string]unknownRecord{}},
 	}
@@ -440,7 +440,7 @@ func TestRecordUnknown(t *testing.T) {
 				st.unknown = maxUnknown - 1
 			}
 			for i, req := range tc.reqs {
-				err = st.recordUnknown(req, t1.Add(time.Duration(i)*time.Minute))
+				err = st.recordUnknown(req, t1.Add(time.Duration(i)*time.Minute), nil)
 			}
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Errorf("recordUnknown(%+v) = %v; want an error containing %q", tc.reqs[len(tc.reqs)-1], err, tc.wantErr)
@@ -725,10 +725,11 @@ func TestExampleReport(t *testing.T) {
 		t.Errorf("the example report reads as %+v; its request as %+v", got, want)
 	}
 	mac, addr := rep.management()
+	fps, _, dropped := rep.hostKeys()
 	if rep.installed() != "pve 9.2.2" || rep.FQDN != "pve-node-01.lab.example.com" || mac != "aa:bb:cc:dd:ee:ff" || addr != "10.0.0.10/24" ||
-		rep.Token == nil || *rep.Token != "TOKEN" || !reflect.DeepEqual(rep.hostKeyFingerprints(), nodeFingerprints) {
-		t.Errorf("the example report = %q, fqdn %q, management %s %s, token %v, host keys %v; want pve 9.2.2, pve-node-01's, TOKEN and the keys of pve-node-01",
-			rep.installed(), rep.FQDN, mac, addr, rep.Token, rep.hostKeyFingerprints())
+		rep.Token == nil || *rep.Token != "TOKEN" || !reflect.DeepEqual(fps, nodeFingerprints) || dropped != nil {
+		t.Errorf("the example report = %q, fqdn %q, management %s %s, token %v, host keys %v (dropped %q); want pve 9.2.2, pve-node-01's, TOKEN and the keys of pve-node-01",
+			rep.installed(), rep.FQDN, mac, addr, rep.Token, fps, dropped)
 	}
 }
 
@@ -806,9 +807,9 @@ func TestHostKeyFingerprints(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			keys, want := tc.keys(t)
-			got := report{SSHHostKeys: keys}.hostKeyFingerprints()
+			got, _, _ := report{SSHHostKeys: keys}.hostKeys()
 			if !reflect.DeepEqual(got, want) {
-				t.Errorf("hostKeyFingerprints(%q) = %q; want %q", keys, got, want)
+				t.Errorf("hostKeys(%q) fingerprints = %q; want %q", keys, got, want)
 			}
 		})
 	}
@@ -1057,7 +1058,7 @@ func trackFixture(t *testing.T) (configDir, stateDir string) {
 	}
 	unknown := request{macs: []string{"020000000099", "020000000098"}, serial: "SN-X", model: "Model Y"}
 	for _, at := range []time.Time{trackT3, trackT4} {
-		if err := st.recordUnknown(unknown, at); err != nil {
+		if err := st.recordUnknown(unknown, at, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1084,7 +1085,14 @@ func TestStatusCommand(t *testing.T) {
 		t.Fatalf("status = %v\n%s", err, stderr.String())
 	}
 	out := stdout.String()
-	hosts, unknown, _ := strings.Cut(out, "\nMachines that asked and matched no host file (name one by a MAC: hosts/<mac>.toml):\n")
+	problems, hosts, _ := strings.Cut(out, "\n\n")
+	wantProblems := "Config problems, as pxe-pilot validate says them:\n" +
+		"hosts/Not-A-Host.toml: never matches: a host file is named by a MAC in lowercase with hyphens (aa-bb-cc-dd-ee-ff.toml), serial-<serial>.toml, uuid-<uuid>.toml, or is default.toml\n" +
+		"hosts/aa-bb-cc-dd-ee-01.toml and hosts/aa-bb-cc-dd-ee-03.toml and hosts/ee-ee-ee-ee-ee-01.toml: all give the same fqdn, pve1.example.com: two machines would be installed under one fqdn"
+	if problems != wantProblems {
+		t.Errorf("status begins\n%s\nwant\n%s", problems, wantProblems)
+	}
+	hosts, unknown, _ := strings.Cut(hosts, "\nMachines that asked and matched no host file (name one by a MAC: hosts/<mac>.toml):\n")
 	rows := trackRows(hosts)
 	t1, t2, t3, t4 := trackT1.Format(time.RFC3339), trackT2.Format(time.RFC3339), trackT3.Format(time.RFC3339), trackT4.Format(time.RFC3339)
 	tests := []struct {
@@ -1092,16 +1100,16 @@ func TestStatusCommand(t *testing.T) {
 		machine string
 		want    []string // the machine's one row
 	}{
-		{"header", "MACHINE", []string{"MACHINE", "MATCHED BY", "HOST FILE", "PLANNED FQDN", "ADDRESS", "LAST ANSWER", "INSTALLED", "FQDN", "NEXT BOOT"}},
-		{"installed_host_with_its_static_address", "aa-bb-cc-dd-ee-01", []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", t1, t2, "pve1.example.com", "local disk"}},
-		{"host_never_answered_its_mac_filled_in", "aa-bb-cc-dd-ee-02", []string{"aa-bb-cc-dd-ee-02", "mac aa:bb:cc:dd:ee:02", "hosts/aa-bb-cc-dd-ee-02.toml", "pve-aabbccddee02.example.com", "dhcp", "-", "-", "-", "install"}},
-		{"serial_host_its_serial_filled_in", "serial-S1", []string{"serial-S1", "serial S1", "hosts/serial-S1.toml", "pve-S1.example.com", "dhcp", t1, t2, "pve1.example.com", "local disk"}},
-		{"uuid_host_with_a_serial_it_cannot_know", "uuid-" + trackUUID, []string{"uuid-" + trackUUID, "uuid " + trackUUID, "hosts/uuid-" + trackUUID + ".toml", "pve-{{.Serial}}.example.com", "dhcp", t1, t2, "pve1.example.com", "local disk"}},
-		{"default_toml_itself_as_written", "*", []string{"*", "default", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", "-", "-", "-", "install"}},
-		{"machine_answered_by_default_toml", "02-00-00-00-00-09", []string{"02-00-00-00-00-09", "default", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", t3, "-", "-", "install, attempt 2"}},
-		{"machine_answered_by_default_then_given_its_own_file", "aa-bb-cc-dd-ee-03", []string{"aa-bb-cc-dd-ee-03", "mac aa:bb:cc:dd:ee:03", "hosts/aa-bb-cc-dd-ee-03.toml", "pve1.example.com", "dhcp", t1, "-", "-", "install, attempt 2"}},
-		{"machine_answered_by_default_then_given_its_own_file_sorting_after_default", "ee-ee-ee-ee-ee-01", []string{"ee-ee-ee-ee-ee-01", "mac ee:ee:ee:ee:ee:01", "hosts/ee-ee-ee-ee-ee-01.toml", "pve1.example.com", "dhcp", t1, "-", "-", "install, attempt 2"}},
-		{"host_file_gone", "aa-bb-cc-dd-ee-77", []string{"aa-bb-cc-dd-ee-77", "mac aa:bb:cc:dd:ee:77", "(gone)", "-", "-", t1, "-", "-", "-"}},
+		{"header", "MACHINE", []string{"MACHINE", "HOST FILE", "PLANNED FQDN", "ADDRESS", "STATE", "WHEN", "REPORTED", "NEXT BOOT"}},
+		{"installed_host_with_its_static_address", "aa-bb-cc-dd-ee-01", []string{"aa-bb-cc-dd-ee-01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", "installed", t2, "pve1.example.com", "local disk"}},
+		{"host_never_answered_its_mac_filled_in", "aa-bb-cc-dd-ee-02", []string{"aa-bb-cc-dd-ee-02", "hosts/aa-bb-cc-dd-ee-02.toml", "pve-aabbccddee02.example.com", "dhcp", "never seen", "-", "-", "install"}},
+		{"serial_host_its_serial_filled_in", "serial-S1", []string{"serial-S1", "hosts/serial-S1.toml", "pve-S1.example.com", "dhcp", "installed", t2, "pve1.example.com", "local disk"}},
+		{"uuid_host_with_a_serial_it_cannot_know", "uuid-" + trackUUID, []string{"uuid-" + trackUUID, "hosts/uuid-" + trackUUID + ".toml", "pve-{{.Serial}}.example.com", "dhcp", "installed", t2, "pve1.example.com", "local disk"}},
+		{"default_toml_itself_as_written", "*", []string{"*", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", "not tracked", "-", "-", "install"}},
+		{"machine_answered_by_default_toml_stalled_since", "02-00-00-00-00-09", []string{"02-00-00-00-00-09", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", "stalled", t3, "-", "install, attempt 2"}},
+		{"machine_answered_by_default_then_given_its_own_file", "aa-bb-cc-dd-ee-03", []string{"aa-bb-cc-dd-ee-03", "hosts/aa-bb-cc-dd-ee-03.toml", "pve1.example.com", "dhcp", "stalled", t1, "-", "install, attempt 2"}},
+		{"machine_answered_by_default_then_given_its_own_file_sorting_after_default", "ee-ee-ee-ee-ee-01", []string{"ee-ee-ee-ee-ee-01", "hosts/ee-ee-ee-ee-ee-01.toml", "pve1.example.com", "dhcp", "stalled", t1, "-", "install, attempt 2"}},
+		{"host_file_gone", "aa-bb-cc-dd-ee-77", []string{"aa-bb-cc-dd-ee-77", "(gone)", "-", "-", "stalled", t1, "-", "-"}},
 		{"misnamed_host_file_is_not_listed", "Not-A-Host", nil},
 	}
 	for _, tc := range tests {
@@ -1124,7 +1132,7 @@ func TestStatusCommand(t *testing.T) {
 	if len(rows) != len(tests)-1 {
 		t.Errorf("status printed %d rows; want %d, the header and one per machine\n%s", len(rows), len(tests)-1, out)
 	}
-	wantUnknown := [][]string{{"MACS", "SERIAL", "MODEL", "LAST ASKED", "REQUESTS"}, {"02:00:00:00:00:99,02:00:00:00:00:98", "SN-X", "Model Y", t4, "2"}}
+	wantUnknown := [][]string{{"MACS", "SERIAL", "UUID", "MODEL", "LAST ASKED", "REQUESTS", "ADOPT WITH"}, {"02:00:00:00:00:99,02:00:00:00:00:98", "SN-X", "-", "Model Y", t4, "2", "hosts/02-00-00-00-00-99.toml"}}
 	if got := trackRows(unknown); !reflect.DeepEqual(got, wantUnknown) {
 		t.Errorf("status unknown machines = %q; want %q\n%s", got, wantUnknown, out)
 	}
@@ -1138,16 +1146,17 @@ func TestStatusCommandWithoutStateDir(t *testing.T) {
 		t.Fatalf("status = %v", err)
 	}
 	out := stdout.String()
-	table, note, _ := strings.Cut(out, "\n(")
+	_, table, _ := strings.Cut(out, "\n\n") // the config's problems, as TestStatusCommand has them
+	table, note, _ := strings.Cut(table, "\n(")
 	want := [][]string{
-		{"MACHINE", "MATCHED BY", "HOST FILE", "PLANNED FQDN", "ADDRESS", "LAST ANSWER", "INSTALLED", "FQDN", "NEXT BOOT"},
-		{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", "-", "-", "-", "install"},
-		{"aa-bb-cc-dd-ee-02", "mac aa:bb:cc:dd:ee:02", "hosts/aa-bb-cc-dd-ee-02.toml", "pve-aabbccddee02.example.com", "dhcp", "-", "-", "-", "install"},
-		{"aa-bb-cc-dd-ee-03", "mac aa:bb:cc:dd:ee:03", "hosts/aa-bb-cc-dd-ee-03.toml", "pve1.example.com", "dhcp", "-", "-", "-", "install"},
-		{"ee-ee-ee-ee-ee-01", "mac ee:ee:ee:ee:ee:01", "hosts/ee-ee-ee-ee-ee-01.toml", "pve1.example.com", "dhcp", "-", "-", "-", "install"},
-		{"serial-S1", "serial S1", "hosts/serial-S1.toml", "pve-S1.example.com", "dhcp", "-", "-", "-", "install"},
-		{"uuid-" + trackUUID, "uuid " + trackUUID, "hosts/uuid-" + trackUUID + ".toml", "pve-{{.Serial}}.example.com", "dhcp", "-", "-", "-", "install"},
-		{"*", "default", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", "-", "-", "-", "install"}, // then the machines it answered
+		{"MACHINE", "HOST FILE", "PLANNED FQDN", "ADDRESS", "STATE", "WHEN", "REPORTED", "NEXT BOOT"},
+		{"aa-bb-cc-dd-ee-01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", "not tracked", "-", "-", "install"},
+		{"aa-bb-cc-dd-ee-02", "hosts/aa-bb-cc-dd-ee-02.toml", "pve-aabbccddee02.example.com", "dhcp", "not tracked", "-", "-", "install"},
+		{"aa-bb-cc-dd-ee-03", "hosts/aa-bb-cc-dd-ee-03.toml", "pve1.example.com", "dhcp", "not tracked", "-", "-", "install"},
+		{"ee-ee-ee-ee-ee-01", "hosts/ee-ee-ee-ee-ee-01.toml", "pve1.example.com", "dhcp", "not tracked", "-", "-", "install"},
+		{"serial-S1", "hosts/serial-S1.toml", "pve-S1.example.com", "dhcp", "not tracked", "-", "-", "install"},
+		{"uuid-" + trackUUID, "hosts/uuid-" + trackUUID + ".toml", "pve-{{.Serial}}.example.com", "dhcp", "not tracked", "-", "-", "install"},
+		{"*", "hosts/default.toml", "pve-{{.MACHex}}.example.com", "dhcp", "not tracked", "-", "-", "install"}, // then the machines it answered
 	}
 	if got := trackRows(table); !reflect.DeepEqual(got, want) {
 		t.Errorf("status without --state-dir = %q; want %q\n%s", got, want, out)
@@ -1674,7 +1683,7 @@ func TestOpenStateCountsStateFiles(t *testing.T) {
 			if !slices.Equal(left, tc.wantLeft) {
 				t.Errorf("openState left %q; want %q", left, tc.wantLeft)
 			}
-			if err := st.recordUnknown(request{macs: []string{"020000000042"}}, trackT1); err != nil {
+			if err := st.recordUnknown(request{macs: []string{"020000000042"}}, trackT1, nil); err != nil {
 				t.Errorf("recordUnknown of a new machine = %v; want it recorded", err)
 			}
 		})
@@ -1813,12 +1822,12 @@ func TestCorruptStateFile(t *testing.T) {
 				rows[r[0]] = r
 			}
 			t2 := trackT2.Format(time.RFC3339)
-			if r := rows["serial-S1"]; len(r) != 9 || r[6] != t2 || r[8] != "local disk" {
+			if r := rows["serial-S1"]; len(r) != 8 || r[4] != "installed" || r[5] != t2 || r[7] != "local disk" {
 				t.Errorf("status row of serial-S1 = %q; want it installed at %s\n%s", r, t2, out.String())
 			}
-			wantRow := []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", "?", "?", "?", "?"}
+			wantRow := []string{"aa-bb-cc-dd-ee-01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", "?", "?", "?", "?"}
 			if !corruptHost {
-				wantRow = []string{"aa-bb-cc-dd-ee-01", "mac aa:bb:cc:dd:ee:01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", trackT1.Format(time.RFC3339), t2, "pve1.example.com", "local disk"}
+				wantRow = []string{"aa-bb-cc-dd-ee-01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.example.com", "10.0.0.11", "installed", t2, "pve1.example.com", "local disk"}
 			}
 			if r := rows["aa-bb-cc-dd-ee-01"]; !slices.Equal(r, wantRow) {
 				t.Errorf("status row of aa-bb-cc-dd-ee-01 = %q; want %q\n%s", r, wantRow, out.String())
@@ -1893,7 +1902,7 @@ func TestStatusEscapesWhatMachinesSaid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := st.recordUnknown(request{macs: []string{"020000000099"}, serial: tc.value, model: tc.value}, trackT1); err != nil {
+			if err := st.recordUnknown(request{macs: []string{"020000000099"}, serial: tc.value, model: tc.value}, trackT1, nil); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := st.updateHost("aa-bb-cc-dd-ee-01", func(r *hostRecord) { r.Installed, r.FQDN = trackT2, tc.value }); err != nil {
