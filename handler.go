@@ -146,10 +146,12 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // takes says, for a 405, what each path takes.
 var takes = map[string]string{
-	"/answer":    "/answer takes POST (the installer's system info as JSON)",
-	"/health":    "/health takes GET",
-	"/boot.ipxe": "/boot.ipxe takes GET (iPXE's chain command)",
-	"/installed": "/installed takes POST (the installer's report as JSON)",
+	"/answer":      "/answer takes POST (the installer's system info as JSON)",
+	"/health":      "/health takes GET",
+	"/boot.ipxe":   "/boot.ipxe takes GET (iPXE's chain command)",
+	"/installed":   "/installed takes POST (the installer's report as JSON)",
+	"/":            "the fleet page takes GET",
+	"/status.json": "/status.json takes GET",
 }
 
 // mux routes pxe-pilot's paths; /installed and /first-boot/ exist only
@@ -160,6 +162,8 @@ func (s *server) mux() *http.ServeMux {
 		handle := func(pattern string, fn route) { m.Handle(pattern, &routeHandler{fn}) }
 		handle("POST /answer", s.authorized(s.withBody(s.answerBodies, "request body", "the installer's system info is a few KiB", s.answer)))
 		handle("GET /health", s.health)
+		handle("GET /{$}", s.viewer(s.page))
+		handle("GET /status.json", s.viewer(s.statusJSON))
 		if s.bootDir != "" {
 			handle("GET /boot/{image}/{file}", s.bootFile)
 			handle("GET /boot.ipxe", s.limited(s.bootIPXE))
@@ -435,6 +439,14 @@ func (s *server) authorized(next route) route {
 // authorize checks the request's bearer token against the token file, if
 // there is one: 0 lets the request through, else the status sent.
 func (s *server) authorize(w http.ResponseWriter, r *http.Request, o *outcome) int {
+	return s.checkToken(w, r, o, false)
+}
+
+// checkToken checks the request's token against the token file, if there
+// is one: 0 lets the request through, else the status sent. The installer
+// sends a bearer token; a browser (browser is true for the fleet page and
+// /status.json) sends HTTP basic auth instead, which is taken as well.
+func (s *server) checkToken(w http.ResponseWriter, r *http.Request, o *outcome, browser bool) int {
 	if s.tokenFile == "" {
 		return 0
 	}
@@ -452,17 +464,30 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request, o *outcome) i
 		defer s.guard.leave(from)
 	}
 	got, sent := bearer(r.Header.Get("Authorization"))
+	if browser && !sent {
+		got, sent = basicToken(r)
+	}
 	if name, ok := tokens.match(got); sent && ok {
 		o.token = name
 		return 0
 	}
-	if s.guard != nil {
+	// A browser's first request carries no password: it is no guess, and
+	// its prompt need not wait.
+	if s.guard != nil && (sent || !browser) {
 		t := time.NewTimer(s.authDelay)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
 		}
+	}
+	if browser {
+		w.Header().Add("WWW-Authenticate", `Basic realm="pxe-pilot", charset="UTF-8"`)
+		w.Header().Add("WWW-Authenticate", `Bearer realm="pxe-pilot"`)
+		if !sent {
+			return s.fail(w, http.StatusUnauthorized, o, "log in with a token of the token file: its NAME as the user, its SECRET as the password")
+		}
+		return s.fail(w, http.StatusUnauthorized, o, "that is not a token of the token file: the user is the token's NAME, the password its SECRET")
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="pxe-pilot"`)
 	if !sent {

@@ -1,0 +1,600 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pageClock is the page golden file's "now".
+var pageClock = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+// pageFleet is a fleet with a machine in every state, and one of each
+// kind of trouble the page shows.
+func pageFleet() status {
+	at := func(d time.Duration) time.Time { return pageClock.Add(-d) }
+	row := func(machine, state string) statusRow {
+		return statusRow{Machine: machine, MatchBy: "mac " + strings.ReplaceAll(machine, "-", ":"), HostFile: "hosts/" + machine + ".toml",
+			PlannedFQDN: "pve-" + machine[len(machine)-2:] + ".lab.example.com", PlannedAddress: "10.0.0." + machine[len(machine)-2:],
+			Profiles: []string{"rack-a", "zfs-mirror"}, BootImage: "pve-9.2", NextBoot: "install", State: state}
+	}
+	never := row("aa-bb-cc-dd-ee-01", stateNeverSeen)
+	answered := row("aa-bb-cc-dd-ee-02", stateAnswered)
+	answered.LastAnswer, answered.Answers, answered.Pending = at(5*time.Minute), 1, 1
+	installed := row("aa-bb-cc-dd-ee-03", stateInstalled)
+	installed.LastAnswer, installed.Answers = at(3*time.Hour), 1
+	installed.Installed, installed.FQDN, installed.Address, installed.NextBoot = at(150*time.Minute), "pve-03.lab.example.com", "10.0.0.3", "local disk"
+	refused := row("aa-bb-cc-dd-ee-04", stateRefused)
+	refused.LastRefusal = &refusal{At: at(time.Minute), Code: 500, Reason: `pxe-pilot: hosts/aa-bb-cc-dd-ee-04.toml: disk-setup.zfs.raid: "raid5" is not one of raid0, raid1`}
+	refused.NextBoot = "refused (pxe-pilot validate says why)"
+	stalled := row("aa-bb-cc-dd-ee-05", stateStalled)
+	stalled.LastAnswer, stalled.Answers, stalled.Pending, stalled.StalledSince = at(95*time.Minute), 1, 1, at(35*time.Minute)
+	repeated := row("aa-bb-cc-dd-ee-06", stateRepeated)
+	repeated.LastAnswer, repeated.Answers, repeated.Pending, repeated.NextBoot = at(2*time.Minute), 3, 3, "install, attempt 4"
+	unreadable := row("aa-bb-cc-dd-ee-07", stateNeverSeen)
+	unreadable.StateError = "state file hosts/aa-bb-cc-dd-ee-07.json: unexpected end of JSON input"
+	return status{
+		Hosts: []statusRow{never, answered, installed, refused, stalled, repeated, unreadable},
+		Unknown: []unknownRecord{{MACs: []string{"02:00:00:00:00:09", "02:00:00:00:00:0a"}, Serial: "S-0009", UUID: "4c4c4544-0000-1010-8000-b2c04f303039",
+			Model: "PowerEdge R650", FirstSeen: at(20 * time.Minute), LastSeen: at(10 * time.Minute), Requests: 2, Adopt: "hosts/02-00-00-00-00-09.toml"}},
+		Unreadable: []string{unreadable.StateError},
+		Problems:   []string{`hosts/aa-bb-cc-dd-ee-04.toml: disk-setup.zfs.raid: "raid5" is not one of raid0, raid1`},
+	}
+}
+
+func renderPage(st status, in pageInfo) string {
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	writePage(w, st, in)
+	w.Flush()
+	return b.String()
+}
+
+// The page of a fleet in every state, against its golden file: review its
+// diff (and open it in a browser) as you would the page.
+func TestWritePageGolden(t *testing.T) {
+	got := renderPage(pageFleet(), pageInfo{now: pageClock, tracked: true, stallAfter: time.Hour, boot: true})
+	checkGolden(t, filepath.Join("testdata", "page", "fleet.html"), []byte(got))
+}
+
+// Each state is written out in words in its row, with what explains it,
+// never left to a colour alone.
+func TestWritePageStates(t *testing.T) {
+	got := renderPage(pageFleet(), pageInfo{now: pageClock, tracked: true, stallAfter: time.Hour, boot: true})
+	rows := map[string][]string{
+		"aa-bb-cc-dd-ee-01": {`class="state s-never">never seen<`},
+		"aa-bb-cc-dd-ee-02": {`>answered<`, "5 min ago"},
+		"aa-bb-cc-dd-ee-03": {`>installed<`, "pve-03.lab.example.com", "10.0.0.3", "local disk"},
+		"aa-bb-cc-dd-ee-04": {`>refused<`, `500: pxe-pilot: hosts/aa-bb-cc-dd-ee-04.toml: disk-setup.zfs.raid: &#34;raid5&#34; is not one of`},
+		"aa-bb-cc-dd-ee-05": {`>stalled<`, "no report since its answer 1 h ago; its next boot installs again"},
+		"aa-bb-cc-dd-ee-06": {`>repeated<`, "answered 3 times with no report between", "install, attempt 4"},
+		"aa-bb-cc-dd-ee-07": {`>?<`, "unexpected end of JSON input"},
+	}
+	for machine, wants := range rows {
+		row := rowOf(t, got, machine)
+		for _, want := range wants {
+			if !strings.Contains(row, want) {
+				t.Errorf("row of %s lacks %q:\n%s", machine, want, row)
+			}
+		}
+	}
+	for _, want := range []string{
+		`<title>pxe-pilot: 2 of 7 machines need a look</title>`,
+		`<h2 id="problems">Config problems (1)</h2>`,
+		`<code>hosts/02-00-00-00-00-09.toml</code>`, // the file that adopts the unknown machine
+		`02:00:00:00:00:09, 02:00:00:00:00:0a`,
+		`<th scope="col">Next boot</th>`,
+		`<meta http-equiv="refresh" content="10">`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
+
+// rowOf is the table row of a machine.
+func rowOf(t *testing.T, page, machine string) string {
+	t.Helper()
+	i := strings.Index(page, "<code>"+machine+"</code>")
+	if i < 0 {
+		t.Fatalf("no row for %s", machine)
+	}
+	start := strings.LastIndex(page[:i], "<tr>")
+	end := strings.Index(page[i:], "</tr>")
+	return page[start : i+end]
+}
+
+// Without a state dir the page lists the configured machines and says
+// that tracking is off; without boot images it has no boot columns.
+func TestWritePageUntracked(t *testing.T) {
+	st := pageFleet()
+	for i := range st.Hosts {
+		st.Hosts[i].State, st.Hosts[i].hostRecord = stateUntracked, hostRecord{}
+	}
+	got := renderPage(st, pageInfo{now: pageClock})
+	for _, want := range []string{"<strong>Tracking is off</strong>", `>not tracked<`, "<code>aa-bb-cc-dd-ee-06</code>"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"Next boot", "Boot image", "Machines no host file names"} {
+		if strings.Contains(got, unwanted) {
+			t.Errorf("page without tracking or boot images has %q", unwanted)
+		}
+	}
+}
+
+// markup is what the escaping tests put in every field a request or a
+// report can fill: an element, a closing tag, a broken-out attribute and
+// an entity.
+const markup = `<script>alert(1)</script><img src=x onerror=alert(2)>"><b>&amp;`
+
+// Every value from a file, a request or a report is text on the page: no
+// tag it holds reaches the page as a tag, and the page's only markup is
+// its own.
+func TestWritePageEscapesEveryValue(t *testing.T) {
+	st := pageFleet()
+	for i := range st.Hosts {
+		h := &st.Hosts[i]
+		h.Machine, h.MatchBy, h.HostFile, h.PlannedFQDN, h.PlannedAddress, h.BootImage, h.NextBoot = markup, markup, markup, markup, markup, markup, markup
+		h.Profiles, h.FQDN, h.Address = []string{markup}, markup, markup
+		if h.LastRefusal != nil {
+			h.LastRefusal.Reason = markup
+		}
+		if h.StateError != "" {
+			h.StateError = markup
+		}
+	}
+	u := &st.Unknown[0]
+	u.MACs, u.Serial, u.UUID, u.Model, u.Adopt = []string{markup}, markup, markup, markup, markup
+	st.Problems, st.Unreadable = []string{markup}, []string{markup}
+	got := renderPage(st, pageInfo{now: pageClock, tracked: true, stallAfter: time.Hour, boot: true})
+	for _, tag := range []string{"<script", "<img", "<b>", `">`} {
+		if n := strings.Count(got, tag); n != strings.Count(renderPage(pageFleet(), pageInfo{now: pageClock, tracked: true, stallAfter: time.Hour, boot: true}), tag) {
+			t.Errorf("%q appears %d times: a value reached the page as markup", tag, n)
+		}
+	}
+	if want := "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;&#34;&gt;&lt;b&gt;&amp;amp;"; !strings.Contains(got, want) {
+		t.Errorf("page lacks the escaped markup %q", want)
+	}
+}
+
+// A value with a character that would not print, or one that turns the
+// text around, is shown quoted with Go's escapes, as status shows it.
+func TestWritePageQuotesUnprintable(t *testing.T) {
+	st := pageFleet()
+	st.Unknown[0].Model = "Evil\u202eRight-To-Left\x1b[2J"
+	got := renderPage(st, pageInfo{now: pageClock, tracked: true})
+	if want := `&#34;Evil\u202eRight-To-Left\x1b[2J&#34;`; !strings.Contains(got, want) {
+		t.Errorf("page lacks %s", want)
+	}
+	if strings.ContainsAny(got, "\u202e\x1b") {
+		t.Error("page holds the raw control characters")
+	}
+}
+
+// The fleet page and /status.json through the real routes: machines
+// answered, installed, refused and unknown, made by the installer's own
+// requests and reports.
+func TestFleetPageThroughTheRoutes(t *testing.T) {
+	broken := "aa-bb-cc-dd-ee-04"
+	s := startTracked(t, map[string]string{
+		"hosts/" + broken + ".toml": "[disk-setup]\nfilesystem = \"zfs\"\nzfs.raid = \"raid5\"\n",
+	})
+	installedReq := mustRead(t, "examples/requests/pve-9.2.json")
+	_, ans := s.answer(t, installedReq)
+	s.reportInstalled(t, ans, "pve-node-01.lab.example.com", "10.0.0.10/24")
+	s.answer(t, mustRead(t, "examples/requests/pve-9.2-serial.json"))
+	s.answer(t, mustRead(t, "examples/requests/pve-9.2-serial.json"))
+	if code, body := s.post(t, "/answer", systemInfo("9.2", "S4", "", "aa:bb:cc:dd:ee:04")); code != http.StatusInternalServerError && code != http.StatusUnprocessableEntity {
+		t.Fatalf("answer of %s = %d %q; want a refusal", broken, code, body)
+	}
+	if code, _ := s.post(t, "/answer", mustRead(t, "examples/requests/unknown-host.json")); code != http.StatusNotFound {
+		t.Fatalf("answer of the unknown host = %d; want 404", code)
+	}
+
+	code, page := s.do(t, http.MethodGet, s.url+"/", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET / = %d; want 200\n%s", code, page)
+	}
+	for machine, want := range map[string]string{
+		"aa-bb-cc-dd-ee-ff":  ">installed<",
+		"serial-EXAMPLE0042": ">repeated<",
+		"aa-bb-cc-dd-ee-01":  ">never seen<",
+		broken:               ">refused<",
+	} {
+		if row := rowOf(t, page, machine); !strings.Contains(row, want) {
+			t.Errorf("row of %s lacks %q:\n%s", machine, want, row)
+		}
+	}
+	if !strings.Contains(page, "<code>hosts/02-00-00-00-00-01.toml</code>") {
+		t.Errorf("the unknown machine's row lacks the host file that would adopt it:\n%s", page)
+	}
+
+	code, body := s.do(t, http.MethodGet, s.url+"/status.json", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /status.json = %d; want 200\n%s", code, body)
+	}
+	var st status
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("/status.json does not parse: %v\n%s", err, body)
+	}
+	states := map[string]string{}
+	for _, h := range st.Hosts {
+		states[h.Machine] = h.State
+	}
+	want := map[string]string{"aa-bb-cc-dd-ee-ff": stateInstalled, "serial-EXAMPLE0042": stateRepeated, "aa-bb-cc-dd-ee-01": stateNeverSeen, broken: stateRefused}
+	for m, w := range want {
+		if states[m] != w {
+			t.Errorf("/status.json: %s is %q; want %q", m, states[m], w)
+		}
+	}
+	// The same data as status --json.
+	var out bytes.Buffer
+	if err := run([]string{"status", "--json", "--config-dir", s.config, "--state-dir", s.state}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var cli status
+	if err := json.Unmarshal(out.Bytes(), &cli); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range cli.Hosts {
+		if states[h.Machine] != h.State {
+			t.Errorf("status --json: %s is %q; /status.json says %q", h.Machine, h.State, states[h.Machine])
+		}
+	}
+}
+
+// reportInstalled posts pve-node-01's report, with the token its answer
+// gave it, as installed with this FQDN and address.
+func (s *trackedServer) reportInstalled(t *testing.T, ans map[string]any, fqdn, address string) {
+	t.Helper()
+	token, _ := answerTable(ans, "post-installation-webhook")["auth-token"].(string)
+	r := node01Report(&token)
+	r.fqdn, r.nics[0].address = fqdn, address
+	if code, body := s.post(t, "/installed", r.body()); code != http.StatusOK {
+		t.Fatalf("POST /installed = %d %q; want 200", code, body)
+	}
+}
+
+// Markup in every field of a request and a report the page shows stays
+// text on the page: the request's serial, model and UUID (of an unknown
+// machine), the report's FQDN and address.
+func TestFleetPageEscapesRequestsAndReports(t *testing.T) {
+	s := startTracked(t, nil)
+	unknown := fmt.Sprintf(`{"network_interfaces":[{"link":"eno1","mac":"02:00:00:00:00:07"}],
+		"dmi":{"system":{"serial":%q,"uuid":%q,"name":%q}},"product":{"product":"pve"},"iso":{"release":"9.2"}}`,
+		markup, markup, strings.NewReplacer(`"`, "", `'`, "").Replace(markup))
+	if code, body := s.post(t, "/answer", []byte(unknown)); code != http.StatusNotFound && code != http.StatusBadRequest {
+		t.Fatalf("answer of the unknown machine = %d %q", code, body)
+	}
+	req := mustRead(t, "examples/requests/pve-9.2.json")
+	_, ans := s.answer(t, req)
+	s.reportInstalled(t, ans, markup, markup)
+
+	_, page := s.do(t, http.MethodGet, s.url+"/", nil)
+	for _, tag := range []string{"<script", "<img", "<b>"} {
+		if strings.Contains(page, tag) {
+			t.Errorf("page holds %q: a value reached it as markup", tag)
+		}
+	}
+	if !strings.Contains(page, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("page lacks the escaped markup of the report's FQDN:\n%s", page)
+	}
+}
+
+// The page and /status.json carry headers that keep a browser from
+// running or framing anything, and nothing of a secret.
+func TestFleetPageHeaders(t *testing.T) {
+	s := &server{dir: "examples/config", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, path := range []string{"/", "/status.json"} {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET %s = %d; want 200\n%s", path, rec.Code, rec.Body)
+		}
+		h := rec.Header()
+		if h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: headers %v", path, h)
+		}
+		if path == "/" && !strings.HasPrefix(h.Get("Content-Security-Policy"), "default-src 'none'; style-src 'sha256-") {
+			t.Errorf("GET /: Content-Security-Policy %q", h.Get("Content-Security-Policy"))
+		}
+		for _, secret := range []string{"root-password", "password-hashed", "auth-token", "first-boot/"} {
+			if strings.Contains(rec.Body.String(), secret) {
+				t.Errorf("GET %s shows %q", path, secret)
+			}
+		}
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))
+	if rec.Code != http.StatusMethodNotAllowed || !strings.Contains(rec.Body.String(), "the fleet page takes GET") {
+		t.Errorf("POST / = %d %q; want 405 saying the page takes GET", rec.Code, rec.Body)
+	}
+}
+
+// With a token file the page asks a browser to log in with a token (its
+// NAME as the user, its SECRET as the password); a wrong one waits, as the
+// answer route's does. /status.json takes the bearer token too.
+func TestFleetPageLogin(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("lab:s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{dir: "examples/config", log: slog.New(slog.NewTextHandler(io.Discard, nil)), tokenFile: tokens, guard: &tokenGuard{}, authDelay: 50 * time.Millisecond}
+	for _, c := range []struct {
+		name, path string
+		auth       func(*http.Request)
+		want       int
+		waits      bool
+	}{
+		{"no login", "/", func(*http.Request) {}, http.StatusUnauthorized, false},
+		{"the token", "/", func(r *http.Request) { r.SetBasicAuth("lab", "s3cret") }, http.StatusOK, false},
+		{"a wrong password", "/", func(r *http.Request) { r.SetBasicAuth("lab", "guess") }, http.StatusUnauthorized, true},
+		{"another user", "/", func(r *http.Request) { r.SetBasicAuth("root", "s3cret") }, http.StatusUnauthorized, true},
+		{"json, bearer", "/status.json", func(r *http.Request) { r.Header.Set("Authorization", "Bearer lab:s3cret") }, http.StatusOK, false},
+		{"json, basic", "/status.json", func(r *http.Request) { r.SetBasicAuth("lab", "s3cret") }, http.StatusOK, false},
+		{"json, wrong bearer", "/status.json", func(r *http.Request) { r.Header.Set("Authorization", "Bearer lab:guess") }, http.StatusUnauthorized, true},
+	} {
+		req := httptest.NewRequest(http.MethodGet, c.path, nil)
+		c.auth(req)
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		s.ServeHTTP(rec, req)
+		took := time.Since(start)
+		if rec.Code != c.want {
+			t.Errorf("%s: GET %s = %d %q; want %d", c.name, c.path, rec.Code, rec.Body, c.want)
+			continue
+		}
+		if c.want == http.StatusUnauthorized && !strings.Contains(strings.Join(rec.Header().Values("WWW-Authenticate"), "\n"), `Basic realm="pxe-pilot"`) {
+			t.Errorf("%s: no basic auth challenge, so a browser cannot log in: %v", c.name, rec.Header())
+		}
+		// Only the lower bound: a refused guess waits at least authDelay.
+		if c.waits && took < s.authDelay {
+			t.Errorf("%s: refused after %v; a wrong token waits %v", c.name, took, s.authDelay)
+		}
+	}
+}
+
+// chromium is the headless browser the page is tested in, or a skip (a
+// failure where PXE_PILOT_REQUIRE_CHROMIUM=1, as in CI) where there is none.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("PXE_PILOT_REQUIRE_CHROMIUM") == "1" {
+		t.Fatal("no chromium on PATH, and PXE_PILOT_REQUIRE_CHROMIUM=1")
+	}
+	t.Skip("no chromium on PATH: install Debian's chromium to run the page in a browser (.ci/run does)")
+	return ""
+}
+
+// browse runs headless Chromium on url with args (--dump-dom,
+// --screenshot=FILE) and returns what it printed.
+func browse(t *testing.T, browser, url string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+		"--disable-component-update", "--disable-sync", "--user-data-dir=" + t.TempDir()}, args...)
+	cmd := exec.CommandContext(ctx, browser, append(args, url)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %q: %v\n%s", browser, args, err, &stderr)
+	}
+	return string(out)
+}
+
+// The built server's page, opened in headless Chromium, for a fleet put
+// in every state through the real routes: the installer's answers and
+// reports, a broken host file, an unknown machine. Markup sent in every
+// field a request and a report can fill stays text, and runs nothing.
+// A screenshot is saved in the test's temp dir; go test -update -run
+// Chromium also writes it to docs/fleet-page.png for the README.
+func TestFleetPageInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts a browser")
+	}
+	browser := chromium(t)
+	root := t.TempDir()
+	bin, config, state := filepath.Join(root, "pxe-pilot"), filepath.Join(root, "config"), filepath.Join(root, "state")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if err := os.CopyFS(config, os.DirFS("examples/config")); err != nil {
+		t.Fatal(err)
+	}
+	extra := map[string]string{
+		"hosts/aa-bb-cc-dd-ee-04.toml": "# A typo: ZFS has no raid5.\nprofiles = [\"zfs-mirror\"]\nhostname = \"pve-node-04\"\n\n[disk]\nraid = \"raid5\"\n",
+		"hosts/aa-bb-cc-dd-ee-05.toml": "profiles = [\"zfs-mirror\"]\nhostname = \"pve-node-05\"\n",
+		"hosts/aa-bb-cc-dd-ee-06.toml": "profiles = [\"zfs-mirror\"]\nhostname = \"pve-node-06\"\n",
+		"hosts/aa-bb-cc-dd-ee-07.toml": "profiles = [\"zfs-mirror\"]\nhostname = \"pve-node-07\"\n",
+		"hosts/aa-bb-cc-dd-ee-08.toml": "hostname = \"pve-node-08\"\n",
+	}
+	for name, content := range extra {
+		if err := os.WriteFile(filepath.Join(config, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Written a minute ago, so that serve does not wait for a deploy to settle.
+	past := time.Now().Add(-time.Minute)
+	filepath.WalkDir(config, func(path string, _ os.DirEntry, _ error) error { return os.Chtimes(path, past, past) })
+
+	addr := freePort(t)
+	url := "http://" + addr
+	var log syncBuffer
+	srv := exec.Command(bin, "serve", "--config-dir", config, "--state-dir", state, "--listen", addr, "--public-url", url, "--stall-after", "5s")
+	srv.Stdout, srv.Stderr = &log, &log
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	s := &trackedServer{url: url, config: config, state: state, log: &log, client: &http.Client{Timeout: 10 * time.Second}}
+	for i := 0; ; i++ {
+		if code, _, err := s.send(http.MethodGet, url+"/health", nil); err == nil && code == http.StatusOK {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("serve never answered /health:\n%s", &log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// ee-05 is answered first and never reports: once it is stalled, the
+	// others are put in their states.
+	s.answer(t, systemInfo("9.2", "S5", "", "aa:bb:cc:dd:ee:05"))
+	for i := 0; fleetState(t, s, "aa-bb-cc-dd-ee-05") != stateStalled; i++ {
+		if i == 600 {
+			t.Fatalf("aa-bb-cc-dd-ee-05 never stalled:\n%s", &log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	req := mustRead(t, "examples/requests/pve-9.2.json")
+	_, ans := s.answer(t, req)
+	s.reportInstalled(t, ans, "pve-node-01.lab.example.com", "10.0.0.10/24")
+	s.answer(t, mustRead(t, "examples/requests/pve-9.2-serial.json"))
+	s.answer(t, systemInfo("9.2", "S6", "", "aa:bb:cc:dd:ee:06"))
+	s.answer(t, systemInfo("9.2", "S6", "", "aa:bb:cc:dd:ee:06"))
+	if code, body := s.post(t, "/answer", systemInfo("9.2", "S4", "", "aa:bb:cc:dd:ee:04")); code < 400 {
+		t.Fatalf("the broken host file's machine was answered: %d\n%s", code, body)
+	}
+	s.post(t, "/answer", mustRead(t, "examples/requests/unknown-host.json"))
+
+	shot := filepath.Join(t.TempDir(), "fleet-page.png")
+	browse(t, browser, url+"/", "--window-size=1280,1100", "--hide-scrollbars", "--screenshot="+shot)
+	t.Logf("screenshot of the page: %s", shot)
+	if *update {
+		png, err := os.ReadFile(shot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("docs", "fleet-page.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dom := browse(t, browser, url+"/", "--dump-dom")
+	for machine, want := range map[string]string{
+		"aa-bb-cc-dd-ee-ff":  "installed",
+		"aa-bb-cc-dd-ee-01":  "never seen",
+		"serial-EXAMPLE0042": "answered",
+		"aa-bb-cc-dd-ee-04":  "refused",
+		"aa-bb-cc-dd-ee-05":  "stalled",
+		"aa-bb-cc-dd-ee-06":  "repeated",
+		"aa-bb-cc-dd-ee-07":  "never seen",
+	} {
+		row := rowOf(t, dom, machine)
+		if !strings.Contains(row, `class="state `) || !strings.Contains(row, ">"+want+"<") {
+			t.Errorf("the browser shows the row of %s without %q:\n%s", machine, want, row)
+		}
+	}
+	for _, want := range []string{"pve-node-01.lab.example.com", "hosts/02-00-00-00-00-01.toml", `raid5`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the browser shows no %q", want)
+		}
+	}
+
+	// Markup that would mark the page if it ran, in every field a request
+	// and a report can fill.
+	const evil = `<img src=x onerror=document.body.dataset.pwned=1><script>document.body.dataset.pwned=2</script><b>bold</b>`
+	s.post(t, "/answer", fmt.Appendf(nil, `{"network_interfaces":[{"link":"eno1","mac":"02:00:00:00:00:66"}],"dmi":{"system":{"serial":%q,"uuid":%q,"name":%q}},"product":{"product":"pve"},"iso":{"release":"9.2"}}`, evil, evil, evil))
+	_, ans = s.answer(t, systemInfo("9.2", "S8", "", "aa:bb:cc:dd:ee:08"))
+	token, _ := answerTable(ans, "post-installation-webhook")["auth-token"].(string)
+	r := installReport{release: "9.2", fqdn: evil, machineID: evil, serial: evil, uuid: evil, token: &token,
+		nics: []reportNIC{{"eno1", "aa:bb:cc:dd:ee:08", evil}}}
+	if code, body := s.post(t, "/installed", r.body()); code != http.StatusOK {
+		t.Fatalf("POST /installed with markup = %d %q", code, body)
+	}
+	dom = browse(t, browser, url+"/", "--dump-dom")
+	if strings.Contains(dom, "pwned") && !strings.Contains(dom, "onerror=document.body.dataset.pwned") {
+		t.Error("the markup ran")
+	}
+	for _, tag := range []string{"<img", "<script", "<b>"} {
+		if strings.Contains(dom, tag) {
+			t.Errorf("the browser's DOM holds %s: markup from a request or report became an element", tag)
+		}
+	}
+	if n := strings.Count(dom, "&lt;img src=x onerror=document.body.dataset.pwned=1&gt;"); n < 2 {
+		t.Errorf("the markup is shown as text %d times; want the unknown machine's and the report's", n)
+	}
+	if rowOf(t, dom, "aa-bb-cc-dd-ee-08") == "" || !strings.Contains(rowOf(t, dom, "aa-bb-cc-dd-ee-08"), "&lt;b&gt;bold&lt;/b&gt;") {
+		t.Errorf("the report's FQDN is not shown as text:\n%s", rowOf(t, dom, "aa-bb-cc-dd-ee-08"))
+	}
+}
+
+// fleetState is a machine's state as /status.json says it.
+func fleetState(t *testing.T, s *trackedServer, machine string) string {
+	t.Helper()
+	code, body := s.do(t, http.MethodGet, s.url+"/status.json", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /status.json = %d\n%s", code, body)
+	}
+	var st status
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("/status.json: %v", err)
+	}
+	for _, h := range st.Hosts {
+		if h.Machine == machine {
+			return h.State
+		}
+	}
+	t.Fatalf("/status.json has no %s", machine)
+	return ""
+}
+
+// BenchmarkFleetPage10k is GET / of a fleet of 10,000 machines, each
+// with a host file and a state record: the server's time per page.
+func BenchmarkFleetPage10k(b *testing.B) {
+	config, state := b.TempDir(), b.TempDir()
+	if err := os.CopyFS(config, os.DirFS("examples/config")); err != nil {
+		b.Fatal(err)
+	}
+	store, err := openState(state)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	for i := range 10000 {
+		mac := fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16, (i>>8)&0xff, i&0xff)
+		key := strings.ReplaceAll(mac, ":", "-")
+		host := fmt.Sprintf("profiles = [\"zfs-mirror\"]\nhostname = \"pve-%05d\"\n\n[network]\naddress = \"10.%d.%d.%d/8\"\ngateway = \"10.0.0.1\"\n", i, i>>16, (i>>8)&0xff, i&0xff+1)
+		if err := os.WriteFile(filepath.Join(config, "hosts", key+".toml"), []byte(host), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		m := match{by: "mac", file: "hosts/" + key + ".toml", key: strings.ReplaceAll(mac, ":", "")}
+		if err := store.recordAnswer(key, m, release{9, 2}, false, now.Add(-time.Duration(i)*time.Second)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	past := now.Add(-time.Minute)
+	filepath.WalkDir(config, func(path string, _ os.DirEntry, _ error) error { return os.Chtimes(path, past, past) })
+	tr, err := newTracker(config, "", "", state, false, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &server{dir: config, log: slog.New(slog.NewTextHandler(io.Discard, nil)), track: tr}
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "pve-09999") {
+			b.Fatalf("GET / = %d", rec.Code)
+		}
+	}
+}
