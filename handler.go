@@ -58,8 +58,9 @@ type server struct {
 	localBoot string        // --local-boot: how /boot.ipxe boots an installed machine's disk
 	downloads chan struct{} // a place per boot file being sent; nil is no cap
 
-	muxOnce sync.Once
-	routes  *http.ServeMux // see mux
+	muxOnce    sync.Once
+	routes     *http.ServeMux // see mux
+	pageBuilds chan struct{}  // a place per fleet page being built; see viewer
 
 	counts struct { // /health's, see configCounts
 		mu           sync.Mutex
@@ -159,6 +160,7 @@ var takes = map[string]string{
 func (s *server) mux() *http.ServeMux {
 	s.muxOnce.Do(func() {
 		m := http.NewServeMux()
+		s.pageBuilds = make(chan struct{}, maxPageBuilds)
 		handle := func(pattern string, fn route) { m.Handle(pattern, &routeHandler{fn}) }
 		handle("POST /answer", s.authorized(s.withBody(s.answerBodies, "request body", "the installer's system info is a few KiB", s.answer)))
 		handle("GET /health", s.health)

@@ -91,15 +91,26 @@ func (s *server) stallAfterOrDefault() time.Duration {
 	return defaultStallAfter
 }
 
+// maxPageBuilds is how many fleet pages (and /status.json) are built at
+// once: each is a scan of every host and state file, a second of CPU for
+// 10,000 machines, and browsers ask again every pageRefresh. The others
+// wait their turn, holding no more than their connection.
+const maxPageBuilds = 2
+
 // viewer runs next for a person or a program allowed to see the fleet:
 // with a token file, one of its tokens, as HTTP basic auth (the token's
 // NAME as the user, its SECRET as the password) or as a bearer token;
-// and in one of --max-inflight's slots, since a page of thousands of
-// machines is a scan of thousands of files.
+// then in one of maxPageBuilds places, and one of --max-inflight's slots.
 func (s *server) viewer(next route) route {
 	return func(w http.ResponseWriter, r *http.Request, o *outcome) int {
 		if status := s.checkToken(w, r, o, true); status != 0 {
 			return status
+		}
+		select {
+		case s.pageBuilds <- struct{}{}:
+			defer func() { <-s.pageBuilds }()
+		case <-r.Context().Done():
+			return s.fail(w, http.StatusServiceUnavailable, o, "gone before a fleet page could be built for it")
 		}
 		return s.limited(next)(w, r, o)
 	}
