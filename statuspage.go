@@ -27,10 +27,6 @@ import (
 // pageRefresh is how often the page reloads itself.
 const pageRefresh = 10 * time.Second
 
-// defaultStallAfter is how long an answered machine may go without a
-// report before the page calls it stalled, where --stall-after says nothing.
-const defaultStallAfter = 60 * time.Minute
-
 // pageStyle is the page's one style sheet. The Content-Security-Policy
 // allows it by its hash, and nothing else.
 const pageStyle = `
@@ -262,8 +258,10 @@ func ago(d time.Duration) string {
 	switch {
 	case d < 0:
 		return "in the future: check the clocks"
-	case d < time.Minute:
+	case d < 5*time.Second:
 		return "just now"
+	case d < time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + " s ago"
 	case d < time.Hour:
 		return strconv.Itoa(int(d/time.Minute)) + " min ago"
 	case d < 48*time.Hour:
@@ -421,7 +419,7 @@ func writeState(p htmlWriter, h statusRow, now time.Time) {
 	case h.State == stateRefused && h.LastRefusal != nil:
 		why = fmt.Sprintf("%d: %s", h.LastRefusal.Code, h.LastRefusal.Reason)
 	case h.State == stateStalled:
-		why = "no report since its answer " + ago(now.Sub(h.LastAnswer)) + "; its next boot installs again"
+		why = "answered " + ago(now.Sub(h.LastAnswer)) + " and no report since: the install failed, or its report was lost; its next boot installs again"
 	case h.State == stateRepeated:
 		why = fmt.Sprintf("answered %d times with no report between", h.Pending)
 	}

@@ -78,7 +78,7 @@ func TestWritePageStates(t *testing.T) {
 		"aa-bb-cc-dd-ee-02": {`>answered<`, "5 min ago"},
 		"aa-bb-cc-dd-ee-03": {`>installed<`, "pve-03.lab.example.com", "10.0.0.3", "local disk"},
 		"aa-bb-cc-dd-ee-04": {`>refused<`, `500: pxe-pilot: hosts/aa-bb-cc-dd-ee-04.toml: disk-setup.zfs.raid: &#34;raid5&#34; is not one of`},
-		"aa-bb-cc-dd-ee-05": {`>stalled<`, "no report since its answer 1 h ago; its next boot installs again"},
+		"aa-bb-cc-dd-ee-05": {`>stalled<`, "answered 1 h ago and no report since", "its next boot installs again"},
 		"aa-bb-cc-dd-ee-06": {`>repeated<`, "answered 3 times with no report between", "install, attempt 4"},
 		"aa-bb-cc-dd-ee-07": {`>?<`, "unexpected end of JSON input"},
 	}
@@ -422,11 +422,11 @@ func TestFleetPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	extra := map[string]string{
-		"hosts/aa-bb-cc-dd-ee-04.toml": "# A typo: ZFS has no raid5.\nprofiles = [\"zfs-mirror\"]\nhostname = \"pve-node-04\"\n\n[disk]\nraid = \"raid5\"\n",
+		"hosts/aa-bb-cc-dd-ee-04.toml": "# A mistake: ZFS has no raid5.\nprofiles = [\"zfs-mirror\"]\nhostname = \"pve-node-04\"\n\n[disk.zfs]\nraid = \"raid5\"\n",
 		"hosts/aa-bb-cc-dd-ee-05.toml": "profiles = [\"zfs-mirror\"]\nhostname = \"pve-node-05\"\n",
 		"hosts/aa-bb-cc-dd-ee-06.toml": "profiles = [\"zfs-mirror\"]\nhostname = \"pve-node-06\"\n",
 		"hosts/aa-bb-cc-dd-ee-07.toml": "profiles = [\"zfs-mirror\"]\nhostname = \"pve-node-07\"\n",
-		"hosts/aa-bb-cc-dd-ee-08.toml": "hostname = \"pve-node-08\"\n",
+		"hosts/aa-bb-cc-dd-ee-08.toml": "profiles = [\"zfs-mirror\"]\nhostname = \"pve-node-08\"\n",
 	}
 	for name, content := range extra {
 		if err := os.WriteFile(filepath.Join(config, name), []byte(content), 0o644); err != nil {
@@ -478,7 +478,7 @@ func TestFleetPageInChromium(t *testing.T) {
 	s.post(t, "/answer", mustRead(t, "examples/requests/unknown-host.json"))
 
 	shot := filepath.Join(t.TempDir(), "fleet-page.png")
-	browse(t, browser, url+"/", "--window-size=1280,1100", "--hide-scrollbars", "--screenshot="+shot)
+	browse(t, browser, url+"/", "--window-size=1280,1400", "--hide-scrollbars", "--screenshot="+shot)
 	t.Logf("screenshot of the page: %s", shot)
 	if *update {
 		png, err := os.ReadFile(shot)
