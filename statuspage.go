@@ -88,10 +88,11 @@ func (s *server) stallAfterOrDefault() time.Duration {
 }
 
 // maxPageBuilds is how many fleet pages (and /status.json) are built at
-// once: each is a scan of every host and state file, a second of CPU for
-// 10,000 machines, and browsers ask again every pageRefresh. The others
-// wait their turn, holding no more than their connection.
-const maxPageBuilds = 2
+// once: each is a scan of every host and state file, half a second of CPU
+// and some 20 MiB of memory for 10,000 machines, and browsers ask again
+// every pageRefresh. The others wait their turn, holding no more than
+// their connection.
+const maxPageBuilds = 1
 
 // viewer runs next for a person or a program allowed to see the fleet:
 // with a token file, one of its tokens, as HTTP basic auth (the token's
