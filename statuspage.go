@@ -278,7 +278,7 @@ func writePage(w *bufio.Writer, st status, in pageInfo) {
 	for _, h := range st.Hosts {
 		counts[h.State]++
 	}
-	title := fmt.Sprintf("pxe-pilot: %d machines", len(st.Hosts))
+	title := "pxe-pilot: " + plural(len(st.Hosts), "machine")
 	if n := counts[stateStalled] + counts[stateRefused]; n > 0 {
 		title = fmt.Sprintf("pxe-pilot: %d of %d machines need a look", n, len(st.Hosts))
 	}
@@ -434,13 +434,31 @@ func writeState(p htmlWriter, h statusRow, now time.Time) {
 	p.raw("</td>")
 }
 
-// writeUnknown writes the table of machines that asked and matched no
-// host file, each with the host file that would adopt it.
+// The page lists the unknown machines that asked in the last
+// unknownRecent, newest first, at most maxUnknownShown of them: the state
+// dir keeps every one that ever asked, and `pxe-pilot status` lists them.
+const (
+	unknownRecent   = 7 * 24 * time.Hour
+	maxUnknownShown = 100
+)
+
+// writeUnknown writes the table of machines that asked recently and
+// matched no host file, each with the host file that would adopt it.
+// unknown is newest first.
 func writeUnknown(p htmlWriter, unknown []unknownRecord, now time.Time) {
+	recent := 0
+	for recent < len(unknown) && recent < maxUnknownShown && now.Sub(unknown[recent].LastSeen) < unknownRecent {
+		recent++
+	}
+	older := len(unknown) - recent
+	unknown = unknown[:recent]
 	p.raw(`<h2 id="unknown">Machines no host file names (`, strconv.Itoa(len(unknown)), `)</h2>
 `)
+	if older > 0 {
+		p.raw("<p>Those that asked in the last 7 days, newest first, ", strconv.Itoa(maxUnknownShown), " at most; <code>pxe-pilot status</code> also lists the ", strconv.Itoa(older), " left out here.</p>\n")
+	}
 	if len(unknown) == 0 {
-		p.raw("<p>None has asked.</p>\n")
+		p.raw("<p>None has asked lately.</p>\n")
 		return
 	}
 	p.raw(`<table>
@@ -463,4 +481,12 @@ func writeUnknown(p htmlWriter, unknown []unknownRecord, now time.Time) {
 		p.raw("</tr>\n")
 	}
 	p.raw("</tbody>\n</table>\n")
+}
+
+// plural is n things: "1 machine", "2 machines".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return strconv.Itoa(n) + " " + thing + "s"
 }

@@ -598,3 +598,33 @@ func BenchmarkFleetPage10k(b *testing.B) {
 		}
 	}
 }
+
+// The page lists the unknown machines that asked lately, newest first and
+// at most maxUnknownShown, and says how many more status lists.
+func TestWritePageRecentUnknownMachines(t *testing.T) {
+	st := pageFleet()
+	st.Unknown = nil
+	for i := range maxUnknownShown + 5 {
+		st.Unknown = append(st.Unknown, unknownRecord{MACs: []string{fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff)},
+			LastSeen: pageClock.Add(-time.Duration(i) * time.Hour), Adopt: fmt.Sprintf("hosts/02-00-00-00-%02x-%02x.toml", i>>8, i&0xff)})
+	}
+	got := renderPage(st, pageInfo{now: pageClock, tracked: true})
+	// 168 hours is 7 days: the machines that asked at most 167 hours ago.
+	for i, want := range map[int]bool{0: true, maxUnknownShown - 1: true, maxUnknownShown: false, maxUnknownShown + 4: false} {
+		adopt := fmt.Sprintf("<code>hosts/02-00-00-00-%02x-%02x.toml</code>", i>>8, i&0xff)
+		if strings.Contains(got, adopt) != want {
+			t.Errorf("the machine that asked %d hours ago is shown: %v; want %v", i, !want, want)
+		}
+	}
+	if want := "<code>pxe-pilot status</code> also lists the 5 left out here."; !strings.Contains(got, want) {
+		t.Errorf("page lacks %q", want)
+	}
+	st.Unknown = st.Unknown[:1]
+	st.Unknown[0].LastSeen = pageClock.Add(-8 * 24 * time.Hour)
+	got = renderPage(st, pageInfo{now: pageClock, tracked: true})
+	for _, want := range []string{"Machines no host file names (0)", "None has asked lately.", "also lists the 1 left out here."} {
+		if !strings.Contains(got, want) {
+			t.Errorf("page with an unknown machine of 8 days ago lacks %q", want)
+		}
+	}
+}
