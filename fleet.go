@@ -146,8 +146,16 @@ func planned(layers []layer, m match) (fqdn, addr string) {
 	}
 	ans := mergeLayers(layers)
 	fqdn = name(ans)
-	if !strings.Contains(fqdn, "{{") || fillableByName(fqdn, m) {
-		filled := mergeLayers(layers)
+	if strings.Contains(fqdn, "{{") && fillableByName(fqdn, m) {
+		// The name's keys alone: nothing else of the answer is shown here.
+		g, _ := ans["global"].(map[string]any)
+		keys := map[string]any{}
+		for _, k := range []string{"hostname", "domain", "fqdn"} {
+			if v, ok := g[k].(string); ok {
+				keys[k] = v
+			}
+		}
+		filled := map[string]any{"global": keys}
 		if len(expand(filled, sampleFacts(m, newest))) == 0 {
 			fqdn = name(filled)
 		}
@@ -263,6 +271,9 @@ func readFleet(configDir, stateDir string, o fleetOptions) (status, error) {
 		plans[hc.m.file] = planOf(hc)
 	}})
 	st.Problems = append(st.Problems, r.errorLines()...)
+	// A row is a few hundred bytes: for 10,000 machines, a slice that grew
+	// by doubling would hold its old and new arrays at once.
+	st.Hosts = make([]statusRow, 0, len(files)+len(records))
 	tracked := stateDir != ""
 	row := func(machine string, m match, p plan, rec hostRecord) statusRow {
 		h := statusRow{Machine: machine, MatchBy: m.String(), HostFile: m.file, PlannedFQDN: p.fqdn, PlannedAddress: p.addr,
