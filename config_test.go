@@ -238,6 +238,9 @@ func writeTree(t testing.TB, files map[string]string) string {
 // a file that exists but cannot be read.
 const asDir = "\x00dir"
 
+// asFIFO, as a file's content in a test table, makes it a FIFO.
+const asFIFO = "\x00fifo"
+
 func TestReadLayer(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -626,5 +627,48 @@ func TestWritePageRecentUnknownMachines(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("page with an unknown machine of 8 days ago lacks %q", want)
 		}
+	}
+}
+
+// A FIFO, a directory or an oversized file planted in the state dir, as a
+// machine's record or an unknown machine's, is said to be unreadable: the
+// page and /status.json are still built, promptly, with every other machine.
+func TestFleetPageSurvivesOddStateFiles(t *testing.T) {
+	s := startTracked(t, nil)
+	s.answer(t, mustRead(t, "examples/requests/pve-9.2.json"))
+	plant := map[string]func(string) error{
+		"hosts/aa-bb-cc-dd-ee-01.json":  func(p string) error { return syscall.Mkfifo(p, 0o600) },
+		"hosts/serial-EXAMPLE0042.json": func(p string) error { return os.Mkdir(p, 0o700) },
+		"unknown/02-00-00-00-00-09.json": func(p string) error {
+			return os.WriteFile(p, bytes.Repeat([]byte(" "), 2<<20), 0o600)
+		},
+	}
+	for name, make := range plant {
+		p := filepath.Join(s.state, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := make(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		code, page, err := s.send(http.MethodGet, s.url+"/", nil)
+		if err != nil || code != http.StatusOK {
+			t.Errorf("GET / = %d, %v\n%s", code, err, page)
+			return
+		}
+		for _, want := range []string{`hosts/aa-bb-cc-dd-ee-01.json`, "not a regular file but a FIFO", `hosts/serial-EXAMPLE0042.json`, "unknown/02-00-00-00-00-09.json", `>answered<`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("page lacks %q", want)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("GET / hangs on a FIFO in the state dir")
 	}
 }

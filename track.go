@@ -279,7 +279,7 @@ func (s *stateStore) locked(fn func() error) error {
 // readSecret reads the state dir's secret, creating it the first time
 // if create is set.
 func readSecret(path string, create bool) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path, nil) // a FIFO is refused, not waited on
 	if errors.Is(err, fs.ErrNotExist) && create {
 		s := make([]byte, 32)
 		rand.Read(s)
@@ -373,7 +373,9 @@ func (s *stateStore) host(key string) (hostRecord, error) {
 // readRecord reads a state file; one that is not there is an empty record.
 func readRecord[T any](path string) (T, error) {
 	var r T
-	data, err := os.ReadFile(path)
+	// As a config file is read: a FIFO or a device planted in the state
+	// dir is refused, not waited on, and a file of over 1 MiB too.
+	data, err := readFile(path, nil)
 	if errors.Is(err, fs.ErrNotExist) {
 		return r, nil
 	}

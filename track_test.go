@@ -1790,7 +1790,9 @@ func TestCorruptStateFile(t *testing.T) {
 		{"wrong_type", "hosts/aa-bb-cc-dd-ee-01.json", `{"answers": "many"}`,
 			"state file hosts/aa-bb-cc-dd-ee-01.json is not a record pxe-pilot can read (cannot unmarshal string into Go struct field hostRecord.answers of type int)" + fix},
 		{"directory", "hosts/aa-bb-cc-dd-ee-01.json", asDir,
-			"state file hosts/aa-bb-cc-dd-ee-01.json cannot be read (is a directory)" + fix},
+			"state file hosts/aa-bb-cc-dd-ee-01.json cannot be read (not a regular file but a directory)" + fix},
+		{"fifo", "hosts/aa-bb-cc-dd-ee-01.json", asFIFO,
+			"state file hosts/aa-bb-cc-dd-ee-01.json cannot be read (not a regular file but a FIFO)" + fix},
 		{"unknown_machine_garbage", "unknown/02-00-00-00-00-99.json", "garbage",
 			"state file unknown/02-00-00-00-00-99.json is not a record pxe-pilot can read (invalid character 'g' looking for beginning of value); remove it; the machine is recorded anew when it asks again"},
 	}
@@ -1802,9 +1804,12 @@ func TestCorruptStateFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			var err error
-			if tc.content == asDir {
+			switch tc.content {
+			case asDir:
 				err = os.Mkdir(path, 0o700)
-			} else {
+			case asFIFO:
+				err = syscall.Mkfifo(path, 0o600)
+			default:
 				err = os.WriteFile(path, []byte(tc.content), 0o600)
 			}
 			if err != nil {
