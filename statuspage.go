@@ -91,8 +91,12 @@ func (s *server) stallAfterOrDefault() time.Duration {
 // once: each is a scan of every host and state file, half a second of CPU
 // and some 20 MiB of memory for 10,000 machines, and browsers ask again
 // every pageRefresh. The others wait their turn, holding no more than
-// their connection.
+// their connection, for pageWait at most; a page is built and sent within
+// pageSend, or its connection is closed, so that a client that does not
+// read what it asked for keeps no one else waiting for long.
 const maxPageBuilds = 1
+
+var pageWait, pageSend = 20 * time.Second, 10 * time.Second // vars for the tests
 
 // viewer runs next for a person or a program allowed to see the fleet:
 // with a token file, one of its tokens, as HTTP basic auth (the token's
@@ -103,12 +107,19 @@ func (s *server) viewer(next route) route {
 		if status := s.checkToken(w, r, o, true); status != 0 {
 			return status
 		}
+		wait := time.NewTimer(pageWait)
+		defer wait.Stop()
 		select {
 		case s.pageBuilds <- struct{}{}:
 			defer func() { <-s.pageBuilds }()
+		case <-wait.C:
+			w.Header().Set("Retry-After", strconv.Itoa(int(pageRefresh.Seconds())))
+			return s.fail(w, http.StatusServiceUnavailable, o, "too busy: fleet pages are being built for others; try again")
 		case <-r.Context().Done():
 			return s.fail(w, http.StatusServiceUnavailable, o, "gone before a fleet page could be built for it")
 		}
+		// Not supported where w is no connection's (a test's recorder).
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(pageSend))
 		return s.limited(next)(w, r, o)
 	}
 }

@@ -672,3 +672,25 @@ func TestFleetPageSurvivesOddStateFiles(t *testing.T) {
 		t.Fatal("GET / hangs on a FIFO in the state dir")
 	}
 }
+
+// A page request that finds the page being built for others waits its
+// turn, for pageWait at most, then gets a 503 that says to try again.
+func TestFleetPageWaitsItsTurn(t *testing.T) {
+	old := pageWait
+	pageWait = 50 * time.Millisecond
+	t.Cleanup(func() { pageWait = old })
+	s := &server{dir: "examples/config", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s.mux()
+	s.pageBuilds <- struct{}{} // a build under way
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "try again") {
+		t.Errorf("GET / while a page is built = %d %q %v; want 503 with Retry-After", rec.Code, rec.Body, rec.Header())
+	}
+	<-s.pageBuilds
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("GET / once the build is done = %d; want 200", rec.Code)
+	}
+}
