@@ -426,6 +426,8 @@ func writeMachines(p htmlWriter, hosts []statusRow, in pageInfo) {
 func writeState(p htmlWriter, h statusRow, now time.Time) {
 	state, why := h.State, ""
 	switch {
+	case h.Machine == "*": // hosts/default.toml itself
+		state, why = "default", "answers every machine no host file names; each one it answered has a row of its own"
 	case h.StateError != "":
 		state, why = "?", h.StateError
 	case h.State == stateRefused && h.LastRefusal != nil:

@@ -44,10 +44,12 @@ func pageFleet() status {
 	stalled.LastAnswer, stalled.Answers, stalled.Pending, stalled.StalledSince = at(95*time.Minute), 1, 1, at(35*time.Minute)
 	repeated := row("aa-bb-cc-dd-ee-06", stateRepeated)
 	repeated.LastAnswer, repeated.Answers, repeated.Pending, repeated.NextBoot = at(2*time.Minute), 3, 3, "install, attempt 4"
+	def := statusRow{Machine: "*", MatchBy: "default", HostFile: "hosts/default.toml", PlannedFQDN: "pve-{{.Serial}}.lab.example.com", PlannedAddress: "dhcp",
+		Profiles: []string{"zfs-mirror"}, BootImage: "pve-9.2", NextBoot: "install", State: stateUntracked}
 	unreadable := row("aa-bb-cc-dd-ee-07", stateNeverSeen)
 	unreadable.StateError = "state file hosts/aa-bb-cc-dd-ee-07.json: unexpected end of JSON input"
 	return status{
-		Hosts: []statusRow{never, answered, installed, refused, stalled, repeated, unreadable},
+		Hosts: []statusRow{never, answered, installed, refused, stalled, repeated, unreadable, def},
 		Unknown: []unknownRecord{{MACs: []string{"02:00:00:00:00:09", "02:00:00:00:00:0a"}, Serial: "S-0009", UUID: "4c4c4544-0000-1010-8000-b2c04f303039",
 			Model: "PowerEdge R650", FirstSeen: at(20 * time.Minute), LastSeen: at(10 * time.Minute), Requests: 2, Adopt: "hosts/02-00-00-00-00-09.toml"}},
 		Unreadable: []string{unreadable.StateError},
@@ -82,6 +84,7 @@ func TestWritePageStates(t *testing.T) {
 		"aa-bb-cc-dd-ee-05": {`>stalled<`, "answered 1 h ago and no report since", "its next boot installs again"},
 		"aa-bb-cc-dd-ee-06": {`>repeated<`, "answered 3 times with no report between", "install, attempt 4"},
 		"aa-bb-cc-dd-ee-07": {`>?<`, "unexpected end of JSON input"},
+		"*":                 {`>default<`, "answers every machine no host file names", "hosts/default.toml"},
 	}
 	for machine, wants := range rows {
 		row := rowOf(t, got, machine)
@@ -92,7 +95,7 @@ func TestWritePageStates(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`<title>pxe-pilot: 2 of 7 machines need a look</title>`,
+		`<title>pxe-pilot: 2 of 8 machines need a look</title>`,
 		`<h2 id="problems">Config problems (1)</h2>`,
 		`<code>hosts/02-00-00-00-00-09.toml</code>`, // the file that adopts the unknown machine
 		`02:00:00:00:00:09, 02:00:00:00:00:0a`,
@@ -146,25 +149,33 @@ const markup = `<script>alert(1)</script><img src=x onerror=alert(2)>"><b>&amp;`
 // tag it holds reaches the page as a tag, and the page's only markup is
 // its own.
 func TestWritePageEscapesEveryValue(t *testing.T) {
-	st := pageFleet()
-	for i := range st.Hosts {
-		h := &st.Hosts[i]
-		h.Machine, h.MatchBy, h.HostFile, h.PlannedFQDN, h.PlannedAddress, h.BootImage, h.NextBoot = markup, markup, markup, markup, markup, markup, markup
-		h.Profiles, h.FQDN, h.Address = []string{markup}, markup, markup
-		if h.LastRefusal != nil {
-			h.LastRefusal.Reason = markup
+	// The fleet with value in every field; hosts/default.toml's row keeps
+	// its name, which the page reads.
+	with := func(value string) string {
+		st := pageFleet()
+		for i := range st.Hosts {
+			h := &st.Hosts[i]
+			if h.Machine != "*" {
+				h.Machine = value
+			}
+			h.MatchBy, h.HostFile, h.PlannedFQDN, h.PlannedAddress, h.BootImage, h.NextBoot = value, value, value, value, value, value
+			h.Profiles, h.FQDN, h.Address = []string{value}, value, value
+			if h.LastRefusal != nil {
+				h.LastRefusal.Reason = value
+			}
+			if h.StateError != "" {
+				h.StateError = value
+			}
 		}
-		if h.StateError != "" {
-			h.StateError = markup
-		}
+		u := &st.Unknown[0]
+		u.MACs, u.Serial, u.UUID, u.Model, u.Adopt = []string{value}, value, value, value, value
+		st.Problems, st.Unreadable = []string{value}, []string{value}
+		return renderPage(st, pageInfo{now: pageClock, tracked: true, stallAfter: time.Hour, boot: true})
 	}
-	u := &st.Unknown[0]
-	u.MACs, u.Serial, u.UUID, u.Model, u.Adopt = []string{markup}, markup, markup, markup, markup
-	st.Problems, st.Unreadable = []string{markup}, []string{markup}
-	got := renderPage(st, pageInfo{now: pageClock, tracked: true, stallAfter: time.Hour, boot: true})
-	for _, tag := range []string{"<script", "<img", "<b>", `">`} {
-		if n := strings.Count(got, tag); n != strings.Count(renderPage(pageFleet(), pageInfo{now: pageClock, tracked: true, stallAfter: time.Hour, boot: true}), tag) {
-			t.Errorf("%q appears %d times: a value reached the page as markup", tag, n)
+	got, plain := with(markup), with("plain")
+	for _, tag := range []string{"<script", "<img", "<b>", `">`, "<"} {
+		if n, want := strings.Count(got, tag), strings.Count(plain, tag); n != want {
+			t.Errorf("%q appears %d times, %d with plain values: a value reached the page as markup", tag, n, want)
 		}
 	}
 	if want := "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;&#34;&gt;&lt;b&gt;&amp;amp;"; !strings.Contains(got, want) {
