@@ -111,9 +111,11 @@ func translateLayer(name string, raw map[string]any) (map[string]any, spellings,
 		w.move([]string{"hostname"}, []string{"global", "hostname"})
 	}
 
-	for _, s := range slices.Concat(snakeKeys, legacyKeys) {
-		if err := respellKey(name, raw, w, s.table, s.snake, s.kebab); err != nil {
-			return nil, nil, err
+	for _, keys := range [...][]spelling{snakeKeys, legacyKeys} {
+		for _, s := range keys {
+			if err := respellKey(name, raw, w, s.table, s.snake, s.kebab); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 
@@ -262,19 +264,23 @@ type spellings map[string][]string
 // move records that the key at from, as renamed so far, is now at to; the
 // keys under it move along.
 func (w spellings) move(from, to []string) {
-	f := keyPath(from)
+	f, t := keyPath(from), keyPath(to)
 	written, ok := w[f]
 	if !ok {
 		written = slices.Clone(from)
 	}
-	for _, k := range sortedKeys(w) {
-		if rest, under := strings.CutPrefix(k, f+"."); under {
-			w[keyPath(to)+"."+rest] = w[k]
-			delete(w, k)
+	var under []string // the keys below from, renamed after the loop
+	for k := range w {
+		if strings.HasPrefix(k, f+".") {
+			under = append(under, k)
 		}
 	}
+	for _, k := range under {
+		w[t+k[len(f):]] = w[k]
+		delete(w, k)
+	}
 	delete(w, f)
-	w[keyPath(to)] = written
+	w[t] = written
 }
 
 // merge records the keys of the table src at from that merging dst (at
