@@ -73,6 +73,7 @@ func (s *server) fleet(now time.Time) (status, error) {
 	return readFleet(s.dir, s.stateDir(), fleetOptions{now: now, stallAfter: s.stallAfterOrDefault(), bootDir: s.bootDir})
 }
 
+// stateDir is serve's --state-dir, or "" for none.
 func (s *server) stateDir() string {
 	if s.track == nil || s.track.state == nil {
 		return ""
@@ -80,6 +81,8 @@ func (s *server) stateDir() string {
 	return s.track.state.dir
 }
 
+// stallAfterOrDefault is serve's --stall-after, or its default where the
+// server was made without one (a test's).
 func (s *server) stallAfterOrDefault() time.Duration {
 	if s.stallAfter > 0 {
 		return s.stallAfter
