@@ -403,6 +403,22 @@ func TestVetHostKey(t *testing.T) {
 // status and its page do per request.
 func BenchmarkReadFleet10k(b *testing.B) {
 	const n = 10000
+	config, state, now := bigFleet(b, n)
+	o := fleetOptions{now: now, stallAfter: time.Hour}
+	st, err := readFleet(config, state, o)
+	if err != nil || len(st.Hosts) != n || len(st.Problems) != 0 {
+		b.Fatalf("readFleet = %d hosts, problems %q, %v; want %d hosts and none", len(st.Hosts), st.Problems, err, n)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		readFleet(config, state, o)
+	}
+}
+
+// bigFleet is a config dir of n host files, half of them with a profile,
+// and a state dir with a record of each, a third of them installed; now
+// is half an hour after their answers.
+func bigFleet(b *testing.B, n int) (config, state string, now time.Time) {
 	files := map[string]string{
 		"defaults.toml":            string(mustRead(b, "examples/config/defaults.toml")),
 		"profiles/zfs-mirror.toml": string(mustRead(b, "examples/config/profiles/zfs-mirror.toml")),
@@ -414,7 +430,7 @@ func BenchmarkReadFleet10k(b *testing.B) {
 		}
 		files[fmt.Sprintf("hosts/02-00-00-00-%02x-%02x.toml", i/256, i%256)] = host
 	}
-	config, state := writeTree(b, files), b.TempDir()
+	config, state = writeTree(b, files), b.TempDir()
 	if err := os.MkdirAll(filepath.Join(state, "hosts"), 0o700); err != nil {
 		b.Fatal(err)
 	}
@@ -431,15 +447,7 @@ func BenchmarkReadFleet10k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	o := fleetOptions{now: t0.Add(30 * time.Minute), stallAfter: time.Hour}
-	st, err := readFleet(config, state, o)
-	if err != nil || len(st.Hosts) != n || len(st.Problems) != 0 {
-		b.Fatalf("readFleet = %d hosts, problems %q, %v; want %d hosts and none", len(st.Hosts), st.Problems, err, n)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		readFleet(config, state, o)
-	}
+	return config, state, t0.Add(30 * time.Minute)
 }
 
 // A refusal of the machine is kept; a 503 (the config is being deployed)

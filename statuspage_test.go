@@ -573,29 +573,7 @@ func fleetState(t *testing.T, s *trackedServer, machine string) string {
 // BenchmarkFleetPage10k is GET / of a fleet of 10,000 machines, each
 // with a host file and a state record: the server's time per page.
 func BenchmarkFleetPage10k(b *testing.B) {
-	config, state := b.TempDir(), b.TempDir()
-	if err := os.CopyFS(config, os.DirFS("examples/config")); err != nil {
-		b.Fatal(err)
-	}
-	store, err := openState(state)
-	if err != nil {
-		b.Fatal(err)
-	}
-	now := time.Now()
-	for i := range 10000 {
-		mac := fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16, (i>>8)&0xff, i&0xff)
-		key := strings.ReplaceAll(mac, ":", "-")
-		host := fmt.Sprintf("profiles = [\"zfs-mirror\"]\nhostname = \"pve-%05d\"\n\n[network]\naddress = \"10.%d.%d.%d/8\"\ngateway = \"10.0.0.1\"\n", i, i>>16, (i>>8)&0xff, i&0xff+1)
-		if err := os.WriteFile(filepath.Join(config, "hosts", key+".toml"), []byte(host), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		m := match{by: "mac", file: "hosts/" + key + ".toml", key: strings.ReplaceAll(mac, ":", "")}
-		if err := store.recordAnswer(key, m, release{9, 2}, false, now.Add(-time.Duration(i)*time.Second)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	past := now.Add(-time.Minute)
-	filepath.WalkDir(config, func(path string, _ os.DirEntry, _ error) error { return os.Chtimes(path, past, past) })
+	config, state, _ := bigFleet(b, 10000)
 	tr, err := newTracker(config, "", "", state, false, false)
 	if err != nil {
 		b.Fatal(err)
@@ -605,7 +583,7 @@ func BenchmarkFleetPage10k(b *testing.B) {
 	for b.Loop() {
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "pve-09999") {
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "pve9999.lab.example.com") {
 			b.Fatalf("GET / = %d", rec.Code)
 		}
 	}
