@@ -58,9 +58,11 @@ type server struct {
 	localBoot string        // --local-boot: how /boot.ipxe boots an installed machine's disk
 	downloads chan struct{} // a place per boot file being sent; nil is no cap
 
-	muxOnce    sync.Once
-	routes     *http.ServeMux // see mux
-	pageBuilds chan struct{}  // a place per fleet page being built; see viewer
+	muxOnce     sync.Once
+	routes      *http.ServeMux // see mux
+	pageBuilds  chan struct{}  // a place per fleet page being built; see viewer
+	pageWaiting atomic.Int64   // fleet page requests waiting for a place, or in one
+	pageSends   *budget        // the bytes of the fleet pages being sent
 
 	counts struct { // /health's, see configCounts
 		mu           sync.Mutex
@@ -160,12 +162,12 @@ var takes = map[string]string{
 func (s *server) mux() *http.ServeMux {
 	s.muxOnce.Do(func() {
 		m := http.NewServeMux()
-		s.pageBuilds = make(chan struct{}, maxPageBuilds)
+		s.pageBuilds, s.pageSends = make(chan struct{}, maxPageBuilds), newBudget(pageBytes)
 		handle := func(pattern string, fn route) { m.Handle(pattern, &routeHandler{fn}) }
 		handle("POST /answer", s.authorized(s.withBody(s.answerBodies, "request body", "the installer's system info is a few KiB", s.answer)))
 		handle("GET /health", s.health)
-		handle("GET /{$}", s.viewer(s.page))
-		handle("GET /status.json", s.viewer(s.statusJSON))
+		handle("GET /{$}", s.viewer(pageView))
+		handle("GET /status.json", s.viewer(jsonView))
 		if s.bootDir != "" {
 			handle("GET /boot/{image}/{file}", s.bootFile)
 			handle("GET /boot.ipxe", s.limited(s.bootIPXE))
@@ -431,17 +433,11 @@ func (s *server) limited(next route) route {
 // where there is one.
 func (s *server) authorized(next route) route {
 	return func(w http.ResponseWriter, r *http.Request, o *outcome) int {
-		if status := s.authorize(w, r, o); status != 0 {
+		if status := s.checkToken(w, r, o, false); status != 0 {
 			return status
 		}
 		return next(w, r, o)
 	}
-}
-
-// authorize checks the request's bearer token against the token file, if
-// there is one: 0 lets the request through, else the status sent.
-func (s *server) authorize(w http.ResponseWriter, r *http.Request, o *outcome) int {
-	return s.checkToken(w, r, o, false)
 }
 
 // checkToken checks the request's token against the token file, if there

@@ -903,6 +903,10 @@ func TestAllow(t *testing.T) {
 		{"10.0.1.7:40000", "GET", "/nowhere", 403},
 		{"not an address", "POST", "/answer", 403},
 		{"10.0.1.7:40000", "GET", "/health", 200}, // for monitoring, from anywhere
+		{"10.0.1.7:40000", "GET", "/", 403},       // the fleet page
+		{"10.0.1.7:40000", "GET", "/status.json", 403},
+		{"10.0.0.7:40000", "GET", "/", 200},
+		{"10.0.0.7:40000", "GET", "/status.json", 200},
 	} {
 		rec := sendFrom(s, tc.remote, tc.method, tc.path, body)
 		if rec.Code != tc.want {

@@ -3,7 +3,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
@@ -68,9 +68,110 @@ var pagePolicy = func() string {
 		"'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }()
 
-// fleet reads the fleet as the page and /status.json show it, now.
-func (s *server) fleet(now time.Time) (status, error) {
-	return readFleet(s.dir, s.stateDir(), fleetOptions{now: now, stallAfter: s.stallAfterOrDefault(), bootDir: s.bootDir})
+// The page and /status.json are each built into memory in one of
+// maxPageBuilds places, and sent from there once the place is free again:
+// a build is a scan of every host and state file (half a second of CPU
+// and some 20 MiB of memory for 10,000 machines), while sending takes
+// only as long as the client takes to read. At most maxPageWaiting
+// requests wait for a place, for pageWait at most; the pages being sent
+// hold at most pageBytes; and a page is sent within pageSend or its
+// connection is closed. Past any of these, a 503 says to try again.
+const (
+	maxPageBuilds  = 1
+	maxPageWaiting = 16
+	pageBytes      = 16 << 20
+)
+
+var pageWait, pageSend = 20 * time.Second, 10 * time.Second // vars for the tests
+
+// A view is what GET / or GET /status.json sends: its content type and
+// extra headers, and how it is written from the fleet.
+type view struct {
+	contentType string
+	headers     map[string]string
+	write       func(b *bytes.Buffer, st status, in pageInfo)
+}
+
+var (
+	pageView = view{"text/html; charset=utf-8",
+		map[string]string{"Content-Security-Policy": pagePolicy, "Referrer-Policy": "no-referrer"}, writePage}
+	jsonView = view{contentType: "application/json", write: func(b *bytes.Buffer, st status, _ pageInfo) { writeStatusJSON(b, st) }}
+)
+
+// viewer serves v to a person or a program allowed to see the fleet:
+// with a token file, one of its tokens, as HTTP basic auth (the token's
+// NAME as the user, its SECRET as the password) or as a bearer token.
+func (s *server) viewer(v view) route {
+	return func(w http.ResponseWriter, r *http.Request, o *outcome) int {
+		if status := s.checkToken(w, r, o, true); status != 0 {
+			return status
+		}
+		body, status := s.build(w, r, o, v)
+		if status != 0 {
+			return status
+		}
+		size := min(len(body), pageBytes) // one page bigger than them all is sent alone
+		if !s.pageSends.take(size) {
+			return s.busy(w, o, fmt.Sprintf("the fleet pages being sent already hold the %d MiB pxe-pilot gives them", pageBytes>>20))
+		}
+		defer s.pageSends.give(size)
+		h := w.Header()
+		h.Set("Content-Type", v.contentType)
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		for k, val := range v.headers {
+			h.Set(k, val)
+		}
+		// Not supported where w is no connection's (a test's recorder).
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(pageSend))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			w.Write(body)
+		}
+		return http.StatusOK
+	}
+}
+
+// build builds v in its turn: 0 and the body, or the status sent. The
+// body is copied out of the buffer it was built in, which growing left up
+// to twice its size, so that a page waiting for a slow client holds no
+// more than itself.
+func (s *server) build(w http.ResponseWriter, r *http.Request, o *outcome, v view) ([]byte, int) {
+	if s.pageWaiting.Add(1) > maxPageWaiting+maxPageBuilds {
+		s.pageWaiting.Add(-1)
+		return nil, s.busy(w, o, fmt.Sprintf("%d requests already wait for a fleet page", maxPageWaiting))
+	}
+	defer s.pageWaiting.Add(-1)
+	wait := time.NewTimer(pageWait)
+	defer wait.Stop()
+	select {
+	case s.pageBuilds <- struct{}{}:
+		defer func() { <-s.pageBuilds }()
+	case <-wait.C:
+		return nil, s.busy(w, o, "fleet pages are being built for others")
+	case <-r.Context().Done():
+		return nil, s.fail(w, http.StatusServiceUnavailable, o, "gone before a fleet page could be built for it")
+	}
+	now := time.Now()
+	st, err := readFleet(s.dir, s.stateDir(), fleetOptions{now: now, stallAfter: s.stallAfter, bootDir: s.bootDir})
+	if err != nil {
+		var ce *changingError
+		if errors.As(err, &ce) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(settleTime.Seconds())))
+			return nil, s.fail(w, http.StatusServiceUnavailable, o, err.Error())
+		}
+		return nil, s.fail(w, http.StatusInternalServerError, o, err.Error())
+	}
+	var body bytes.Buffer
+	v.write(&body, st, pageInfo{now: now, tracked: s.stateDir() != "", boot: s.bootDir != ""})
+	return bytes.Clone(body.Bytes()), 0
+}
+
+// busy is the 503 of a fleet page past one of its bounds.
+func (s *server) busy(w http.ResponseWriter, o *outcome, why string) int {
+	w.Header().Set("Retry-After", strconv.Itoa(int(pageRefresh.Seconds())))
+	return s.fail(w, http.StatusServiceUnavailable, o, "too busy: "+why+"; try again")
 }
 
 // stateDir is serve's --state-dir, or "" for none.
@@ -79,52 +180,6 @@ func (s *server) stateDir() string {
 		return ""
 	}
 	return s.track.state.dir
-}
-
-// stallAfterOrDefault is serve's --stall-after, or its default where the
-// server was made without one (a test's).
-func (s *server) stallAfterOrDefault() time.Duration {
-	if s.stallAfter > 0 {
-		return s.stallAfter
-	}
-	return defaultStallAfter
-}
-
-// maxPageBuilds is how many fleet pages (and /status.json) are built at
-// once: each is a scan of every host and state file, half a second of CPU
-// and some 20 MiB of memory for 10,000 machines, and browsers ask again
-// every pageRefresh. The others wait their turn, holding no more than
-// their connection, for pageWait at most; a page is built and sent within
-// pageSend, or its connection is closed, so that a client that does not
-// read what it asked for keeps no one else waiting for long.
-const maxPageBuilds = 1
-
-var pageWait, pageSend = 20 * time.Second, 10 * time.Second // vars for the tests
-
-// viewer runs next for a person or a program allowed to see the fleet:
-// with a token file, one of its tokens, as HTTP basic auth (the token's
-// NAME as the user, its SECRET as the password) or as a bearer token;
-// then in one of maxPageBuilds places, and one of --max-inflight's slots.
-func (s *server) viewer(next route) route {
-	return func(w http.ResponseWriter, r *http.Request, o *outcome) int {
-		if status := s.checkToken(w, r, o, true); status != 0 {
-			return status
-		}
-		wait := time.NewTimer(pageWait)
-		defer wait.Stop()
-		select {
-		case s.pageBuilds <- struct{}{}:
-			defer func() { <-s.pageBuilds }()
-		case <-wait.C:
-			w.Header().Set("Retry-After", strconv.Itoa(int(pageRefresh.Seconds())))
-			return s.fail(w, http.StatusServiceUnavailable, o, "too busy: fleet pages are being built for others; try again")
-		case <-r.Context().Done():
-			return s.fail(w, http.StatusServiceUnavailable, o, "gone before a fleet page could be built for it")
-		}
-		// Not supported where w is no connection's (a test's recorder).
-		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(pageSend))
-		return s.limited(next)(w, r, o)
-	}
 }
 
 // basicToken is the token a browser sends as HTTP basic auth: the token
@@ -141,79 +196,25 @@ func basicToken(r *http.Request) (string, bool) {
 	return user + ":" + pass, true
 }
 
-// fleetFailed sends a one-line error where the fleet could not be read.
-func (s *server) fleetFailed(w http.ResponseWriter, o *outcome, err error) int {
-	var ce *changingError
-	if errors.As(err, &ce) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(settleTime.Seconds())))
-		return s.fail(w, http.StatusServiceUnavailable, o, err.Error())
-	}
-	return s.fail(w, http.StatusInternalServerError, o, err.Error())
-}
-
-// statusJSON is GET /status.json: what `pxe-pilot status --json` prints.
-func (s *server) statusJSON(w http.ResponseWriter, _ *http.Request, o *outcome) int {
-	st, err := s.fleet(time.Now())
-	if err != nil {
-		return s.fleetFailed(w, o, err)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	writeStatusJSON(w, st)
-	return http.StatusOK
-}
-
-// writeStatusJSON writes the status as JSON, its lists [] where empty.
+// writeStatusJSON writes the status as JSON, as `pxe-pilot status --json`
+// prints it.
 func writeStatusJSON(w io.Writer, st status) error {
-	if st.Hosts == nil {
-		st.Hosts = []statusRow{}
-	}
-	if st.Unknown == nil {
-		st.Unknown = []unknownRecord{}
-	}
-	if st.Problems == nil {
-		st.Problems = []string{}
-	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(st)
 }
 
-// page is GET /: the fleet as a web page.
-func (s *server) page(w http.ResponseWriter, _ *http.Request, o *outcome) int {
-	now := time.Now()
-	st, err := s.fleet(now)
-	if err != nil {
-		return s.fleetFailed(w, o, err)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", pagePolicy)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 32<<10)
-	writePage(bw, st, pageInfo{now: now, tracked: s.stateDir() != "", stallAfter: s.stallAfterOrDefault(), boot: s.bootDir != ""})
-	bw.Flush()
-	return http.StatusOK
-}
-
 // pageInfo is what the page says besides the fleet itself.
 type pageInfo struct {
-	now        time.Time
-	tracked    bool          // serve has a --state-dir
-	stallAfter time.Duration // --stall-after
-	boot       bool          // serve has a --boot-dir: show each machine's next boot
+	now     time.Time
+	tracked bool // serve has a --state-dir
+	boot    bool // serve has a --boot-dir: show each machine's next boot
 }
 
 // stateOrder is the order the page counts the states in, each with the
 // class that colours it (the state is always written out as well).
 var stateOrder = []struct{ state, class string }{
-	{stateStalled, "s-stalled"}, {stateRefused, "s-refused"}, {stateRepeated, "s-repeated"},
+	{stateStalled, "s-stalled"}, {stateRefused, "s-refused"}, {stateUnreadable, "s-refused"}, {stateRepeated, "s-repeated"},
 	{stateAnswered, "s-answered"}, {stateInstalled, "s-installed"}, {stateNeverSeen, "s-never"},
 	{stateUntracked, "s-never"},
 }
@@ -229,7 +230,7 @@ func stateClass(state string) string {
 
 // htmlWriter writes a page: raw for the page's own markup, text for any
 // value, escaped.
-type htmlWriter struct{ *bufio.Writer }
+type htmlWriter struct{ *bytes.Buffer }
 
 func (p htmlWriter) raw(parts ...string) {
 	for _, s := range parts {
@@ -247,12 +248,35 @@ func (p htmlWriter) text(s string) { htmlEscaper.WriteString(p, shown(s)) }
 // 64 KiB of a binary that must fit a router.
 var htmlEscaper = strings.NewReplacer(`&`, "&amp;", `'`, "&#39;", `<`, "&lt;", `>`, "&gt;", `"`, "&#34;")
 
+// none is what the page shows for no value.
+const none = "&ndash;"
+
+// codeList writes lines as a list, each as code.
+func (p htmlWriter) codeList(lines []string) {
+	p.raw("<ul>\n")
+	for _, line := range lines {
+		p.raw("<li><code>")
+		p.text(line)
+		p.raw("</code></li>\n")
+	}
+	p.raw("</ul>\n")
+}
+
+// tableHead opens a table: its caption, and a header cell for each column.
+func (p htmlWriter) tableHead(caption string, cols ...string) {
+	p.raw("<table>\n<caption>", caption, "</caption>\n<thead><tr>")
+	for _, c := range cols {
+		p.raw(`<th scope="col">`, c, "</th>")
+	}
+	p.raw("</tr></thead>\n<tbody>\n")
+}
+
 // cell writes a table cell holding value, or a dash for none; label
 // heads it where a narrow screen shows rows as cards.
 func (p htmlWriter) cell(label, value string) {
 	p.raw(`<td data-label="`, label, `">`)
 	if value == "" {
-		p.raw("&ndash;")
+		p.raw(none)
 	} else {
 		p.text(value)
 	}
@@ -262,10 +286,10 @@ func (p htmlWriter) cell(label, value string) {
 // when writes a time as UTC and as how long ago it was.
 func (p htmlWriter) when(t, now time.Time) {
 	if t.IsZero() {
-		p.raw("&ndash;")
+		p.raw(none)
 		return
 	}
-	p.raw(`<time datetime="`, t.UTC().Format(time.RFC3339), `">`, t.UTC().Format("2006-01-02 15:04 UTC"), `</time> <small>(`, ago(now.Sub(t)), `)</small>`)
+	p.raw(`<time datetime="`, when(t), `">`, t.UTC().Format("2006-01-02 15:04 UTC"), `</time> <small>(`, ago(now.Sub(t)), `)</small>`)
 }
 
 // ago is a duration as a person reads it: "just now", "5 min ago".
@@ -286,15 +310,19 @@ func ago(d time.Duration) string {
 }
 
 // writePage writes the fleet page.
-func writePage(w *bufio.Writer, st status, in pageInfo) {
+func writePage(w *bytes.Buffer, st status, in pageInfo) {
 	p := htmlWriter{w}
-	counts := map[string]int{}
+	counts, machines := map[string]int{}, 0
 	for _, h := range st.Hosts {
-		counts[h.State]++
+		if h.Machine != "*" { // hosts/default.toml is no machine
+			state, _ := shownState(h, in.now)
+			counts[state]++
+			machines++
+		}
 	}
-	title := "pxe-pilot: " + plural(len(st.Hosts), "machine")
-	if n := counts[stateStalled] + counts[stateRefused]; n > 0 {
-		title = fmt.Sprintf("pxe-pilot: %d of %d machines need a look", n, len(st.Hosts))
+	title := "pxe-pilot: " + plural(machines, "machine")
+	if n := counts[stateStalled] + counts[stateRefused] + counts[stateUnreadable]; n > 0 {
+		title = fmt.Sprintf("pxe-pilot: %d of %d machines need a look", n, machines)
 	}
 	p.raw(`<!doctype html>
 <html lang="en">
@@ -323,17 +351,12 @@ func writePage(w *bufio.Writer, st status, in pageInfo) {
 	if len(st.Problems) > 0 {
 		p.raw(`<section class="problems" aria-labelledby="problems"><h2 id="problems">Config problems (`, strconv.Itoa(len(st.Problems)), `)</h2>
 <p>As <code>pxe-pilot validate</code> says them. A machine whose files have errors is refused, not installed.</p>
-<ul>
 `)
-		for _, line := range st.Problems {
-			p.raw("<li><code>")
-			p.text(line)
-			p.raw("</code></li>\n")
-		}
-		p.raw("</ul></section>\n")
+		p.codeList(st.Problems)
+		p.raw("</section>\n")
 	}
 
-	p.raw(`<h2 id="machines">Machines (`, strconv.Itoa(len(st.Hosts)), `)</h2>
+	p.raw(`<h2 id="machines">Machines (`, strconv.Itoa(machines), `)</h2>
 `)
 	if in.tracked && len(st.Hosts) > 0 {
 		p.raw(`<ul class="summary">`)
@@ -350,15 +373,9 @@ func writePage(w *bufio.Writer, st status, in pageInfo) {
 	}
 	if len(st.Unreadable) > 0 {
 		p.raw(`<h2 id="unreadable">State files that could not be read</h2>
-<p>Their machines are listed above with a question mark; the rest are shown all the same.</p>
-<ul>
+<p>Their machines are listed above as unreadable; the rest are shown all the same.</p>
 `)
-		for _, line := range st.Unreadable {
-			p.raw("<li><code>")
-			p.text(line)
-			p.raw("</code></li>\n")
-		}
-		p.raw("</ul>\n")
+		p.codeList(st.Unreadable)
 	}
 	p.raw("</main>\n</body>\n</html>\n")
 }
@@ -369,17 +386,15 @@ func writeMachines(p htmlWriter, hosts []statusRow, in pageInfo) {
 		p.raw("<p>No host file yet: add one under <code>hosts/</code> in the config dir, named by a MAC, serial or UUID.</p>\n")
 		return
 	}
-	p.raw(`<table>
-<caption>Every host file of the config dir, with what pxe-pilot knows of its machine</caption>
-<thead><tr><th scope="col">Machine and host file</th><th scope="col">State</th><th scope="col">Planned FQDN and address</th><th scope="col">Profiles</th>`)
+	cols := []string{"Machine and host file", "State", "Planned FQDN and address", "Profiles"}
 	if in.boot {
-		p.raw(`<th scope="col">Boot image</th>`)
+		cols = append(cols, "Boot image")
 	}
-	p.raw(`<th scope="col">Last answer</th><th scope="col">Installed as</th>`)
+	cols = append(cols, "Last answer", "Installed as")
 	if in.boot {
-		p.raw(`<th scope="col">Next boot</th>`)
+		cols = append(cols, "Next boot")
 	}
-	p.raw("</tr></thead>\n<tbody>\n")
+	p.tableHead("Every host file of the config dir, with what pxe-pilot knows of its machine", cols...)
 	for _, h := range hosts {
 		p.raw(`<tr><th scope="row" data-label="Machine"><code>`)
 		p.text(h.Machine)
@@ -407,7 +422,7 @@ func writeMachines(p htmlWriter, hosts []statusRow, in pageInfo) {
 		}
 		p.raw(`</td><td data-label="Installed as">`)
 		if h.Installed.IsZero() {
-			p.raw("&ndash;")
+			p.raw(none)
 		} else {
 			p.text(cmp.Or(h.FQDN, "(no FQDN reported)"))
 			p.raw("<br><small>")
@@ -424,23 +439,32 @@ func writeMachines(p htmlWriter, hosts []statusRow, in pageInfo) {
 	p.raw("</tbody>\n</table>\n")
 }
 
-// writeState writes a machine's state cell: the state in words, and what
-// explains it (the refusal, how long it has been silent).
-func writeState(p htmlWriter, h statusRow, now time.Time) {
-	state, why := h.State, ""
+// shownState is a machine's state as the page shows it, and what explains
+// it (the refusal, how long it has been silent), if anything.
+func shownState(h statusRow, now time.Time) (state, why string) {
 	switch {
 	case h.Machine == "*": // hosts/default.toml itself
-		state, why = "default", "answers every machine no host file names; each one it answered has a row of its own"
+		return "default", "answers every machine no host file names; each one it answered has a row of its own"
 	case h.StateError != "":
-		state, why = "?", h.StateError
+		return stateUnreadable, h.StateError
 	case h.State == stateRefused && h.LastRefusal != nil:
-		why = fmt.Sprintf("%d: %s", h.LastRefusal.Code, h.LastRefusal.Reason)
+		return h.State, fmt.Sprintf("%d: %s", h.LastRefusal.Code, h.LastRefusal.Reason)
 	case h.State == stateStalled:
-		why = "answered " + ago(now.Sub(h.LastAnswer)) + " and no report since: the install failed, or its report was lost; its next boot installs again"
+		return h.State, "answered " + ago(now.Sub(h.LastAnswer)) + " and no report since: the install failed, or its report was lost; its next boot installs again"
 	case h.State == stateRepeated:
-		why = fmt.Sprintf("answered %d times with no report between", h.Pending)
+		return h.State, fmt.Sprintf("answered %d times with no report between", h.Pending)
 	}
-	p.raw(`<td data-label="State" class="state `, stateClass(h.State), `">`)
+	return h.State, ""
+}
+
+// stateUnreadable is the page's state of a machine whose state file
+// cannot be read.
+const stateUnreadable = "unreadable"
+
+// writeState writes a machine's state cell.
+func writeState(p htmlWriter, h statusRow, now time.Time) {
+	state, why := shownState(h, now)
+	p.raw(`<td data-label="State" class="state `, stateClass(state), `">`)
 	p.text(state)
 	if why != "" {
 		p.raw(`<br><small class="why">`)
@@ -477,11 +501,8 @@ func writeUnknown(p htmlWriter, unknown []unknownRecord, now time.Time) {
 		p.raw("<p>None has asked lately.</p>\n")
 		return
 	}
-	p.raw(`<table>
-<caption>Machines that asked pxe-pilot and were refused: write the host file named here to install one</caption>
-<thead><tr><th scope="col">Adopt with</th><th scope="col">MACs</th><th scope="col">Serial</th><th scope="col">UUID</th><th scope="col">Model</th><th scope="col">Last asked</th><th scope="col">Requests</th></tr></thead>
-<tbody>
-`)
+	p.tableHead("Machines that asked pxe-pilot and were refused: write the host file named here to install one",
+		"Adopt with", "MACs", "Serial", "UUID", "Model", "Last asked", "Requests")
 	for _, u := range unknown {
 		p.raw(`<tr><th scope="row" data-label="Adopt with"><code>`)
 		p.text(cmp.Or(u.Adopt, "(no MAC to name it by)"))

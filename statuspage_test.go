@@ -1,9 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,23 +61,21 @@ func pageFleet() status {
 
 func renderPage(st status, in pageInfo) string {
 	var b bytes.Buffer
-	w := bufio.NewWriter(&b)
-	writePage(w, st, in)
-	w.Flush()
+	writePage(&b, st, in)
 	return b.String()
 }
 
 // The page of a fleet in every state, against its golden file: review its
 // diff (and open it in a browser) as you would the page.
 func TestWritePageGolden(t *testing.T) {
-	got := renderPage(pageFleet(), pageInfo{now: pageClock, tracked: true, stallAfter: time.Hour, boot: true})
+	got := renderPage(pageFleet(), pageInfo{now: pageClock, tracked: true, boot: true})
 	checkGolden(t, filepath.Join("testdata", "page", "fleet.html"), []byte(got))
 }
 
 // Each state is written out in words in its row, with what explains it,
 // never left to a colour alone.
 func TestWritePageStates(t *testing.T) {
-	got := renderPage(pageFleet(), pageInfo{now: pageClock, tracked: true, stallAfter: time.Hour, boot: true})
+	got := renderPage(pageFleet(), pageInfo{now: pageClock, tracked: true, boot: true})
 	rows := map[string][]string{
 		"aa-bb-cc-dd-ee-01": {`class="state s-never">never seen<`},
 		"aa-bb-cc-dd-ee-02": {`>answered<`, "5 min ago"},
@@ -83,7 +83,7 @@ func TestWritePageStates(t *testing.T) {
 		"aa-bb-cc-dd-ee-04": {`>refused<`, `500: pxe-pilot: hosts/aa-bb-cc-dd-ee-04.toml: disk-setup.zfs.raid: &#34;raid5&#34; is not one of`},
 		"aa-bb-cc-dd-ee-05": {`>stalled<`, "answered 1 h ago and no report since", "its next boot installs again"},
 		"aa-bb-cc-dd-ee-06": {`>repeated<`, "answered 3 times with no report between", "install, attempt 4"},
-		"aa-bb-cc-dd-ee-07": {`>?<`, "unexpected end of JSON input"},
+		"aa-bb-cc-dd-ee-07": {`>unreadable<`, "unexpected end of JSON input"},
 		"*":                 {`>default<`, "answers every machine no host file names", "hosts/default.toml"},
 	}
 	for machine, wants := range rows {
@@ -95,7 +95,8 @@ func TestWritePageStates(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`<title>pxe-pilot: 2 of 8 machines need a look</title>`,
+		`<title>pxe-pilot: 3 of 7 machines need a look</title>`,
+		`<h2 id="machines">Machines (7)</h2>`, // hosts/default.toml is no machine
 		`<h2 id="problems">Config problems (1)</h2>`,
 		`<code>hosts/02-00-00-00-00-09.toml</code>`, // the file that adopts the unknown machine
 		`02:00:00:00:00:09, 02:00:00:00:00:0a`,
@@ -170,7 +171,7 @@ func TestWritePageEscapesEveryValue(t *testing.T) {
 		u := &st.Unknown[0]
 		u.MACs, u.Serial, u.UUID, u.Model, u.Adopt = []string{value}, value, value, value, value
 		st.Problems, st.Unreadable = []string{value}, []string{value}
-		return renderPage(st, pageInfo{now: pageClock, tracked: true, stallAfter: time.Hour, boot: true})
+		return renderPage(st, pageInfo{now: pageClock, tracked: true, boot: true})
 	}
 	got, plain := with(markup), with("plain")
 	for _, tag := range []string{"<script", "<img", "<b>", `">`, "<"} {
@@ -289,8 +290,8 @@ func TestFleetPageEscapesRequestsAndReports(t *testing.T) {
 	unknown := fmt.Sprintf(`{"network_interfaces":[{"link":"eno1","mac":"02:00:00:00:00:07"}],
 		"dmi":{"system":{"serial":%q,"uuid":%q,"name":%q}},"product":{"product":"pve"},"iso":{"release":"9.2"}}`,
 		markup, markup, strings.NewReplacer(`"`, "", `'`, "").Replace(markup))
-	if code, body := s.post(t, "/answer", []byte(unknown)); code != http.StatusNotFound && code != http.StatusBadRequest {
-		t.Fatalf("answer of the unknown machine = %d %q", code, body)
+	if code, body := s.post(t, "/answer", []byte(unknown)); code != http.StatusNotFound {
+		t.Fatalf("answer of the unknown machine = %d %q; want 404, and the machine recorded", code, body)
 	}
 	req := mustRead(t, "examples/requests/pve-9.2.json")
 	_, ans := s.answer(t, req)
@@ -302,38 +303,62 @@ func TestFleetPageEscapesRequestsAndReports(t *testing.T) {
 			t.Errorf("page holds %q: a value reached it as markup", tag)
 		}
 	}
-	if !strings.Contains(page, "&lt;script&gt;alert(1)&lt;/script&gt;") {
-		t.Errorf("page lacks the escaped markup of the report's FQDN:\n%s", page)
+	escaped := "&lt;script&gt;alert(1)&lt;/script&gt;"
+	if row := rowOf(t, page, "aa-bb-cc-dd-ee-ff"); !strings.Contains(row, escaped) {
+		t.Errorf("the installed machine's row lacks the escaped markup of its report's FQDN:\n%s", row)
+	}
+	i := strings.Index(page, "<code>hosts/02-00-00-00-00-07.toml</code>")
+	if i < 0 || !strings.Contains(page[i:], escaped) {
+		t.Errorf("the unknown machine's row lacks the escaped markup of its serial:\n%s", page)
 	}
 }
 
 // The page and /status.json carry headers that keep a browser from
 // running or framing anything, and nothing of a secret.
 func TestFleetPageHeaders(t *testing.T) {
-	s := &server{dir: "examples/config", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := startTracked(t, withFirstBootScript(t))
+	_, ans := s.answer(t, mustRead(t, "examples/requests/pve-9.2.json"))
+	// What an answer holds that no one else may see.
+	secrets := []string{
+		answerTable(ans, "post-installation-webhook")["auth-token"].(string),
+		answerTable(ans, "first-boot")["url"].(string),
+		answerTable(ans, "global")["root-password-hashed"].(string),
+	}
 	for _, path := range []string{"/", "/status.json"} {
-		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-		if rec.Code != http.StatusOK {
-			t.Fatalf("GET %s = %d; want 200\n%s", path, rec.Code, rec.Body)
+		resp, err := s.client.Get(s.url + path)
+		if err != nil {
+			t.Fatal(err)
 		}
-		h := rec.Header()
-		if h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s = %d; want 200\n%s", path, resp.StatusCode, body)
+		}
+		h := resp.Header
+		if h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Content-Length") != strconv.Itoa(len(body)) {
 			t.Errorf("GET %s: headers %v", path, h)
 		}
-		if path == "/" && !strings.HasPrefix(h.Get("Content-Security-Policy"), "default-src 'none'; style-src 'sha256-") {
-			t.Errorf("GET /: Content-Security-Policy %q", h.Get("Content-Security-Policy"))
-		}
-		for _, secret := range []string{"root-password", "password-hashed", "auth-token", "first-boot/"} {
-			if strings.Contains(rec.Body.String(), secret) {
+		for _, secret := range secrets {
+			if strings.Contains(string(body), secret) {
 				t.Errorf("GET %s shows %q", path, secret)
 			}
 		}
+		if path != "/" {
+			continue
+		}
+		// The policy allows the style sheet the page holds, by its hash,
+		// and nothing else.
+		_, style, _ := strings.Cut(string(body), "<style>")
+		style, _, _ = strings.Cut(style, "</style>")
+		sum := sha256.Sum256([]byte(style))
+		want := "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+		if got := h.Get("Content-Security-Policy"); got != want {
+			t.Errorf("GET /: Content-Security-Policy %q; want %q", got, want)
+		}
 	}
-	rec := httptest.NewRecorder()
-	s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))
-	if rec.Code != http.StatusMethodNotAllowed || !strings.Contains(rec.Body.String(), "the fleet page takes GET") {
-		t.Errorf("POST / = %d %q; want 405 saying the page takes GET", rec.Code, rec.Body)
+	code, body := s.post(t, "/", nil)
+	if code != http.StatusMethodNotAllowed || !strings.Contains(body, "the fleet page takes GET") {
+		t.Errorf("POST / = %d %q; want 405 saying the page takes GET", code, body)
 	}
 }
 
@@ -345,7 +370,11 @@ func TestFleetPageLogin(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte("lab:s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{dir: "examples/config", log: slog.New(slog.NewTextHandler(io.Discard, nil)), tokenFile: tokens, guard: &tokenGuard{}, authDelay: 50 * time.Millisecond}
+	// A refused guess waits authDelay, here an hour: it ends when its
+	// client gives up, which the rows that must wait do after a moment,
+	// and the rows that must not never do.
+	s := &server{dir: "examples/config", log: slog.New(slog.NewTextHandler(io.Discard, nil)), tokenFile: tokens, guard: &tokenGuard{}, authDelay: time.Hour}
+	const giveUp = 50 * time.Millisecond
 	for _, c := range []struct {
 		name, path string
 		auth       func(*http.Request)
@@ -359,13 +388,24 @@ func TestFleetPageLogin(t *testing.T) {
 		{"json, bearer", "/status.json", func(r *http.Request) { r.Header.Set("Authorization", "Bearer lab:s3cret") }, http.StatusOK, false},
 		{"json, basic", "/status.json", func(r *http.Request) { r.SetBasicAuth("lab", "s3cret") }, http.StatusOK, false},
 		{"json, wrong bearer", "/status.json", func(r *http.Request) { r.Header.Set("Authorization", "Bearer lab:guess") }, http.StatusUnauthorized, true},
+		{"json, no token", "/status.json", func(*http.Request) {}, http.StatusUnauthorized, false},
 	} {
-		req := httptest.NewRequest(http.MethodGet, c.path, nil)
+		ctx := context.Background()
+		if c.waits {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, giveUp)
+			defer cancel()
+		}
+		req := httptest.NewRequestWithContext(ctx, http.MethodGet, c.path, nil)
 		c.auth(req)
 		rec := httptest.NewRecorder()
-		start := time.Now()
-		s.ServeHTTP(rec, req)
-		took := time.Since(start)
+		done := make(chan struct{})
+		go func() { defer close(done); s.ServeHTTP(rec, req) }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: GET %s waits: only a wrong token does", c.name, c.path)
+		}
 		if rec.Code != c.want {
 			t.Errorf("%s: GET %s = %d %q; want %d", c.name, c.path, rec.Code, rec.Body, c.want)
 			continue
@@ -373,10 +413,16 @@ func TestFleetPageLogin(t *testing.T) {
 		if c.want == http.StatusUnauthorized && !strings.Contains(strings.Join(rec.Header().Values("WWW-Authenticate"), "\n"), `Basic realm="pxe-pilot"`) {
 			t.Errorf("%s: no basic auth challenge, so a browser cannot log in: %v", c.name, rec.Header())
 		}
-		// Only the lower bound: a refused guess waits at least authDelay.
-		if c.waits && took < s.authDelay {
-			t.Errorf("%s: refused after %v; a wrong token waits %v", c.name, took, s.authDelay)
+		if c.waits && ctx.Err() == nil {
+			t.Errorf("%s: refused before its client gave up; a wrong token waits", c.name)
 		}
+	}
+	// Without its token file the page is refused, not shown.
+	os.Remove(tokens)
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "token file") {
+		t.Errorf("GET / without the token file = %d %q; want 500 naming it", rec.Code, rec.Body)
 	}
 }
 
@@ -534,7 +580,7 @@ func TestFleetPageInChromium(t *testing.T) {
 		t.Fatalf("POST /installed with markup = %d %q", code, body)
 	}
 	dom = browse(t, browser, url+"/", "--dump-dom")
-	if strings.Contains(dom, "pwned") && !strings.Contains(dom, "onerror=document.body.dataset.pwned") {
+	if strings.Contains(dom, "data-pwned") { // what the markup sets on <body> if it runs
 		t.Error("the markup ran")
 	}
 	for _, tag := range []string{"<img", "<script", "<b>"} {
@@ -663,23 +709,34 @@ func TestFleetPageSurvivesOddStateFiles(t *testing.T) {
 }
 
 // A page request that finds the page being built for others waits its
-// turn, for pageWait at most, then gets a 503 that says to try again.
+// turn, for pageWait at most, then gets a 503 that says to try again; so
+// does one that finds the most requests waiting, or the most bytes of
+// pages being sent.
 func TestFleetPageWaitsItsTurn(t *testing.T) {
 	old := pageWait
 	pageWait = 50 * time.Millisecond
 	t.Cleanup(func() { pageWait = old })
 	s := &server{dir: "examples/config", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	s.mux()
+	get := func(what, want string) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		if want == "" && rec.Code != http.StatusOK {
+			t.Errorf("GET / %s = %d %q; want 200", what, rec.Code, rec.Body)
+		}
+		if want != "" && (rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), want)) {
+			t.Errorf("GET / %s = %d %q %v; want 503 saying %q, with Retry-After", what, rec.Code, rec.Body, rec.Header(), want)
+		}
+	}
 	s.pageBuilds <- struct{}{} // a build under way
-	rec := httptest.NewRecorder()
-	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "try again") {
-		t.Errorf("GET / while a page is built = %d %q %v; want 503 with Retry-After", rec.Code, rec.Body, rec.Header())
-	}
+	get("while a page is built for another", "fleet pages are being built for others")
+	s.pageWaiting.Add(maxPageWaiting + maxPageBuilds) // and as many waiting as may
+	get("while the most wait", "16 requests already wait for a fleet page")
+	s.pageWaiting.Add(-maxPageWaiting - maxPageBuilds)
 	<-s.pageBuilds
-	rec = httptest.NewRecorder()
-	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	if rec.Code != http.StatusOK {
-		t.Errorf("GET / once the build is done = %d; want 200", rec.Code)
-	}
+	s.pageSends.take(pageBytes) // pages being sent to clients that read slowly
+	get("while the pages being sent hold all they may", "the fleet pages being sent already hold the 16 MiB")
+	s.pageSends.give(pageBytes)
+	get("once all that is done", "")
 }
