@@ -59,7 +59,8 @@ var commands = []command{
 	and installed; --once refuses a machine that was installed. With
 	--boot-dir, the files each image's boot.ipxe loads are served under
 	/boot/IMAGE/FILE, and GET /boot.ipxe?mac=...&uuid=...&serial=... gives
-	each machine the iPXE script that installs it, boots its disk or says why.`,
+	each machine the iPXE script that installs it, boots its disk or says why.
+	GET / shows the fleet in a browser, GET /status.json the same as JSON.`,
 		[]string{"pxe-pilot serve --config-dir examples/config --listen 127.0.0.1:8080",
 			"pxe-pilot serve --config-dir examples/config --listen :8080 --public-url http://10.0.0.2:8080 --state-dir state --once",
 			"pxe-pilot serve --config-dir examples/config --listen :8080 --public-url http://10.0.0.2:8080 --state-dir state --boot-dir examples/boot"}},
@@ -119,6 +120,7 @@ var flagEnv = map[string]struct{ env, def string }{
 	"once":         {"PXE_PILOT_ONCE", ""},
 	"boot-dir":     {"PXE_PILOT_BOOT_DIR", ""},
 	"local-boot":   {"PXE_PILOT_LOCAL_BOOT", "exit"},
+	"boot-listen":  {"PXE_PILOT_BOOT_LISTEN", ""},
 	"stall-after":  {"PXE_PILOT_STALL_AFTER", "60m"},
 }
 
@@ -162,7 +164,8 @@ Environment (flags win):
 	PXE_PILOT_TLS_KEY       --tls-key: and this key
 	PXE_PILOT_TOKEN_FILE    --token-file: one NAME:SECRET per line, as prepare-iso
 	                        --answer-auth-token takes it; POST /answer then needs
-	                        Authorization: Bearer NAME:SECRET
+	                        Authorization: Bearer NAME:SECRET, and the fleet page
+	                        a login: NAME as the user, SECRET as the password
 	PXE_PILOT_ALLOW         --allow: the source addresses that may ask (/health is open)
 	PXE_PILOT_MAX_INFLIGHT  --max-inflight: requests answered at once (default 1024)
 	PXE_PILOT_PUBLIC_URL    --public-url: how installers reach pxe-pilot
@@ -171,6 +174,8 @@ Environment (flags win):
 	PXE_PILOT_BOOT_DIR      --boot-dir: the boot images, one prepare-iso --pxe folder each
 	PXE_PILOT_LOCAL_BOOT    --local-boot: exit (default) or sanboot, how /boot.ipxe
 	                        boots an installed machine's disk
+	PXE_PILOT_BOOT_LISTEN   --boot-listen: also serve /boot.ipxe and /boot/ over plain
+	                        HTTP at this address, for iPXE, beside HTTPS
 	PXE_PILOT_STALL_AFTER   --stall-after (serve, status): a Go duration, 60m by default;
 	                        an answered machine not reported for it is stalled
 `
@@ -282,7 +287,7 @@ func parseServe(args []string) (serveConfig, error) {
 	logFormat := fs.String("log-format", envOr("PXE_PILOT_LOG_FORMAT", "text"), "log lines as `FORMAT`: text or json")
 	tlsCert := fs.String("tls-cert", os.Getenv("PXE_PILOT_TLS_CERT"), "serve HTTPS with this PEM certificate `FILE`")
 	tlsKey := fs.String("tls-key", os.Getenv("PXE_PILOT_TLS_KEY"), "the certificate's PEM key `FILE`")
-	tokenFile := fs.String("token-file", os.Getenv("PXE_PILOT_TOKEN_FILE"), "require a bearer token from this `FILE`, one NAME:SECRET per line")
+	tokenFile := fs.String("token-file", os.Getenv("PXE_PILOT_TOKEN_FILE"), "require a token from this `FILE`, one NAME:SECRET per line: as a bearer token on /answer, as a login (NAME as the user, SECRET as the password) on the fleet page")
 	allow := fs.String("allow", os.Getenv("PXE_PILOT_ALLOW"), "answer only these source addresses: `CIDR,...`")
 	maxInflight := fs.String("max-inflight", envOr("PXE_PILOT_MAX_INFLIGHT", strconv.Itoa(defaultMaxInflight)), "answer `N` requests at once; past it 503")
 	publicURL := fs.String("public-url", os.Getenv("PXE_PILOT_PUBLIC_URL"), "the `URL` installers reach pxe-pilot by, such as https://10.0.0.2:8443: answers then report back to it")
@@ -291,7 +296,7 @@ func parseServe(args []string) (serveConfig, error) {
 	once := fs.Bool("once", onceEnv, "refuse to answer a machine again once it reported installed")
 	bootDir := fs.String("boot-dir", os.Getenv("PXE_PILOT_BOOT_DIR"), "serve the boot files of the images in `DIR`, one prepare-iso --pxe folder each")
 	bootListen := fs.String("boot-listen", os.Getenv("PXE_PILOT_BOOT_LISTEN"), "also serve /boot.ipxe and /boot/, and nothing else, over plain HTTP at `ADDR` (HOST:PORT), for iPXE, which has no HTTPS; with --boot-dir")
-	localBoot := fs.String("local-boot", envOr("PXE_PILOT_LOCAL_BOOT", "exit"), "how /boot.ipxe boots an installed machine's disk: `exit` (to the firmware's next boot entry) or sanboot (the first BIOS disk)")
+	localBoot := fs.String("local-boot", envOr("PXE_PILOT_LOCAL_BOOT", "exit"), "`HOW` /boot.ipxe boots an installed machine's disk: exit (to the firmware's next boot entry) or sanboot (the first BIOS disk)")
 	stallAfter := stallAfterFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return serveConfig{}, err
