@@ -153,7 +153,7 @@ var takes = map[string]string{
 	"/health":      "/health takes GET",
 	"/boot.ipxe":   "/boot.ipxe takes GET (iPXE's chain command)",
 	"/installed":   "/installed takes POST (the installer's report as JSON)",
-	"/":            "the fleet page takes GET",
+	"/":            "the installer posts to /answer; / is the fleet page, which takes GET",
 	"/status.json": "/status.json takes GET",
 }
 
@@ -240,7 +240,7 @@ func (s *server) noRoute(w http.ResponseWriter, r *http.Request, o *outcome, h h
 		o.status = s.fail(w, http.StatusMethodNotAllowed, o, what+", not "+r.Method)
 		return
 	}
-	hint := "the installer posts to /answer"
+	hint := "the installer posts to /answer, and / is the fleet page"
 	if s.bootDir != "" && strings.HasPrefix(path, "/boot/") {
 		hint = "boot files are served as /boot/IMAGE/FILE, and only those"
 	}

@@ -304,7 +304,7 @@ func TestAnswerErrors(t *testing.T) {
 		{name: "unknown_path_is_404", method: "GET", path: "/index.html",
 			wantCode: 404, wantBody: []string{`"/index.html": no such path`}},
 		{name: "post_to_the_page_is_405", method: "POST", path: "/",
-			wantCode: 405, wantBody: []string{"the fleet page takes GET, not POST"}, wantAllow: "GET, HEAD"},
+			wantCode: 405, wantBody: []string{"the installer posts to /answer; / is the fleet page, which takes GET, not POST"}, wantAllow: "GET, HEAD"},
 		{name: "unclean_path_is_404_not_a_redirect", method: "POST", path: "//answer", body: installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"),
 			wantCode: 404, wantBody: []string{`"//answer": no such path`}},
 		{name: "dot_segment_is_404_not_a_redirect", method: "POST", path: "/x/../answer", body: installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff"),

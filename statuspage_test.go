@@ -357,7 +357,7 @@ func TestFleetPageHeaders(t *testing.T) {
 		}
 	}
 	code, body := s.post(t, "/", nil)
-	if code != http.StatusMethodNotAllowed || !strings.Contains(body, "the fleet page takes GET") {
+	if code != http.StatusMethodNotAllowed || !strings.Contains(body, "/ is the fleet page, which takes GET") {
 		t.Errorf("POST / = %d %q; want 405 saying the page takes GET", code, body)
 	}
 }
