@@ -9,20 +9,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestQEMUInstallThenLocalBoot boots a virtual machine twice against the
-// built binary, with Debian's qemu-system-x86 (SeaBIOS, software
-// emulation) and ipxe-qemu:
+// TestQEMUInstallThenLocalBoot boots a virtual machine twice against
+// serve, run in the test (so -race checks the server too), with Debian's
+// qemu-system-x86 (SeaBIOS, software emulation) and ipxe-qemu:
 //
 //  1. Its iPXE gets a first script from QEMU's own TFTP server, which
 //     chains /boot.ipxe as a netboot set-up does. pxe-pilot says install:
@@ -37,9 +37,15 @@ import (
 //
 // QEMU's user-mode network (slirp) reaches the host as 10.0.2.2, which
 // QEMU connects to 127.0.0.1, where the server listens: nothing leaves
-// the machine. It skips where QEMU, the iPXE ROM, a static busybox or a
-// kernel with its e1000 module is missing, unless PXE_PILOT_REQUIRE_QEMU
-// is set, as CI sets it; and in -short.
+// the machine.
+//
+// It finds what it needs where Debian installs it, or where these say:
+// PXE_PILOT_QEMU_ROM, QEMU's iPXE ROM for its e1000 NIC;
+// PXE_PILOT_QEMU_BUSYBOX, a static busybox; PXE_PILOT_QEMU_KERNEL and
+// PXE_PILOT_QEMU_MODULES, a kernel and the lib/modules/VERSION dir that
+// holds its e1000 module (.ci/run sets both). It skips where any is
+// missing, unless PXE_PILOT_REQUIRE_QEMU is set, as CI sets it; and in
+// -short.
 //
 // It runs twice: with the machine's host file named by its MAC, and by
 // its UUID alone. There /boot.ipxe finds the host file by the UUID iPXE
@@ -50,13 +56,13 @@ import (
 // differently byte-swapped.
 func TestQEMUInstallThenLocalBoot(t *testing.T) {
 	if testing.Short() {
-		t.Skip("boots a virtual machine twice under software emulation: minutes, not for -short")
+		t.Skip("boots a virtual machine twice under software emulation, about 20 s each: not for -short")
 	}
 	vm := findQEMUKit(t)
 
-	// Everything is bounded: a few minutes suffice on two shared cores
-	// under software emulation, and go test's own -timeout is left room
-	// to print what happened.
+	// Everything is bounded. Each run, an install and a disk boot, takes
+	// about 22 s on two shared cores; the limit leaves a slow or busy
+	// machine room, and go test's own -timeout room to print what happened.
 	limit := 8 * time.Minute
 	if d, ok := t.Deadline(); ok {
 		limit = min(limit, time.Until(d)-30*time.Second)
@@ -64,15 +70,11 @@ func TestQEMUInstallThenLocalBoot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 
-	bin := filepath.Join(t.TempDir(), "pxe-pilot")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	for _, tc := range []struct{ name, hostKey, match string }{
 		{"by MAC", strings.ReplaceAll(vmMAC, ":", "-"), `match="mac ` + vmMAC + `"`},
 		{"by UUID", "uuid-" + vmUUID, `match="uuid ` + vmUUID + `"`},
 	} {
-		t.Run(tc.name, func(t *testing.T) { bootTwice(t, ctx, vm, bin, tc.hostKey, tc.match) })
+		t.Run(tc.name, func(t *testing.T) { bootTwice(t, ctx, vm, tc.hostKey, tc.match) })
 	}
 }
 
@@ -84,24 +86,14 @@ const (
 // bootTwice boots the VM until it has installed and then booted its disk,
 // with its host file hosts/HOSTKEY.toml, which the server's log lines
 // must say it matched by match.
-func bootTwice(t *testing.T, ctx context.Context, vm qemuKit, bin, hostKey, match string) {
+func bootTwice(t *testing.T, ctx context.Context, vm qemuKit, hostKey, match string) {
 	const (
-		mac     = vmMAC
 		serial  = "PXEPILOT13"
 		release = "9.2" // the first whose webhook carries a token
 		marker  = "pxe-pilot-qemu: the local disk booted"
 		exitVal = 0x2a // written to isa-debug-exit: QEMU exits (0x2a<<1)|1
 	)
 	start := time.Now()
-	root := t.TempDir()
-
-	// The config: examples/config and the VM's host file.
-	config := filepath.Join(root, "config")
-	if err := os.CopyFS(config, os.DirFS("examples/config")); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(config, "hosts", hostKey+".toml"),
-		"# The virtual machine of TestQEMUInstallThenLocalBoot.\nhostname = \"pve-qemu-13\"\n\n[disk]\ntarget = \"/dev/sda\"\n", 0o644)
 
 	// Where the server listens, and how the VM reaches it: slirp's
 	// 10.0.2.2 is the host's 127.0.0.1.
@@ -109,23 +101,9 @@ func bootTwice(t *testing.T, ctx context.Context, vm qemuKit, bin, hostKey, matc
 	_, port, _ := strings.Cut(addr, ":")
 	guestURL := "http://10.0.2.2:" + port
 
-	// The boot dir: one image, whose script loads the kernel, the
-	// stand-in's initramfs and its ISO as prepare-iso --pxe's does.
-	image := filepath.Join(root, "boot", "qemu-13")
-	if err := os.MkdirAll(image, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(image, "boot.ipxe"), `#!ipxe
-# The stand-in installer of TestQEMUInstallThenLocalBoot, loaded as
-# prepare-iso --pxe's script loads Proxmox's.
-kernel vmlinuz console=ttyS0 quiet initrd=initrd.img proxmox-start-auto-installer
-initrd initrd.img
-initrd pxe-pilot-qemu-13.iso proxmox.iso
-boot
-`, 0o644)
-	copyFile(t, vm.kernel, filepath.Join(image, "vmlinuz"))
-	writeFile(t, filepath.Join(image, "pxe-pilot-qemu-13.iso"), "the ISO's stand-in for TestQEMUInstallThenLocalBoot\n", 0o644)
-	keys, err := exampleHostKeys()
+	// The stand-in's initramfs: its /init, busybox and the NIC's module.
+	// The kernel makes no directory a file needs: the archive has them.
+	keys, err := json.Marshal(nodeHostKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +111,7 @@ boot
 		"@SERVER@", guestURL,
 		"@RELEASE@", release,
 		"@MODULE@", filepath.Base(vm.module),
-		"@SSH_KEYS@", keys,
+		"@SSH_KEYS@", string(keys),
 	).Replace(string(mustRead(t, "testdata/qemu/init.sh")))
 	initrd := &newcWriter{}
 	for _, dir := range []string{"bin", "dev", "etc", "lib", "lib/modules", "proc", "sys", "tmp"} {
@@ -144,33 +122,53 @@ boot
 	initrd.file("etc/udhcpc.script", mustRead(t, "testdata/qemu/udhcpc.script"), 0o755)
 	initrd.file("bin/busybox", mustRead(t, vm.busybox), 0o755)
 	initrd.file("lib/modules/"+filepath.Base(vm.module), mustRead(t, vm.module), 0o644)
-	writeFile(t, filepath.Join(image, "initrd.img"), string(initrd.close()), 0o644)
 
-	// The server, the built binary on a loopback port.
-	srv := &trackedServer{url: "http://" + addr, config: config, state: filepath.Join(root, "state"), log: &syncBuffer{}}
-	server := startProcess(t, exec.CommandContext(ctx, bin, "serve", "--config-dir", config, "--boot-dir", filepath.Join(root, "boot"),
-		"--state-dir", srv.state, "--public-url", guestURL, "--listen", addr), srv.log)
-	waitHealthy(t, ctx, srv.url+"/health", server)
+	root := writeTree(t, map[string]string{
+		// The VM's host file, beside a copy of examples/config below.
+		"config/hosts/" + hostKey + ".toml": "# The virtual machine of TestQEMUInstallThenLocalBoot.\nhostname = \"pve-qemu-13\"\n\n[disk]\ntarget = \"/dev/sda\"\n",
 
-	// QEMU's TFTP root: the first script, as a netboot set-up's DHCP
-	// hands iPXE, echoing what iPXE knows of the machine first.
-	tftp := filepath.Join(root, "tftp")
-	// Debian 12's iPXE shows a URL it fetches without its query: the
-	// script shows it whole, and the UUID on a line of its own, since
-	// the console wraps at 80 columns.
-	writeFile(t, filepath.Join(tftp, "first.ipxe"), `#!ipxe
-set url `+guestURL+`/boot.ipxe?mac=${net0/mac}&uuid=${uuid}&serial=${serial:uristring}
+		// The boot dir: one image, whose script loads the kernel, the
+		// stand-in's initramfs and its ISO as prepare-iso --pxe's does.
+		"boot/qemu-13/boot.ipxe": `#!ipxe
+# The stand-in installer of TestQEMUInstallThenLocalBoot, loaded as
+# prepare-iso --pxe's script loads Proxmox's.
+kernel vmlinuz console=ttyS0 quiet initrd=initrd.img proxmox-start-auto-installer
+initrd initrd.img
+initrd pxe-pilot-qemu-13.iso proxmox.iso
+boot
+`,
+		"boot/qemu-13/vmlinuz":               string(mustRead(t, vm.kernel)),
+		"boot/qemu-13/initrd.img":            string(initrd.close()),
+		"boot/qemu-13/pxe-pilot-qemu-13.iso": "the ISO's stand-in for TestQEMUInstallThenLocalBoot\n",
+
+		// QEMU's TFTP root: the first script, as a netboot set-up's DHCP
+		// hands iPXE, echoing what iPXE knows of the machine first.
+		// Debian 12's iPXE shows a URL it fetches without its query: the
+		// script shows it whole, and the UUID on a line of its own, since
+		// the console wraps at 80 columns.
+		"tftp/first.ipxe": `#!ipxe
+set url ` + guestURL + `/boot.ipxe?mac=${net0/mac}&uuid=${uuid}&serial=${serial:uristring}
 echo pxe-pilot-qemu: chain ${url}
 echo pxe-pilot-qemu: ipxe-uuid=${uuid}
 chain ${url} || goto failed
 exit
 :failed
 echo pxe-pilot-qemu: chain failed
-`, 0o644)
-	disk := filepath.Join(root, "disk.img")
-	writeFile(t, disk, string(bootSector("\r\n"+marker+"\r\n", exitVal)), 0o644)
-	sercon := filepath.Join(root, "sercon-port")
-	writeFile(t, sercon, "\xf8\x03", 0o644) // SeaBIOS shows the option ROM's (iPXE's) screen on COM1, 0x3f8
+`,
+		"disk.img":    string(bootSector("\r\n"+marker+"\r\n", exitVal)),
+		"sercon-port": "\xf8\x03", // SeaBIOS shows the option ROM's (iPXE's) screen on COM1, 0x3f8
+	})
+	config := filepath.Join(root, "config")
+	if err := os.CopyFS(config, os.DirFS("examples/config")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The server, on a loopback port. startServe listens where the last
+	// --listen says.
+	state := filepath.Join(root, "state")
+	_, serverLog := startServe(t, "http://"+addr+"/health", "--listen", addr, "--config-dir", config,
+		"--boot-dir", filepath.Join(root, "boot"), "--state-dir", state, "--public-url", guestURL)
+	srv := &trackedServer{url: "http://" + addr, config: config, state: state, log: serverLog}
 
 	serialLog := filepath.Join(root, "serial.log")
 	qemuOut := &syncBuffer{}
@@ -179,12 +177,12 @@ echo pxe-pilot-qemu: chain failed
 		"-m", "256", "-smp", "1",
 		"-display", "none", "-vga", "none", "-monitor", "none",
 		"-serial", "file:"+serialLog,
-		"-fw_cfg", "name=etc/sercon-port,file="+sercon, // QEMU warns that the name lacks opt/: SeaBIOS reads it as it is
+		"-fw_cfg", "name=etc/sercon-port,file="+filepath.Join(root, "sercon-port"), // QEMU warns that the name lacks opt/: SeaBIOS reads it as it is
 		"-uuid", vmUUID,
 		"-smbios", "type=1,serial="+serial,
-		"-netdev", "user,id=n0,tftp="+tftp+",bootfile=first.ipxe",
-		"-device", "e1000,netdev=n0,mac="+mac+",romfile="+vm.rom,
-		"-drive", "file="+disk+",format=raw,if=ide,index=0",
+		"-netdev", "user,id=n0,tftp="+filepath.Join(root, "tftp")+",bootfile=first.ipxe",
+		"-device", "e1000,netdev=n0,mac="+vmMAC+",romfile="+vm.rom,
+		"-drive", "file="+filepath.Join(root, "disk.img")+",format=raw,if=ide,index=0",
 		"-boot", "order=nc", // the network, then the disk
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
 	), qemuOut)
@@ -218,12 +216,9 @@ wait:
 	// screens send (reset, clear, colours) and iPXE's countdown's
 	// backspaces.
 	serialText := regexp.MustCompile("\r|\x1b(\\[[0-9;?]*[A-Za-z]|c)|\x08 \x08").ReplaceAllString(string(serialBytes), "")
-	server.stop()
-	qemuErr := qemu.err
-	logs := srv.log.String()
-	t.Logf("%s in %s; QEMU: %v", vm, took.Round(time.Second), qemuErr)
+	t.Logf("%s in %s; QEMU: %v", vm, took.Round(time.Second), qemu.err)
 	t.Logf("serial console:\n%s", serialText)
-	t.Logf("server log:\n%s", logs)
+	t.Logf("server log:\n%s", serverLog)
 	if out := qemuOut.String(); out != "" {
 		t.Logf("QEMU printed:\n%s", out)
 	}
@@ -237,8 +232,8 @@ wait:
 
 	// QEMU ended through the disk's write to isa-debug-exit.
 	var exit *exec.ExitError
-	if !errors.As(qemuErr, &exit) || exit.ExitCode() != exitVal<<1|1 {
-		t.Errorf("QEMU ended with %v; want exit status %d, from the disk's boot sector", qemuErr, exitVal<<1|1)
+	if !errors.As(qemu.err, &exit) || exit.ExitCode() != exitVal<<1|1 {
+		t.Errorf("QEMU ended with %v; want exit status %d, from the disk's boot sector", qemu.err, exitVal<<1|1)
 	}
 
 	// The server's decisions, and the installer's two requests.
@@ -259,8 +254,8 @@ wait:
 			t.Errorf("%s was asked:\n%s\nwant once, %s", want.path, strings.Join(lines, "\n"), want.status)
 		}
 	}
-	if lines := srv.logLines("path=/installed ", "machine="+hostKey, "management_mac="+mac, "ssh_host_keys=\"ecdsa=SHA256:"); len(lines) != 1 {
-		t.Errorf("no /installed line records %s, its MAC and its host keys", hostKey)
+	if lines := srv.logLines("path=/installed ", "machine="+hostKey, "management_mac="+vmMAC, fmt.Sprintf(`ssh_host_keys="ecdsa=%s,ed25519=%s,rsa=%s"`, nodeFingerprints["ecdsa"], nodeFingerprints["ed25519"], nodeFingerprints["rsa"])); len(lines) != 1 {
+		t.Errorf("no /installed line records %s, its MAC and its host keys' fingerprints", hostKey)
 	}
 	if rec := srv.host(t, hostKey); rec.Installed.IsZero() || rec.Answers != 1 {
 		t.Errorf("the state dir has %s as %+v; want installed, after one answer", hostKey, rec)
@@ -282,7 +277,7 @@ wait:
 		}
 	}
 	if strings.Contains(serialText, "stand-in: FAILED") {
-		t.Errorf("the stand-in failed: %s", regexp.MustCompile(`stand-in: FAILED.*`).FindString(serialText))
+		t.Errorf("the stand-in FAILED%s", lineAfter(serialText, "stand-in: FAILED"))
 	}
 	if i, j := strings.Index(serialText, "stand-in: rebooting"), strings.Index(serialText, marker); i < 0 || j < i {
 		t.Errorf("the disk did not boot after the install")
@@ -290,12 +285,20 @@ wait:
 
 	// Does iPXE's ${uuid}, sent to /boot.ipxe, read as the installer's
 	// product_uuid does? Both swap SMBIOS 2.6+'s little-endian fields.
-	ipxeUUID := submatch(serialText, `pxe-pilot-qemu: ipxe-uuid=(\S+)`)
-	installerUUID := submatch(serialText, `stand-in: installer-uuid=(\S+)`)
+	ipxeUUID := lineAfter(serialText, "pxe-pilot-qemu: ipxe-uuid=")
+	installerUUID := lineAfter(serialText, "stand-in: installer-uuid=")
 	t.Logf("-uuid %s: iPXE sent uuid=%s to /boot.ipxe; the installer's /sys/class/dmi/id/product_uuid is %s", vmUUID, ipxeUUID, installerUUID)
 	if ipxeUUID == "" || !strings.EqualFold(ipxeUUID, installerUUID) || !strings.EqualFold(installerUUID, vmUUID) {
 		t.Errorf("the UUIDs differ: QEMU -uuid %s, iPXE's ${uuid} %q, the installer's product_uuid %q", vmUUID, ipxeUUID, installerUUID)
 	}
+}
+
+// lineAfter is the rest of the first line of s that holds prefix, from
+// after prefix, without its surrounding spaces; or "".
+func lineAfter(s, prefix string) string {
+	_, after, _ := strings.Cut(s, prefix)
+	line, _, _ := strings.Cut(after, "\n")
+	return strings.TrimSpace(line)
 }
 
 // qemuKit is what the VM test needs from the machine.
@@ -327,11 +330,11 @@ func findQEMUKit(t *testing.T) qemuKit {
 	}
 	k.rom = firstFile(os.Getenv("PXE_PILOT_QEMU_ROM"), "/usr/lib/ipxe/qemu/efi-e1000.rom", "/usr/share/qemu/efi-e1000.rom", "/usr/lib/ipxe/qemu/pxe-e1000.rom")
 	if k.rom == "" {
-		missing("no iPXE ROM for QEMU's e1000 (/usr/lib/ipxe/qemu/efi-e1000.rom): apt-get install ipxe-qemu")
+		missing("no iPXE ROM for QEMU's e1000 (/usr/lib/ipxe/qemu/efi-e1000.rom): apt-get install ipxe-qemu, or set PXE_PILOT_QEMU_ROM")
 	}
 	k.busybox = firstFile(os.Getenv("PXE_PILOT_QEMU_BUSYBOX"), "/bin/busybox", "/usr/bin/busybox")
 	if k.busybox == "" {
-		missing("no busybox: apt-get install busybox-static")
+		missing("no busybox: apt-get install busybox-static, or set PXE_PILOT_QEMU_BUSYBOX")
 	}
 	if f, err := elf.Open(k.busybox); err != nil {
 		missing("%s: %v", k.busybox, err)
@@ -345,7 +348,7 @@ func findQEMUKit(t *testing.T) qemuKit {
 
 	// The kernel: PXE_PILOT_QEMU_KERNEL and PXE_PILOT_QEMU_MODULES (the
 	// lib/modules/VERSION dir of a Debian linux-image package unpacked,
-	// as .ci/run does), else the last of /boot's by name.
+	// as .ci/run does), else the newest of /boot's by version.
 	k.kernel = os.Getenv("PXE_PILOT_QEMU_KERNEL")
 	modules := os.Getenv("PXE_PILOT_QEMU_MODULES")
 	if k.kernel == "" {
@@ -353,10 +356,13 @@ func findQEMUKit(t *testing.T) qemuKit {
 		if len(kernels) == 0 {
 			missing("no kernel: set PXE_PILOT_QEMU_KERNEL and PXE_PILOT_QEMU_MODULES to a Debian linux-image package's vmlinuz and lib/modules/VERSION (.ci/run unpacks one), or install one in /boot")
 		}
-		k.kernel = kernels[len(kernels)-1]
+		k.kernel = slices.MaxFunc(kernels, func(a, b string) int { return slices.Compare(versionOf(a), versionOf(b)) })
 	}
-	if _, err := os.Stat(k.kernel); err != nil {
-		missing("the kernel: %v", err)
+	// Ubuntu's /boot/vmlinuz-* are root's alone.
+	if f, err := os.Open(k.kernel); err != nil {
+		missing("the kernel: %v; set PXE_PILOT_QEMU_KERNEL and PXE_PILOT_QEMU_MODULES to one this user can read", err)
+	} else {
+		f.Close()
 	}
 	if modules == "" {
 		modules = filepath.Join("/lib/modules", strings.TrimPrefix(filepath.Base(k.kernel), "vmlinuz-"))
@@ -369,35 +375,31 @@ func findQEMUKit(t *testing.T) qemuKit {
 	return k
 }
 
+// versionOf is the numbers in a kernel's file name, in order, to compare
+// as its version: vmlinuz-6.1.0-10-amd64 is [6 1 0 10 64], after
+// vmlinuz-6.1.0-9-amd64, which sorts after it as a string.
+func versionOf(name string) []int {
+	var v []int
+	for _, digits := range strings.FieldsFunc(filepath.Base(name), func(r rune) bool { return r < '0' || r > '9' }) {
+		n, _ := strconv.Atoi(digits)
+		v = append(v, n)
+	}
+	return v
+}
+
 // firstFile is the first of paths that is a regular file, or "".
 func firstFile(paths ...string) string {
 	for _, p := range paths {
-		if st, err := os.Stat(p); p != "" && err == nil && st.Mode().IsRegular() {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
 			return p
 		}
 	}
 	return ""
 }
 
-func writeFile(t *testing.T, path, content string, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	writeFile(t, to, string(mustRead(t, from)), 0o644)
-}
-
 // A process is a command a test started, killed when the test ends.
 type process struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
 	done chan struct{} // closed once it has ended
 	err  error         // Wait's, once done is closed
 }
@@ -409,7 +411,7 @@ func startProcess(t *testing.T, cmd *exec.Cmd, out *syncBuffer) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, out: out, done: make(chan struct{})}
+	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -422,53 +424,6 @@ func startProcess(t *testing.T, cmd *exec.Cmd, out *syncBuffer) *process {
 func (p *process) stop() {
 	p.cmd.Process.Kill()
 	<-p.done
-}
-
-// waitHealthy waits for the server's /health to answer 200.
-func waitHealthy(t *testing.T, ctx context.Context, url string, server *process) {
-	t.Helper()
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 2 * time.Second}
-	for range 200 {
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-server.done:
-			t.Fatalf("the server stopped: %v\n%s", server.err, server.out)
-		case <-ctx.Done():
-			t.Fatalf("the server did not answer %s in time\n%s", url, server.out)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("the server did not answer %s\n%s", url, server.out)
-}
-
-// exampleHostKeys is the ssh-public-host-keys of examples/reports/pve-9.2.json,
-// as JSON, for the stand-in's report.
-func exampleHostKeys() (string, error) {
-	data, err := os.ReadFile("examples/reports/pve-9.2.json")
-	if err != nil {
-		return "", err
-	}
-	var rep struct {
-		Keys json.RawMessage `json:"ssh-public-host-keys"`
-	}
-	if err := json.Unmarshal(data, &rep); err != nil || len(rep.Keys) == 0 {
-		return "", fmt.Errorf("examples/reports/pve-9.2.json: no ssh-public-host-keys: %v", err)
-	}
-	var compact bytes.Buffer
-	err = json.Compact(&compact, rep.Keys)
-	return compact.String(), err
-}
-
-func submatch(s, re string) string {
-	if m := regexp.MustCompile(re).FindStringSubmatch(s); m != nil {
-		return m[1]
-	}
-	return ""
 }
 
 // newcWriter writes a cpio archive in the "newc" format the kernel
