@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	neturl "net/url"
 	"os"
 	"path/filepath"
@@ -406,12 +407,23 @@ func (e *badStateFile) Error() string {
 
 // updateHost changes a machine's record with change, as one atomic step.
 func (s *stateStore) updateHost(key string, change func(*hostRecord)) (hostRecord, error) {
+	return s.changeHost(key, true, change)
+}
+
+// changeHost is updateHost; where create is false, a machine with no
+// record is left without one, and the record returned is empty.
+func (s *stateStore) changeHost(key string, create bool, change func(*hostRecord)) (hostRecord, error) {
 	path, err := s.hostPath(key)
 	if err != nil {
 		return hostRecord{}, err
 	}
 	var r hostRecord
 	err = s.locked(func() error {
+		if !create {
+			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+		}
 		if r, err = readRecord[hostRecord](path); err != nil {
 			return err
 		}
@@ -437,9 +449,25 @@ func (s *stateStore) recordAnswer(key string, m match, rel release, tokenGiven b
 	return err
 }
 
-// recordRefusal notes the last time a machine was refused an answer.
-func (s *stateStore) recordRefusal(key string, m match, ref refusal) error {
-	_, err := s.updateHost(key, func(r *hostRecord) {
+// keepRefusal keeps a refusal /answer or /boot.ipxe gave, in one write,
+// so that status shows why a machine is not installing: a 404 on the
+// unknown machine's record (as many as maxUnknown); another refusal on the
+// record of the machine its own host file names, or, for one that
+// hosts/default.toml matched, only on a record it has already, since that
+// file matches any MAC a request makes up. A 200 refuses nothing, nor
+// does a 400 (the request names no machine) or a 503 (the config dir is
+// being deployed). key is machineKey's, or the one tracking knows the
+// machine by; the refusal is built only where it is kept.
+func (s *stateStore) keepRefusal(req request, key string, m match, status int, reason []byte, now time.Time) error {
+	switch {
+	case status == http.StatusNotFound:
+		ref := refusalOf(status, reason, now)
+		return s.recordUnknown(req, now, &ref)
+	case status == http.StatusOK || status == http.StatusBadRequest || status == http.StatusServiceUnavailable || m.file == "" || key == "":
+		return nil
+	}
+	ref := refusalOf(status, reason, now)
+	_, err := s.changeHost(key, m.by != "default", func(r *hostRecord) {
 		r.LastRefusal = &ref
 		r.Match, r.HostFile = m.String(), m.file
 	})
