@@ -601,7 +601,7 @@ func TestServeLogsStallsAtStart(t *testing.T) {
 	if err := st.recordAnswer("aa-bb-cc-dd-ee-ff", m, r92, false, trackT1); err != nil {
 		t.Fatal(err)
 	}
-	_, log := startServe(t, "http://ADDR/health", "--config-dir", config, "--state-dir", state, "--stall-after", "90m")
+	_, log := startServe(t, "http://ADDR/health", "--config-dir", config, "--state-dir", state, "--public-url", "http://127.0.0.1:8080", "--stall-after", "90m")
 	want := "hosts/aa-bb-cc-dd-ee-ff.toml: machine aa-bb-cc-dd-ee-ff stalled: answered " + trackT1.Format(time.RFC3339) + " and no report after 1h30m0s"
 	for range 250 {
 		if strings.Contains(log.String(), want) {

@@ -579,8 +579,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			logger.Warn("--public-url is https:// but pxe-pilot serves plain HTTP: right only behind a proxy that ends TLS, and then the webhook pins no certificate", "public_url", cfg.publicURL)
 		}
 	}
-	if cfg.stateDir != "" {
+	switch {
+	case cfg.stateDir != "" && cfg.publicURL != "":
 		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once, "stall_after", cfg.stallAfter.String())
+		// Only an answer with a webhook can be reported: only then does
+		// silence say that an install stalled.
 		watching, stopWatching := context.WithCancel(ctx)
 		watched := make(chan struct{})
 		go func() {
@@ -591,16 +594,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			stopWatching()
 			<-watched
 		}()
+	case cfg.stateDir != "":
+		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once)
+		if cfg.bootDir == "" {
+			logger.Warn("--state-dir without --public-url: answers carry no webhook, so no installer reports back, and no machine is ever known installed, nor stalled; " +
+				"add --public-url (how installers reach pxe-pilot)")
+		} else {
+			logger.Warn("--state-dir without --public-url: answers carry no webhook, so no installer reports back, no machine is ever known installed, nor stalled, and /boot.ipxe installs every configured machine at every PXE boot; " +
+				"add --public-url (how installers reach pxe-pilot), or PXE-boot each machine once from its BMC")
+		}
 	}
 	if cfg.bootDir != "" {
 		attrs = append(attrs, "boot_dir", cfg.bootDir, "local_boot", cfg.localBoot)
-		switch {
-		case cfg.stateDir == "":
+		if cfg.stateDir == "" {
 			logger.Warn("--boot-dir without --state-dir: /boot.ipxe installs every configured machine at every PXE boot, wiping it again; " +
 				"add --state-dir and --public-url, so that an installed machine reports back and boots its disk next, or PXE-boot each machine once from its BMC")
-		case cfg.publicURL == "":
-			logger.Warn("--boot-dir and --state-dir without --public-url: answers carry no webhook, so no installer reports back, no machine is ever known installed, and /boot.ipxe installs every configured machine at every PXE boot; " +
-				"add --public-url (how installers reach pxe-pilot), or PXE-boot each machine once from its BMC")
 		}
 	}
 	logger.Info("serving", attrs...)
