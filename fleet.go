@@ -506,14 +506,15 @@ func dash(s string) string {
 // installed machine's report carried: "fqdn,address keytype base64", a
 // line a key type, sorted, the machines sorted by what their lines start
 // with; ready for ~/.ssh/known_hosts or an inventory. The keys were vetted
-// when reported, and are again here, with the FQDN and address, so that a
-// state file edited by hand cannot add a line of its own. A machine
-// without a key, or without a name a line can hold, is a # line that says
-// so.
+// when reported, and are again here (vetKey), with the FQDN and address,
+// so that a state file edited by hand cannot add a line of its own. A
+// machine without a key, or without a name a line can hold, is a # line
+// that says so, as is each key of the state dir that fails.
 func writeKnownHosts(w io.Writer, hosts []statusRow) {
 	type machine struct {
 		names, key, why string
 		keys            []string // "keytype base64"
+		dropped         []string // why each key that failed vetting was left out
 	}
 	var ms []machine
 	for _, h := range hosts {
@@ -529,9 +530,11 @@ func writeKnownHosts(w io.Writer, hosts []statusRow) {
 		}
 		m := machine{names: strings.Join(names, ","), key: h.Machine}
 		for _, typ := range sortedKeys(h.SSHPublicKeys) {
-			if got, ok := blobType(h.SSHPublicKeys[typ]); ok && got == typ && knownKeyType(typ) {
-				m.keys = append(m.keys, typ+" "+h.SSHPublicKeys[typ])
+			if why := vetKey(typ, h.SSHPublicKeys[typ]); why != "" {
+				m.dropped = append(m.dropped, "the key "+excerpt(typ)+" of its state file "+why+"; left out")
+				continue
 			}
+			m.keys = append(m.keys, typ+" "+h.SSHPublicKeys[typ])
 		}
 		switch {
 		case m.names == "":
@@ -547,10 +550,13 @@ func writeKnownHosts(w io.Writer, hosts []statusRow) {
 	for _, m := range ms {
 		if m.why != "" {
 			fmt.Fprintf(w, "# %s (%s): %s\n", shown(m.key), shown(dash(m.names)), m.why)
-			continue
+		} else {
+			for _, k := range m.keys {
+				fmt.Fprintf(w, "%s %s\n", m.names, k)
+			}
 		}
-		for _, k := range m.keys {
-			fmt.Fprintf(w, "%s %s\n", m.names, k)
+		for _, why := range m.dropped {
+			fmt.Fprintf(w, "# %s (%s): %s\n", shown(m.key), shown(dash(m.names)), why)
 		}
 	}
 }

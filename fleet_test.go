@@ -368,6 +368,53 @@ func TestKnownHostsFromReports(t *testing.T) {
 	}
 }
 
+// A state file edited by hand is vetted again as status --known-hosts
+// prints it, as strictly as the report was: Go's base64 decoder skips
+// line breaks, so a blob "KEY\nKEY" would otherwise print a line of its
+// own.
+func TestKnownHostsVetsTheStateDir(t *testing.T) {
+	ed := strings.Fields(nodeHostKeys["ed25519"])[1]
+	const names = "pve1.lab.example.com,10.0.0.10"
+	const machine = "# aa-bb-cc-dd-ee-ff (" + names + "): "
+	const noKey = machine + "installed, but no SSH host key of its report was kept: it carried none that passed vetting, or reported before pxe-pilot kept them\n"
+	tests := []struct {
+		name string
+		keys map[string]string
+		want string
+	}{
+		{"key_as_reported", map[string]string{"ssh-ed25519": ed}, names + " ssh-ed25519 " + ed + "\n"},
+		{"line_break_in_the_blob", map[string]string{"ssh-ed25519": ed + "\n" + ed},
+			noKey + machine + `the key "ssh-ed25519" of its state file is not base64 of a key; left out` + "\n"},
+		{"carriage_return_in_the_blob", map[string]string{"ssh-ed25519": ed + "\r"},
+			noKey + machine + `the key "ssh-ed25519" of its state file is not base64 of a key; left out` + "\n"},
+		{"line_break_in_the_type", map[string]string{"ssh-ed25519\nevil.example.com ssh-ed25519": ed},
+			noKey + machine + `the key "ssh-ed25519\nevil.example.com ssh-ed25519" of its state file is of type "ssh-ed25519\nevil.example.com ssh-ed25519", not one pxe-pilot keeps; left out` + "\n"},
+		{"one_bad_key_beside_a_good_one", map[string]string{"ssh-ed25519": ed, "ssh-rsa": ed},
+			names + " ssh-ed25519 " + ed + "\n" + machine + `the key "ssh-rsa" of its state file says it is ssh-rsa, but its key is of type "ssh-ed25519"; left out` + "\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			config, state := writeTree(t, goodConfig()), t.TempDir()
+			rec := hostRecord{Host: "aa-bb-cc-dd-ee-ff", Match: "mac aa:bb:cc:dd:ee:ff", HostFile: hostFile, LastAnswer: trackT1, Answers: 1,
+				Installed: trackT1.Add(10 * time.Minute), FQDN: "pve1.lab.example.com", Address: "10.0.0.10/24", SSHPublicKeys: tc.keys}
+			data, _ := json.Marshal(rec)
+			if err := os.MkdirAll(filepath.Join(state, "hosts"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(state, "hosts", "aa-bb-cc-dd-ee-ff.json"), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := run([]string{"status", "--known-hosts", "--config-dir", config, "--state-dir", state}, &out, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != tc.want {
+				t.Errorf("status --known-hosts of %q =\n%s\nwant\n%s", tc.keys, out.String(), tc.want)
+			}
+		})
+	}
+}
+
 func TestVetHostKey(t *testing.T) {
 	ed := strings.Fields(nodeHostKeys["ed25519"])[1]
 	tests := []struct {

@@ -734,16 +734,6 @@ var sshKeyTypes = map[string][]string{
 	"rsa":     {"ssh-rsa"},
 }
 
-// knownKeyType reports whether typ is one of sshKeyTypes' key types.
-func knownKeyType(typ string) bool {
-	for _, types := range sshKeyTypes {
-		if slices.Contains(types, typ) {
-			return true
-		}
-	}
-	return false
-}
-
 // maxKeyBlob bounds a host key's base64: an RSA key of 16384 bits is
 // under 3 KiB of it.
 const maxKeyBlob = 8 << 10
@@ -794,15 +784,38 @@ func vetHostKey(kind, line string) (typ, blob, why string) {
 		return "", "", "is not TYPE BASE64, as a .pub file has it"
 	case !slices.Contains(types, f[0]):
 		return "", "", "is of type " + excerpt(f[0]) + ", not one of " + strings.Join(types, ", ")
-	case len(f[1]) > maxKeyBlob:
-		return "", "", fmt.Sprintf("is over %d bytes of base64", maxKeyBlob)
 	}
-	if got, ok := blobType(f[1]); !ok {
-		return "", "", "is not base64 of a key"
-	} else if got != f[0] {
-		return "", "", "says it is " + f[0] + ", but its key is of type " + excerpt(got)
+	if why := vetKey(f[0], f[1]); why != "" {
+		return "", "", why
 	}
 	return f[0], f[1], ""
+}
+
+// vetKey checks a host key as a known_hosts line holds it, its type and
+// its base64 blob: the type one of sshKeyTypes', the blob at most
+// maxKeyBlob bytes with no space or control character in it (Go's
+// decoder would skip a line break), decoding to a key that names the type
+// itself; or says why not. A report's keys are vetted with it, and the
+// state dir's again as status prints them.
+func vetKey(typ, blob string) (why string) {
+	known := false
+	for _, types := range sshKeyTypes {
+		known = known || slices.Contains(types, typ)
+	}
+	switch {
+	case !known:
+		return "is of type " + excerpt(typ) + ", not one pxe-pilot keeps"
+	case len(blob) > maxKeyBlob:
+		return fmt.Sprintf("is over %d bytes of base64", maxKeyBlob)
+	case strings.ContainsFunc(blob, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return "is not base64 of a key"
+	}
+	if got, ok := blobType(blob); !ok {
+		return "is not base64 of a key"
+	} else if got != typ {
+		return "says it is " + typ + ", but its key is of type " + excerpt(got)
+	}
+	return ""
 }
 
 // blobType is the key type an SSH public key's base64 blob names first
