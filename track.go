@@ -749,20 +749,22 @@ const maxKeyBlob = 8 << 10
 // names TYPE itself. The comment is not kept.
 func (r report) hostKeys() (fps, pubs map[string]string, dropped []string) {
 	fps, pubs = map[string]string{}, map[string]string{}
+	bad := 0 // the first 8 are said, and how many more there are
 	for _, kind := range sortedKeys(r.SSHHostKeys) {
 		typ, blob, why := vetHostKey(kind, r.SSHHostKeys[kind])
 		if why != "" {
-			if len(dropped) == 8 {
-				dropped = append(dropped, fmt.Sprintf("and %d more", len(r.SSHHostKeys)-8))
-				break
+			if bad++; bad <= 8 {
+				dropped = append(dropped, excerpt(kind)+" "+why)
 			}
-			dropped = append(dropped, excerpt(kind)+" "+why)
 			continue
 		}
 		raw, _ := base64.StdEncoding.DecodeString(blob)
 		sum := sha256.Sum256(raw)
 		fps[kind] = "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
 		pubs[typ] = blob
+	}
+	if bad > 8 {
+		dropped = append(dropped, fmt.Sprintf("and %d more", bad-8))
 	}
 	return fps, pubs, dropped
 }

@@ -815,6 +815,26 @@ func TestHostKeyFingerprints(t *testing.T) {
 	}
 }
 
+// A report's keys are all vetted, however many fail: the first 8 that
+// fail are said, then how many more, and a good key that sorts after them
+// is kept.
+func TestHostKeysDroppedPastEight(t *testing.T) {
+	keys := map[string]string{"ed25519": nodeHostKeys["ed25519"], "x": "ssh-x AAAA"}
+	for i := range 10 {
+		keys[fmt.Sprintf("a%d", i)] = "ssh-dss AAAA"
+	}
+	fps, pubs, dropped := report{SSHHostKeys: keys}.hostKeys()
+	const why = " is not a key type pxe-pilot keeps (ecdsa, ed25519, rsa)"
+	var want []string
+	for i := range 8 {
+		want = append(want, fmt.Sprintf("%q", fmt.Sprintf("a%d", i))+why)
+	}
+	want = append(want, "and 3 more")
+	if fps["ed25519"] != nodeFingerprints["ed25519"] || len(pubs) != 1 || !slices.Equal(dropped, want) {
+		t.Errorf("hostKeys of 11 bad keys and ed25519 = %q, %d keys, dropped %q; want ed25519 %s kept and dropped %q", fps, len(pubs), dropped, nodeFingerprints["ed25519"], want)
+	}
+}
+
 // trackScriptFacts are the facts of a 9.2 machine matched by its MAC.
 func trackScriptFacts() facts {
 	req := request{product: "pve", iso: "9.2", macs: []string{"aabbccddee01"}, links: []string{"eno1"},
