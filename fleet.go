@@ -66,7 +66,9 @@ const defaultStallAfter = time.Hour
 //     refusal is later than its last answer, its report and its rearm),
 //     whatever it was before: a 409 of an installed machine says it sits at
 //     the installer's error console;
-//   - installed: it reported, and was not answered since;
+//   - installed: it reported, and was not answered since (by the count
+//     of answers since, not their times: a clock stepped back between
+//     them cannot flip it);
 //   - stalled: answered since its last report or rearm, and no report for
 //     stallAfter since the last answer (stalledSince is when it became so);
 //   - repeated: answered more than once since its last report or rearm;
@@ -79,7 +81,7 @@ func machineState(r hostRecord, now time.Time, stallAfter time.Duration) (state 
 	if f := r.LastRefusal; f != nil && f.At.After(r.LastAnswer) && f.At.After(r.Installed) && f.At.After(r.RearmedAt) {
 		return stateRefused, time.Time{}
 	}
-	if !r.Installed.IsZero() && !r.LastAnswer.After(r.Installed) {
+	if !r.Installed.IsZero() && r.Pending == 0 {
 		return stateInstalled, time.Time{}
 	}
 	switch {

@@ -494,7 +494,7 @@ func TestRearm(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.installed {
-				if _, err := st.updateHost(key, func(r *hostRecord) { r.Installed, r.FQDN = installedAt, "pve1.example.com" }); err != nil {
+				if _, err := st.updateHost(key, func(r *hostRecord) { r.Installed, r.FQDN, r.Pending = installedAt, "pve1.example.com", 0 }); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -1070,7 +1070,7 @@ func trackFixture(t *testing.T) (configDir, stateDir string) {
 	}
 	for _, key := range []string{"aa-bb-cc-dd-ee-01", "serial-S1", "uuid-" + trackUUID} {
 		if _, err := st.updateHost(key, func(r *hostRecord) {
-			r.Installed, r.FQDN = trackT2, "pve1.example.com"
+			r.Installed, r.FQDN, r.Pending = trackT2, "pve1.example.com", 0 // as a report does
 			r.SSHHostKeys = map[string]string{"ed25519": "SHA256:O4HW0K6tOZ08Ukei0bkcZPbdTju8iKBMyvdapiivdOA"}
 		}); err != nil {
 			t.Fatal(err)
@@ -1930,7 +1930,7 @@ func TestStatusEscapesWhatMachinesSaid(t *testing.T) {
 			if err := st.recordUnknown(request{macs: []string{"020000000099"}, serial: tc.value, model: tc.value}, trackT1, nil); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := st.updateHost("aa-bb-cc-dd-ee-01", func(r *hostRecord) { r.Installed, r.FQDN = trackT2, tc.value }); err != nil {
+			if _, err := st.updateHost("aa-bb-cc-dd-ee-01", func(r *hostRecord) { r.Installed, r.FQDN, r.Pending = trackT2, tc.value, 0 }); err != nil {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
