@@ -344,7 +344,7 @@ type unknownRecord struct {
 	LastSeen  time.Time `json:"last_seen"`
 	Requests  int       `json:"requests"`
 
-	Adopt       string   `json:"adopt_with"`             // the host file that would answer it: hosts/<its first MAC>.toml
+	Adopt       string   `json:"adopt_with,omitempty"`   // the host file that would answer it: hosts/<its first MAC>.toml; readFleet's, never stored
 	LastRefusal *refusal `json:"last_refusal,omitempty"` // its last 404, and the line it got
 }
 
@@ -517,7 +517,7 @@ func (s *stateStore) recordUnknown(req request, now time.Time, ref *refusal) err
 		r.Serial, r.UUID, r.Model = clipField(req.serial), clipField(req.uuid), clipField(req.model)
 		r.LastSeen = now
 		r.Requests++
-		r.Adopt = adoptWith(r.MACs)
+		r.Adopt = "" // status says it from the MACs: a file an older pxe-pilot wrote loses it
 		if ref != nil {
 			r.LastRefusal = ref
 		}

@@ -406,16 +406,16 @@ func TestRecordUnknown(t *testing.T) {
 		want    map[string]unknownRecord
 	}{
 		{name: "records_macs_serial_uuid_model", reqs: []request{a},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1}}},
 		{name: "asking_again_counts_and_keeps_the_first_time", reqs: []request{a, a},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2}}},
 		{name: "long_fields_are_clipped", reqs: []request{{macs: []string{"020000000099"}, serial: long, model: long}},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99"}, Serial: long[:128], Model: long[:128], FirstSeen: t1, LastSeen: t1, Requests: 1, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99"}, Serial: long[:128], Model: long[:128], FirstSeen: t1, LastSeen: t1, Requests: 1}}},
 		{name: "no_macs_records_nothing", reqs: []request{{serial: "SN-X"}}, want: map[string]unknownRecord{}},
 		{name: "new_machine_past_the_cap_is_error", capped: true, reqs: []request{a, b}, wantErr: "unknown machines recorded already",
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1}}},
 		{name: "known_machine_at_the_cap_is_still_counted", capped: true, reqs: []request{a, a},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2}}},
 		{name: "cap_counts_files_already_in_the_dir", prefill: maxUnknown, reqs: []request{a}, wantErr: "1000 unknown machines recorded already",
 			want: map[string]unknownRecord{}},
 	}
