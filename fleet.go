@@ -524,7 +524,7 @@ func writeKnownHosts(w io.Writer, hosts []statusRow) {
 			continue
 		}
 		var names []string
-		if hostName(h.FQDN) {
+		if checkFQDN(h.FQDN) == "" { // as an answer's fqdn is checked
 			names = append(names, strings.ToLower(h.FQDN))
 		}
 		if a, ok := reportedAddr(h.Address); ok {
@@ -561,20 +561,6 @@ func writeKnownHosts(w io.Writer, hosts []statusRow) {
 			fmt.Fprintf(w, "# %s (%s): %s\n", shown(m.key), shown(dash(m.names)), why)
 		}
 	}
-}
-
-// hostName reports whether s is a host name a known_hosts line may hold
-// as it is: letters, digits, '-' and '.', not starting with either.
-func hostName(s string) bool {
-	if s == "" || len(s) > 253 || s[0] == '-' || s[0] == '.' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '-' && c != '.' {
-			return false
-		}
-	}
-	return true
 }
 
 // reportedAddr is a report's management address without its prefix

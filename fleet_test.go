@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -385,22 +386,25 @@ func TestKnownHostsVetsTheStateDir(t *testing.T) {
 		name string
 		keys map[string]string
 		want string
+		fqdn string // "" for pve1.lab.example.com
 	}{
-		{"key_as_reported", map[string]string{"ssh-ed25519": ed}, names + " ssh-ed25519 " + ed + "\n"},
+		{"key_as_reported", map[string]string{"ssh-ed25519": ed}, names + " ssh-ed25519 " + ed + "\n", ""},
+		{"fqdn_with_an_empty_label_is_left_out", map[string]string{"ssh-ed25519": ed}, "10.0.0.10 ssh-ed25519 " + ed + "\n", "pve1..lab.example.com"},
+		{"fqdn_with_a_label_ending_in_a_hyphen_is_left_out", map[string]string{"ssh-ed25519": ed}, "10.0.0.10 ssh-ed25519 " + ed + "\n", "pve1-.lab.example.com"},
 		{"line_break_in_the_blob", map[string]string{"ssh-ed25519": ed + "\n" + ed},
-			noKey + machine + `the key "ssh-ed25519" of its state file is not base64 of a key; left out` + "\n"},
+			noKey + machine + `the key "ssh-ed25519" of its state file is not base64 of a key; left out` + "\n", ""},
 		{"carriage_return_in_the_blob", map[string]string{"ssh-ed25519": ed + "\r"},
-			noKey + machine + `the key "ssh-ed25519" of its state file is not base64 of a key; left out` + "\n"},
+			noKey + machine + `the key "ssh-ed25519" of its state file is not base64 of a key; left out` + "\n", ""},
 		{"line_break_in_the_type", map[string]string{"ssh-ed25519\nevil.example.com ssh-ed25519": ed},
-			noKey + machine + `the key "ssh-ed25519\nevil.example.com ssh-ed25519" of its state file is of type "ssh-ed25519\nevil.example.com ssh-ed25519", not one pxe-pilot keeps; left out` + "\n"},
+			noKey + machine + `the key "ssh-ed25519\nevil.example.com ssh-ed25519" of its state file is of type "ssh-ed25519\nevil.example.com ssh-ed25519", not one pxe-pilot keeps; left out` + "\n", ""},
 		{"one_bad_key_beside_a_good_one", map[string]string{"ssh-ed25519": ed, "ssh-rsa": ed},
-			names + " ssh-ed25519 " + ed + "\n" + machine + `the key "ssh-rsa" of its state file says it is ssh-rsa, but its key is of type "ssh-ed25519"; left out` + "\n"},
+			names + " ssh-ed25519 " + ed + "\n" + machine + `the key "ssh-rsa" of its state file says it is ssh-rsa, but its key is of type "ssh-ed25519"; left out` + "\n", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			config, state := writeTree(t, goodConfig()), t.TempDir()
 			rec := hostRecord{Host: "aa-bb-cc-dd-ee-ff", Match: "mac aa:bb:cc:dd:ee:ff", HostFile: hostFile, LastAnswer: trackT1, Answers: 1,
-				Installed: trackT1.Add(10 * time.Minute), FQDN: "pve1.lab.example.com", Address: "10.0.0.10/24", SSHPublicKeys: tc.keys}
+				Installed: trackT1.Add(10 * time.Minute), FQDN: cmp.Or(tc.fqdn, "pve1.lab.example.com"), Address: "10.0.0.10/24", SSHPublicKeys: tc.keys}
 			data, _ := json.Marshal(rec)
 			if err := os.MkdirAll(filepath.Join(state, "hosts"), 0o700); err != nil {
 				t.Fatal(err)
