@@ -119,8 +119,11 @@ var flagEnv = map[string]struct{ env, def string }{
 	"once":         {"PXE_PILOT_ONCE", ""},
 	"boot-dir":     {"PXE_PILOT_BOOT_DIR", ""},
 	"local-boot":   {"PXE_PILOT_LOCAL_BOOT", "exit"},
-	"stall-after":  {"PXE_PILOT_STALL_AFTER", "60m"},
+	"stall-after":  {"PXE_PILOT_STALL_AFTER", stallAfterText},
 }
+
+// stallAfterText is defaultStallAfter as a flag's help and errors say it: 60m.
+var stallAfterText = strconv.Itoa(int(defaultStallAfter/time.Minute)) + "m"
 
 // usage is the whole usage text, that pxe-pilot help prints.
 var usage = func() string {
@@ -1117,7 +1120,7 @@ func stallAfterFlag(fs *flag.FlagSet) func() (time.Duration, error) {
 		}
 		d, err := time.ParseDuration(strings.TrimSpace(given.value))
 		if err != nil || d <= 0 {
-			return 0, fmt.Errorf("%v: want a Go duration over 0, such as 90m, 2h or 45s (default 60m)", given)
+			return 0, fmt.Errorf("%v: want a Go duration over 0, such as 90m, 2h or 45s (default %s)", given, stallAfterText)
 		}
 		return d, nil
 	}
