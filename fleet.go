@@ -106,8 +106,8 @@ type fleetOptions struct {
 type plan struct {
 	fqdn, addr string
 	profiles   []string
-	image      string
-	boots      bool // its answer composes, and its boot image is sound: /boot.ipxe installs it
+	image      string // the boot image /boot.ipxe installs it with, where it boots
+	boots      bool   // its answer composes, and its boot image is sound: /boot.ipxe installs it
 }
 
 // planOf is the plan of a host file as checkConfig found it.
@@ -115,7 +115,10 @@ func planOf(hc hostCheck) plan {
 	if hc.layers == nil {
 		return plan{fqdn: hc.why, addr: hc.why, profiles: []string{}}
 	}
-	p := plan{profiles: []string{}, image: hc.image, boots: hc.composes && !hc.badImage}
+	p := plan{profiles: []string{}, boots: hc.composes && !hc.badImage}
+	if p.boots {
+		p.image = hc.image
+	}
 	for _, l := range hc.layers {
 		if name, ok := strings.CutPrefix(l.name, "profiles/"); ok {
 			p.profiles = append(p.profiles, strings.TrimSuffix(name, ".toml"))
@@ -236,6 +239,9 @@ func readFleet(configDir, stateDir string, o fleetOptions) (status, error) {
 	if o.stallAfter <= 0 {
 		o.stallAfter = defaultStallAfter
 	}
+	if info, err := os.Stat(configDir); err != nil || !info.IsDir() {
+		return st, fmt.Errorf("config dir %q is missing or not a directory; point --config-dir or CONFIG_DIR at yours", configDir)
+	}
 	records := map[string]hostRecord{}
 	bad := map[string]string{} // machine key -> why its state file could not be read
 	var unknown []unknownRecord
@@ -263,58 +269,51 @@ func readFleet(configDir, stateDir string, o fleetOptions) (status, error) {
 			unknown = append(unknown, r)
 		}
 	}
-	if info, err := os.Stat(configDir); err != nil || !info.IsDir() {
-		return st, fmt.Errorf("config dir %q is missing or not a directory; point --config-dir or CONFIG_DIR at yours", configDir)
+	type host struct {
+		m match
+		p plan
 	}
-	var files []string // the host files, in hosts/'s order
-	plans := map[string]plan{}
+	var hosts []host // the host files, in hosts/'s order
 	r := checkConfig(configDir, checkOptions{release: newest, bootDir: o.bootDir, each: func(hc hostCheck) {
-		files = append(files, hc.m.file)
-		plans[hc.m.file] = planOf(hc)
+		hosts = append(hosts, host{hc.m, planOf(hc)})
 	}})
 	st.Problems = append(st.Problems, r.errorLines()...)
 	// A row is a few hundred bytes: for 10,000 machines, a slice that grew
 	// by doubling would hold its old and new arrays at once.
-	st.Hosts = make([]statusRow, 0, len(files)+len(records))
-	tracked := stateDir != ""
-	row := func(machine string, m match, p plan, rec hostRecord) statusRow {
+	st.Hosts = make([]statusRow, 0, len(hosts)+len(records))
+	// row is a machine's row; tracked is false for the row of
+	// hosts/default.toml itself, which is no machine.
+	row := func(machine string, m match, p plan, rec hostRecord, tracked bool) statusRow {
 		h := statusRow{Machine: machine, MatchBy: m.String(), HostFile: m.file, PlannedFQDN: p.fqdn, PlannedAddress: p.addr,
 			Profiles: p.profiles, BootImage: p.image, NextBoot: nextBoot(p.boots, tracked, rec), StateError: bad[machine], hostRecord: rec}
-		if !p.boots {
-			h.BootImage = ""
-		}
 		h.State = stateUntracked
 		if tracked {
 			h.State, h.StalledSince = machineState(rec, o.now, o.stallAfter)
 		}
 		return h
 	}
+	tracked := stateDir != ""
 	// A machine with a host file of its own is listed by it, even if
 	// hosts/default.toml answered it before that file was written.
 	seen := map[string]bool{}
-	hasDefault := false
-	for _, file := range files {
-		name := strings.TrimSuffix(strings.TrimPrefix(file, "hosts/"), ".toml")
-		if name == "default" {
-			hasDefault = true
+	var def *host
+	for i, h := range hosts {
+		if h.m.by == "default" {
+			def = &hosts[i]
 			continue
 		}
-		m, _ := hostMatch(name)
+		name := strings.TrimSuffix(strings.TrimPrefix(h.m.file, "hosts/"), ".toml")
 		seen[name] = true
-		st.Hosts = append(st.Hosts, row(name, m, plans[file], records[name]))
+		st.Hosts = append(st.Hosts, row(name, h.m, h.p, records[name], tracked))
 	}
-	if hasDefault {
-		m := match{by: "default", file: "hosts/default.toml"}
-		p := plans[m.file]
-		def := row("*", m, p, hostRecord{})
+	if def != nil {
 		// hosts/default.toml itself is no machine: the machines it
 		// answered are rows of their own.
-		def.NextBoot, def.State = nextBoot(p.boots, false, hostRecord{}), stateUntracked
-		st.Hosts = append(st.Hosts, def)
+		st.Hosts = append(st.Hosts, row("*", def.m, def.p, hostRecord{}, false))
 		for _, k := range sortedKeys(records) {
-			if r := records[k]; r.HostFile == m.file && !seen[k] {
+			if r := records[k]; r.HostFile == def.m.file && !seen[k] {
 				seen[k] = true
-				st.Hosts = append(st.Hosts, row(k, m, p, r))
+				st.Hosts = append(st.Hosts, row(k, def.m, def.p, r, tracked))
 			}
 		}
 	}
@@ -322,15 +321,15 @@ func readFleet(configDir, stateDir string, o fleetOptions) (status, error) {
 	// file cannot say which host file answered them.
 	for _, k := range sortedKeys(records) {
 		if !seen[k] {
-			h := row(k, match{}, plan{profiles: []string{}}, records[k])
+			h := row(k, match{}, plan{profiles: []string{}}, records[k], tracked)
 			h.MatchBy, h.NextBoot = records[k].Match, ""
 			st.Hosts = append(st.Hosts, h)
 		}
 	}
 	// An unknown machine named since is listed by its host file.
-	named := make(map[string]bool, len(files))
-	for _, f := range files {
-		named[f] = true
+	named := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		named[h.m.file] = true
 	}
 	for _, u := range unknown {
 		if slices.ContainsFunc(u.MACs, func(mac string) bool {
