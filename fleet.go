@@ -4,7 +4,6 @@ package main
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -354,44 +353,6 @@ func adoptWith(macs []string) string {
 		}
 	}
 	return ""
-}
-
-// markStalled marks each machine of the state dir that is stalled at now
-// and was not marked for its last answer, and returns their records: the
-// mark (StallLogged, the answer's time) is kept, so that a stall is
-// logged once, whatever the ticks and restarts. Each mark is one write,
-// made after reading the record again under the lock; a state file that
-// cannot be read is left to status to name.
-func (s *stateStore) markStalled(now time.Time, stallAfter time.Duration) ([]hostRecord, error) {
-	paths, err := filepath.Glob(filepath.Join(s.dir, "hosts", "*.json"))
-	if err != nil {
-		return nil, err
-	}
-	stalled := func(r hostRecord) bool {
-		state, _ := machineState(r, now, stallAfter)
-		return state == stateStalled && !r.StallLogged.Equal(r.LastAnswer)
-	}
-	var marked []hostRecord
-	var errs []error
-	for _, p := range paths {
-		if r, err := readRecord[hostRecord](p); err != nil || !stalled(r) {
-			continue
-		}
-		err := s.locked(func() error {
-			r, err := readRecord[hostRecord](p)
-			if err != nil || !stalled(r) {
-				return err
-			}
-			r.StallLogged = r.LastAnswer
-			if err := s.save(p, r); err != nil {
-				return err
-			}
-			marked = append(marked, r)
-			return nil
-		})
-		errs = append(errs, err)
-	}
-	return marked, errors.Join(errs...)
 }
 
 // logStalls logs, once, each machine that became stalled by now: answered,

@@ -554,6 +554,44 @@ func (s *stateStore) rearm(key string, now time.Time) (hostRecord, error) {
 	})
 }
 
+// markStalled marks each machine of the state dir that is stalled at now
+// and was not marked for its last answer, and returns their records: the
+// mark (StallLogged, the answer's time) is kept, so that a stall is
+// logged once, whatever the ticks and restarts. Each mark is one write,
+// made after reading the record again under the lock; a state file that
+// cannot be read is left to status to name.
+func (s *stateStore) markStalled(now time.Time, stallAfter time.Duration) ([]hostRecord, error) {
+	paths, err := filepath.Glob(filepath.Join(s.dir, "hosts", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	stalled := func(r hostRecord) bool {
+		state, _ := machineState(r, now, stallAfter)
+		return state == stateStalled && !r.StallLogged.Equal(r.LastAnswer)
+	}
+	var marked []hostRecord
+	var errs []error
+	for _, p := range paths {
+		if r, err := readRecord[hostRecord](p); err != nil || !stalled(r) {
+			continue
+		}
+		err := s.locked(func() error {
+			r, err := readRecord[hostRecord](p)
+			if err != nil || !stalled(r) {
+				return err
+			}
+			r.StallLogged = r.LastAnswer
+			if err := s.save(p, r); err != nil {
+				return err
+			}
+			marked = append(marked, r)
+			return nil
+		})
+		errs = append(errs, err)
+	}
+	return marked, errors.Join(errs...)
+}
+
 // save writes a state file of hosts/ or unknown/ under the lock; a file
 // new to its folder is refused past the folder's cap, and counted once it
 // is written.
