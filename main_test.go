@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -653,6 +655,23 @@ func TestCommandHelpExamplesRun(t *testing.T) {
 					t.Errorf("%s = %v\n%s", ex, err, &out)
 				}
 			})
+		}
+	}
+}
+
+// contrib/pxe-pilot.env, the unit's settings, names every variable
+// main.go reads, with the default shown: a setting missing there is one
+// the operator of the unit never learns of.
+func TestEnvFileNamesEveryVariable(t *testing.T) {
+	env := string(mustRead(t, "contrib/pxe-pilot.env"))
+	vars := regexp.MustCompile(`PXE_PILOT_[A-Z_]*[A-Z]`).FindAllString(string(mustRead(t, "main.go")), -1)
+	if len(vars) == 0 {
+		t.Fatal("main.go reads no PXE_PILOT_ variable; want the ones serve takes")
+	}
+	slices.Sort(vars)
+	for _, v := range append(slices.Compact(vars), "CONFIG_DIR", "LISTEN", "PORT") {
+		if !regexp.MustCompile(`(?m)^#?` + v + `=`).MatchString(env) {
+			t.Errorf("contrib/pxe-pilot.env has no %s= line; main.go reads it", v)
 		}
 	}
 }
