@@ -599,13 +599,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}()
 	case cfg.stateDir != "":
 		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once)
-		if cfg.bootDir == "" {
-			logger.Warn("--state-dir without --public-url: answers carry no webhook, so no installer reports back, and no machine is ever known installed, nor stalled; " +
-				"add --public-url (how installers reach pxe-pilot)")
-		} else {
-			logger.Warn("--state-dir without --public-url: answers carry no webhook, so no installer reports back, no machine is ever known installed, nor stalled, and /boot.ipxe installs every configured machine at every PXE boot; " +
-				"add --public-url (how installers reach pxe-pilot), or PXE-boot each machine once from its BMC")
+		msg := "--state-dir without --public-url: answers carry no webhook, so no installer reports back, and no machine is ever known installed, nor stalled; " +
+			"add --public-url (how installers reach pxe-pilot)"
+		if cfg.bootDir != "" {
+			msg += ". With --boot-dir, /boot.ipxe so installs every configured machine at every PXE boot, wiping it again: add --public-url, or PXE-boot each machine once from its BMC"
 		}
+		logger.Warn(msg)
 	}
 	if cfg.bootDir != "" {
 		attrs = append(attrs, "boot_dir", cfg.bootDir, "local_boot", cfg.localBoot)

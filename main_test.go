@@ -486,7 +486,7 @@ func TestServeStartLog(t *testing.T) {
 		{"state_dir_without_public_url_warns", nil, []string{"--listen", "127.0.0.1:0", "--state-dir", t.TempDir()},
 			[]string{"level=WARN msg=\"--state-dir without --public-url: answers carry no webhook, so no installer reports back, and no machine is ever known installed, nor stalled; add --public-url"}, "/boot.ipxe"},
 		{"boot_dir_with_state_dir_and_no_public_url_warns", nil, []string{"--listen", "127.0.0.1:0", "--boot-dir", bootTree(t, nil), "--state-dir", t.TempDir()},
-			[]string{"level=WARN msg=\"--state-dir without --public-url: answers carry no webhook", "/boot.ipxe installs every configured machine at every PXE boot; add --public-url"}, "--boot-dir without --state-dir"},
+			[]string{"level=WARN msg=\"--state-dir without --public-url: answers carry no webhook", "add --public-url (how installers reach pxe-pilot). With --boot-dir, /boot.ipxe so installs every configured machine at every PXE boot", "or PXE-boot each machine once from its BMC"}, "--boot-dir without --state-dir"},
 		{"state_dir_with_public_url_is_quiet", nil, []string{"--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--public-url", "http://127.0.0.1:8080"},
 			[]string{"msg=serving", "stall_after=1h0m0s"}, "level=WARN"},
 		{"stall_logged_with_public_url", nil, []string{"--listen", "127.0.0.1:0", "--state-dir", stalled(), "--public-url", "http://127.0.0.1:8080"},
