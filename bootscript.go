@@ -277,7 +277,7 @@ func (b bootSetup) unknown(req request, o *outcome) []byte {
 // tracked by.
 func (b bootSetup) refused(o *outcome, req request, m match, status int, msg string) []byte {
 	if b.keep && b.state != nil {
-		key, _, _ := b.record(req, m) // a record that cannot be read, keepRefusal says so
+		key, _, _ := b.record(req, m) // where its record cannot be read, keepRefusal's write says so
 		if err := b.state.keepRefusal(req, key, m, status, []byte(msg), time.Now()); err != nil {
 			o.warn = "not recorded: " + err.Error()
 		}

@@ -598,7 +598,10 @@ func answerIn(c *configDir, req request, rel release, o *outcome, t *tracker, no
 		}
 		var he *hostError
 		if errors.As(err, &he) {
-			m, key = he.match, machineKey(req, he.match)
+			m = he.match
+			if t != nil {
+				key = machineKey(req, m)
+			}
 		}
 		status, out = c.configStatus(err)
 		return status, out, m, key
