@@ -272,15 +272,13 @@ func (b bootSetup) unknown(req request, o *outcome) []byte {
 }
 
 // refused is broken, for a machine a host file names that its config
-// refuses: serve keeps the refusal, as /answer's, under the status /answer
-// gives for it (not a 503: a config being deployed refuses no machine).
+// refuses: serve keeps the refusal as /answer keeps its own (keepRefusal),
+// under the status /answer gives for it, on the record the machine is
+// tracked by.
 func (b bootSetup) refused(o *outcome, req request, m match, status int, msg string) []byte {
-	if b.keep && b.state != nil && status != http.StatusServiceUnavailable {
-		key, _, err := b.record(req, m)
-		if err == nil {
-			err = b.state.recordRefusal(key, m, refusalOf(status, []byte(msg), time.Now()))
-		}
-		if err != nil {
+	if b.keep && b.state != nil {
+		key, _, _ := b.record(req, m) // where its record cannot be read, keepRefusal's write says so
+		if err := b.state.keepRefusal(req, key, m, status, []byte(msg), time.Now()); err != nil {
 			o.warn = "not recorded: " + err.Error()
 		}
 	}

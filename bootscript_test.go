@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -516,5 +518,61 @@ func TestBootScriptKeepsRefusals(t *testing.T) {
 				t.Errorf("record = %+v; want it to name %s", rec, hostFile)
 			}
 		})
+	}
+}
+
+// TestDefaultRefusalsMakeNoRecords: hosts/default.toml matches any MAC a
+// request makes up, so while it is refused, /boot.ipxe and /answer (no
+// token needed for either) keep its refusal only on a machine the state
+// dir knows already, and make no state file for any other.
+func TestDefaultRefusalsMakeNoRecords(t *testing.T) {
+	const known = "02-00-00-00-00-01"
+	twoImages := map[string]string{"pve-8/boot.ipxe": realBootScript, "pve-8/vmlinuz": "k", "pve-8/initrd.img": "i"}
+	tests := []struct {
+		name, defaults string
+		moreImages     map[string]string
+		routes         []string // /answer answers whatever the boot images
+	}{
+		{"default_toml_does_not_parse", brokenHost, nil, []string{"/boot.ipxe", "/answer"}},
+		{"default_answer_does_not_compose", "hostname = \"pve1\"\n", nil, []string{"/boot.ipxe", "/answer"}},
+		{"no_boot_image_among_two", goodHost, twoImages, []string{"/boot.ipxe"}},
+	}
+	for _, tc := range tests {
+		for _, route := range tc.routes {
+			t.Run(tc.name+"_"+strings.Trim(route, "/"), func(t *testing.T) {
+				withSettleTime(t, 0)
+				s, _ := scriptServer(t, map[string]string{"defaults.toml": goodDefaults, "hosts/default.toml": tc.defaults}, tc.moreImages, []string{})
+				st := s.track.state
+				if _, err := st.updateHost(known, func(r *hostRecord) {
+					r.Match, r.HostFile, r.Answers, r.Pending = "default", "hosts/default.toml", 1, 1
+				}); err != nil {
+					t.Fatal(err)
+				}
+				ask := func(mac string) {
+					t.Helper()
+					if route == "/answer" {
+						if rec := send(s, "POST", "/answer", strings.NewReader(installerBody("pve", "9.2", mac))); rec.Code != http.StatusInternalServerError {
+							t.Fatalf("POST /answer for %s = %d %q; want 500", mac, rec.Code, rec.Body)
+						}
+					} else if body := getScript(t, s, "mac="+mac); !strings.Contains(body, "\nsleep 5\nexit") {
+						t.Fatalf("script for %s =\n%s\nwant one that says why and exits", mac, body)
+					}
+				}
+				for i := range 50 {
+					ask(fmt.Sprintf("02:00:00:00:01:%02x", i))
+				}
+				for _, sub := range []string{"hosts", "unknown"} {
+					names, _ := filepath.Glob(filepath.Join(st.dir, sub, "*.json"))
+					want := map[string]int{"hosts": 1}[sub]
+					if len(names) != want || st.hosts != 1 || st.unknown != 0 {
+						t.Errorf("after 50 made-up MACs asked %s: %s/ holds %d state files, hosts/ and unknown/ counted %d and %d; want %d", route, sub, len(names), st.hosts, st.unknown, want)
+					}
+				}
+				ask("02:00:00:00:00:01")
+				if r, err := st.host(known); err != nil || r.LastRefusal == nil || r.LastRefusal.Code != http.StatusInternalServerError || r.Answers != 1 {
+					t.Errorf("record of the machine default.toml answered before = %+v (refusal %+v), %v; want its 500 kept", r, r.LastRefusal, err)
+				}
+			})
+		}
 	}
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,7 +65,9 @@ const defaultStallAfter = time.Hour
 //     refusal is later than its last answer, its report and its rearm),
 //     whatever it was before: a 409 of an installed machine says it sits at
 //     the installer's error console;
-//   - installed: it reported, and was not answered since;
+//   - installed: it reported, and was not answered since (by the count
+//     of answers since, not their times: a clock stepped back between
+//     them cannot flip it);
 //   - stalled: answered since its last report or rearm, and no report for
 //     stallAfter since the last answer (stalledSince is when it became so);
 //   - repeated: answered more than once since its last report or rearm;
@@ -79,7 +80,7 @@ func machineState(r hostRecord, now time.Time, stallAfter time.Duration) (state 
 	if f := r.LastRefusal; f != nil && f.At.After(r.LastAnswer) && f.At.After(r.Installed) && f.At.After(r.RearmedAt) {
 		return stateRefused, time.Time{}
 	}
-	if !r.Installed.IsZero() && !r.LastAnswer.After(r.Installed) {
+	if !r.Installed.IsZero() && r.Pending == 0 {
 		return stateInstalled, time.Time{}
 	}
 	switch {
@@ -104,8 +105,8 @@ type fleetOptions struct {
 type plan struct {
 	fqdn, addr string
 	profiles   []string
-	image      string
-	boots      bool // its answer composes, and its boot image is sound: /boot.ipxe installs it
+	image      string // the boot image /boot.ipxe installs it with, where it boots
+	boots      bool   // its answer composes, and its boot image is sound: /boot.ipxe installs it
 }
 
 // planOf is the plan of a host file as checkConfig found it.
@@ -113,7 +114,10 @@ func planOf(hc hostCheck) plan {
 	if hc.layers == nil {
 		return plan{fqdn: hc.why, addr: hc.why, profiles: []string{}}
 	}
-	p := plan{profiles: []string{}, image: hc.image, boots: hc.composes && !hc.badImage}
+	p := plan{profiles: []string{}, boots: hc.composes && !hc.badImage}
+	if p.boots {
+		p.image = hc.image
+	}
 	for _, l := range hc.layers {
 		if name, ok := strings.CutPrefix(l.name, "profiles/"); ok {
 			p.profiles = append(p.profiles, strings.TrimSuffix(name, ".toml"))
@@ -234,6 +238,9 @@ func readFleet(configDir, stateDir string, o fleetOptions) (status, error) {
 	if o.stallAfter <= 0 {
 		o.stallAfter = defaultStallAfter
 	}
+	if info, err := os.Stat(configDir); err != nil || !info.IsDir() {
+		return st, fmt.Errorf("config dir %q is missing or not a directory; point --config-dir or CONFIG_DIR at yours", configDir)
+	}
 	records := map[string]hostRecord{}
 	bad := map[string]string{} // machine key -> why its state file could not be read
 	var unknown []unknownRecord
@@ -261,58 +268,51 @@ func readFleet(configDir, stateDir string, o fleetOptions) (status, error) {
 			unknown = append(unknown, r)
 		}
 	}
-	if info, err := os.Stat(configDir); err != nil || !info.IsDir() {
-		return st, fmt.Errorf("config dir %q is missing or not a directory; point --config-dir or CONFIG_DIR at yours", configDir)
+	type host struct {
+		m match
+		p plan
 	}
-	var files []string // the host files, in hosts/'s order
-	plans := map[string]plan{}
+	var hosts []host // the host files, in hosts/'s order
 	r := checkConfig(configDir, checkOptions{release: newest, bootDir: o.bootDir, each: func(hc hostCheck) {
-		files = append(files, hc.m.file)
-		plans[hc.m.file] = planOf(hc)
+		hosts = append(hosts, host{hc.m, planOf(hc)})
 	}})
 	st.Problems = append(st.Problems, r.errorLines()...)
 	// A row is a few hundred bytes: for 10,000 machines, a slice that grew
 	// by doubling would hold its old and new arrays at once.
-	st.Hosts = make([]statusRow, 0, len(files)+len(records))
-	tracked := stateDir != ""
-	row := func(machine string, m match, p plan, rec hostRecord) statusRow {
+	st.Hosts = make([]statusRow, 0, len(hosts)+len(records))
+	// row is a machine's row; tracked is false for the row of
+	// hosts/default.toml itself, which is no machine.
+	row := func(machine string, m match, p plan, rec hostRecord, tracked bool) statusRow {
 		h := statusRow{Machine: machine, MatchBy: m.String(), HostFile: m.file, PlannedFQDN: p.fqdn, PlannedAddress: p.addr,
 			Profiles: p.profiles, BootImage: p.image, NextBoot: nextBoot(p.boots, tracked, rec), StateError: bad[machine], hostRecord: rec}
-		if !p.boots {
-			h.BootImage = ""
-		}
 		h.State = stateUntracked
 		if tracked {
 			h.State, h.StalledSince = machineState(rec, o.now, o.stallAfter)
 		}
 		return h
 	}
+	tracked := stateDir != ""
 	// A machine with a host file of its own is listed by it, even if
 	// hosts/default.toml answered it before that file was written.
 	seen := map[string]bool{}
-	hasDefault := false
-	for _, file := range files {
-		name := strings.TrimSuffix(strings.TrimPrefix(file, "hosts/"), ".toml")
-		if name == "default" {
-			hasDefault = true
+	var def *host
+	for i, h := range hosts {
+		if h.m.by == "default" {
+			def = &hosts[i]
 			continue
 		}
-		m, _ := hostMatch(name)
+		name := strings.TrimSuffix(strings.TrimPrefix(h.m.file, "hosts/"), ".toml")
 		seen[name] = true
-		st.Hosts = append(st.Hosts, row(name, m, plans[file], records[name]))
+		st.Hosts = append(st.Hosts, row(name, h.m, h.p, records[name], tracked))
 	}
-	if hasDefault {
-		m := match{by: "default", file: "hosts/default.toml"}
-		p := plans[m.file]
-		def := row("*", m, p, hostRecord{})
+	if def != nil {
 		// hosts/default.toml itself is no machine: the machines it
 		// answered are rows of their own.
-		def.NextBoot, def.State = nextBoot(p.boots, false, hostRecord{}), stateUntracked
-		st.Hosts = append(st.Hosts, def)
+		st.Hosts = append(st.Hosts, row("*", def.m, def.p, hostRecord{}, false))
 		for _, k := range sortedKeys(records) {
-			if r := records[k]; r.HostFile == m.file && !seen[k] {
+			if r := records[k]; r.HostFile == def.m.file && !seen[k] {
 				seen[k] = true
-				st.Hosts = append(st.Hosts, row(k, m, p, r))
+				st.Hosts = append(st.Hosts, row(k, def.m, def.p, r, tracked))
 			}
 		}
 	}
@@ -320,15 +320,15 @@ func readFleet(configDir, stateDir string, o fleetOptions) (status, error) {
 	// file cannot say which host file answered them.
 	for _, k := range sortedKeys(records) {
 		if !seen[k] {
-			h := row(k, match{}, plan{profiles: []string{}}, records[k])
+			h := row(k, match{}, plan{profiles: []string{}}, records[k], tracked)
 			h.MatchBy, h.NextBoot = records[k].Match, ""
 			st.Hosts = append(st.Hosts, h)
 		}
 	}
 	// An unknown machine named since is listed by its host file.
-	named := make(map[string]bool, len(files))
-	for _, f := range files {
-		named[f] = true
+	named := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		named[h.m.file] = true
 	}
 	for _, u := range unknown {
 		if slices.ContainsFunc(u.MACs, func(mac string) bool {
@@ -353,44 +353,6 @@ func adoptWith(macs []string) string {
 		}
 	}
 	return ""
-}
-
-// markStalled marks each machine of the state dir that is stalled at now
-// and was not marked for its last answer, and returns their records: the
-// mark (StallLogged, the answer's time) is kept, so that a stall is
-// logged once, whatever the ticks and restarts. Each mark is one write,
-// made after reading the record again under the lock; a state file that
-// cannot be read is left to status to name.
-func (s *stateStore) markStalled(now time.Time, stallAfter time.Duration) ([]hostRecord, error) {
-	paths, err := filepath.Glob(filepath.Join(s.dir, "hosts", "*.json"))
-	if err != nil {
-		return nil, err
-	}
-	stalled := func(r hostRecord) bool {
-		state, _ := machineState(r, now, stallAfter)
-		return state == stateStalled && !r.StallLogged.Equal(r.LastAnswer)
-	}
-	var marked []hostRecord
-	var errs []error
-	for _, p := range paths {
-		if r, err := readRecord[hostRecord](p); err != nil || !stalled(r) {
-			continue
-		}
-		err := s.locked(func() error {
-			r, err := readRecord[hostRecord](p)
-			if err != nil || !stalled(r) {
-				return err
-			}
-			r.StallLogged = r.LastAnswer
-			if err := s.save(p, r); err != nil {
-				return err
-			}
-			marked = append(marked, r)
-			return nil
-		})
-		errs = append(errs, err)
-	}
-	return marked, errors.Join(errs...)
 }
 
 // logStalls logs, once, each machine that became stalled by now: answered,
@@ -506,14 +468,15 @@ func dash(s string) string {
 // installed machine's report carried: "fqdn,address keytype base64", a
 // line a key type, sorted, the machines sorted by what their lines start
 // with; ready for ~/.ssh/known_hosts or an inventory. The keys were vetted
-// when reported, and are again here, with the FQDN and address, so that a
-// state file edited by hand cannot add a line of its own. A machine
-// without a key, or without a name a line can hold, is a # line that says
-// so.
+// when reported, and are again here (vetKey), with the FQDN and address,
+// so that a state file edited by hand cannot add a line of its own. A
+// machine without a key, or without a name a line can hold, is a # line
+// that says so, as is each key of the state dir that fails.
 func writeKnownHosts(w io.Writer, hosts []statusRow) {
 	type machine struct {
 		names, key, why string
 		keys            []string // "keytype base64"
+		dropped         []string // why each key that failed vetting was left out
 	}
 	var ms []machine
 	for _, h := range hosts {
@@ -521,7 +484,7 @@ func writeKnownHosts(w io.Writer, hosts []statusRow) {
 			continue
 		}
 		var names []string
-		if hostName(h.FQDN) {
+		if checkFQDN(h.FQDN) == "" { // as an answer's fqdn is checked
 			names = append(names, strings.ToLower(h.FQDN))
 		}
 		if a, ok := reportedAddr(h.Address); ok {
@@ -529,9 +492,11 @@ func writeKnownHosts(w io.Writer, hosts []statusRow) {
 		}
 		m := machine{names: strings.Join(names, ","), key: h.Machine}
 		for _, typ := range sortedKeys(h.SSHPublicKeys) {
-			if got, ok := blobType(h.SSHPublicKeys[typ]); ok && got == typ && knownKeyType(typ) {
-				m.keys = append(m.keys, typ+" "+h.SSHPublicKeys[typ])
+			if why := vetKey(typ, h.SSHPublicKeys[typ]); why != "" {
+				m.dropped = append(m.dropped, "the key "+excerpt(typ)+" of its state file "+why+"; left out")
+				continue
 			}
+			m.keys = append(m.keys, typ+" "+h.SSHPublicKeys[typ])
 		}
 		switch {
 		case m.names == "":
@@ -547,26 +512,15 @@ func writeKnownHosts(w io.Writer, hosts []statusRow) {
 	for _, m := range ms {
 		if m.why != "" {
 			fmt.Fprintf(w, "# %s (%s): %s\n", shown(m.key), shown(dash(m.names)), m.why)
-			continue
+		} else {
+			for _, k := range m.keys {
+				fmt.Fprintf(w, "%s %s\n", m.names, k)
+			}
 		}
-		for _, k := range m.keys {
-			fmt.Fprintf(w, "%s %s\n", m.names, k)
-		}
-	}
-}
-
-// hostName reports whether s is a host name a known_hosts line may hold
-// as it is: letters, digits, '-' and '.', not starting with either.
-func hostName(s string) bool {
-	if s == "" || len(s) > 253 || s[0] == '-' || s[0] == '.' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '-' && c != '.' {
-			return false
+		for _, why := range m.dropped {
+			fmt.Fprintf(w, "# %s (%s): %s\n", shown(m.key), shown(dash(m.names)), why)
 		}
 	}
-	return true
 }
 
 // reportedAddr is a report's management address without its prefix

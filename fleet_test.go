@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,6 +37,10 @@ func TestMachineState(t *testing.T) {
 		{"installed", hostRecord{LastAnswer: t0, Installed: t0.Add(10 * time.Minute)}, t0.Add(5 * time.Hour), stateInstalled, time.Time{}},
 		{"installed_and_answered_again_without_once", hostRecord{LastAnswer: t0.Add(time.Hour), Installed: t0.Add(10 * time.Minute), Pending: 1},
 			t0.Add(65 * time.Minute), stateAnswered, time.Time{}},
+		{"reported_with_the_clock_stepped_back_since_its_answer", hostRecord{LastAnswer: t0.Add(time.Hour), Installed: t0.Add(10 * time.Minute)},
+			t0.Add(5 * time.Hour), stateInstalled, time.Time{}},
+		{"answered_again_with_the_clock_stepped_back_since_its_report", hostRecord{LastAnswer: t0, Installed: t0.Add(10 * time.Minute), Pending: 1},
+			t0.Add(20 * time.Minute), stateAnswered, time.Time{}},
 		{"refused_after_its_answer_is_not_stalled", hostRecord{LastAnswer: t0, Pending: 1, LastRefusal: refused(t0.Add(5*time.Minute), 500)},
 			t0.Add(2 * time.Hour), stateRefused, time.Time{}},
 		{"refused_before_any_answer", hostRecord{LastRefusal: refused(t0, 500)}, t0, stateRefused, time.Time{}},
@@ -368,6 +373,56 @@ func TestKnownHostsFromReports(t *testing.T) {
 	}
 }
 
+// A state file edited by hand is vetted again as status --known-hosts
+// prints it, as strictly as the report was: Go's base64 decoder skips
+// line breaks, so a blob "KEY\nKEY" would otherwise print a line of its
+// own.
+func TestKnownHostsVetsTheStateDir(t *testing.T) {
+	ed := strings.Fields(nodeHostKeys["ed25519"])[1]
+	const names = "pve1.lab.example.com,10.0.0.10"
+	const machine = "# aa-bb-cc-dd-ee-ff (" + names + "): "
+	const noKey = machine + "installed, but no SSH host key of its report was kept: it carried none that passed vetting, or reported before pxe-pilot kept them\n"
+	tests := []struct {
+		name string
+		keys map[string]string
+		want string
+		fqdn string // "" for pve1.lab.example.com
+	}{
+		{"key_as_reported", map[string]string{"ssh-ed25519": ed}, names + " ssh-ed25519 " + ed + "\n", ""},
+		{"fqdn_with_an_empty_label_is_left_out", map[string]string{"ssh-ed25519": ed}, "10.0.0.10 ssh-ed25519 " + ed + "\n", "pve1..lab.example.com"},
+		{"fqdn_with_a_label_ending_in_a_hyphen_is_left_out", map[string]string{"ssh-ed25519": ed}, "10.0.0.10 ssh-ed25519 " + ed + "\n", "pve1-.lab.example.com"},
+		{"line_break_in_the_blob", map[string]string{"ssh-ed25519": ed + "\n" + ed},
+			noKey + machine + `the key "ssh-ed25519" of its state file is not base64 of a key; left out` + "\n", ""},
+		{"carriage_return_in_the_blob", map[string]string{"ssh-ed25519": ed + "\r"},
+			noKey + machine + `the key "ssh-ed25519" of its state file is not base64 of a key; left out` + "\n", ""},
+		{"line_break_in_the_type", map[string]string{"ssh-ed25519\nevil.example.com ssh-ed25519": ed},
+			noKey + machine + `the key "ssh-ed25519\nevil.example.com ssh-ed25519" of its state file is of type "ssh-ed25519\nevil.example.com ssh-ed25519", not one pxe-pilot keeps; left out` + "\n", ""},
+		{"one_bad_key_beside_a_good_one", map[string]string{"ssh-ed25519": ed, "ssh-rsa": ed},
+			names + " ssh-ed25519 " + ed + "\n" + machine + `the key "ssh-rsa" of its state file says it is ssh-rsa, but its key is of type "ssh-ed25519"; left out` + "\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			config, state := writeTree(t, goodConfig()), t.TempDir()
+			rec := hostRecord{Host: "aa-bb-cc-dd-ee-ff", Match: "mac aa:bb:cc:dd:ee:ff", HostFile: hostFile, LastAnswer: trackT1, Answers: 1,
+				Installed: trackT1.Add(10 * time.Minute), FQDN: cmp.Or(tc.fqdn, "pve1.lab.example.com"), Address: "10.0.0.10/24", SSHPublicKeys: tc.keys}
+			data, _ := json.Marshal(rec)
+			if err := os.MkdirAll(filepath.Join(state, "hosts"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(state, "hosts", "aa-bb-cc-dd-ee-ff.json"), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := run([]string{"status", "--known-hosts", "--config-dir", config, "--state-dir", state}, &out, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != tc.want {
+				t.Errorf("status --known-hosts of %q =\n%s\nwant\n%s", tc.keys, out.String(), tc.want)
+			}
+		})
+	}
+}
+
 func TestVetHostKey(t *testing.T) {
 	ed := strings.Fields(nodeHostKeys["ed25519"])[1]
 	tests := []struct {
@@ -581,8 +636,15 @@ func TestFleetBootImages(t *testing.T) {
 	if err := run([]string{"status", "--config-dir", config, "--boot-dir", twoImages}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "  not tracked  -     -         install (pve-9.2)\n") {
-		t.Errorf("status --boot-dir =\n%s\nwant aa-bb-cc-dd-ee-01's next boot with its image", out.String())
+	want := []string{"aa-bb-cc-dd-ee-01", "hosts/aa-bb-cc-dd-ee-01.toml", "pve1.lab.example.com", "dhcp", "not", "tracked", "-", "-", "install", "(pve-9.2)"}
+	var got []string
+	for line := range strings.Lines(out.String()) {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "aa-bb-cc-dd-ee-01" {
+			got = f
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("status --boot-dir row of aa-bb-cc-dd-ee-01 = %q; want %q, its next boot with its image:\n%s", got, want, out.String())
 	}
 }
 
@@ -601,7 +663,7 @@ func TestServeLogsStallsAtStart(t *testing.T) {
 	if err := st.recordAnswer("aa-bb-cc-dd-ee-ff", m, r92, false, trackT1); err != nil {
 		t.Fatal(err)
 	}
-	_, log := startServe(t, "http://ADDR/health", "--config-dir", config, "--state-dir", state, "--stall-after", "90m")
+	_, log := startServe(t, "http://ADDR/health", "--config-dir", config, "--state-dir", state, "--public-url", "http://127.0.0.1:8080", "--stall-after", "90m")
 	want := "hosts/aa-bb-cc-dd-ee-ff.toml: machine aa-bb-cc-dd-ee-ff stalled: answered " + trackT1.Format(time.RFC3339) + " and no report after 1h30m0s"
 	for range 250 {
 		if strings.Contains(log.String(), want) {

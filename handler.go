@@ -570,45 +570,37 @@ func respond(dir string, body []byte, o *outcome, t *tracker, now time.Time) (st
 // already open: /boot.ipxe composes the answer a machine will ask for from
 // the dir it chose the machine's image from.
 //
-// With a state dir, a refusal is kept, as an answer is, in one write: a
-// 404 on the unknown machine's record, a 409 or a 500 (its config cannot
-// be composed) on the record of the machine its host file names, so that
-// status shows why it is not installing. A 503 refuses no machine (the
-// config is being deployed), nor does a 400 (the request names none).
+// With a state dir, a refusal is kept, as an answer is, in one write (see
+// keepRefusal), so that status shows why a machine is not installing.
 func respondIn(c *configDir, req request, rel release, o *outcome, t *tracker, now time.Time) (status int, out []byte) {
-	status, out, m := answerIn(c, req, rel, o, t, now)
+	status, out, m, key := answerIn(c, req, rel, o, t, now)
 	if t == nil || t.state == nil || t.dry {
 		return status, out
 	}
-	var err error
-	switch ref := refusalOf(status, out, now); {
-	case status == http.StatusNotFound:
-		err = t.state.recordUnknown(req, now, &ref)
-	case (status == http.StatusConflict || status == http.StatusInternalServerError) && m.file != "":
-		if key := machineKey(req, m); key != "" {
-			err = t.state.recordRefusal(key, m, ref)
-		}
-	}
-	if err != nil {
+	if err := t.state.keepRefusal(req, key, m, status, out, now); err != nil {
 		o.warn = "not recorded: " + err.Error()
 	}
 	return status, out
 }
 
 // answerIn is respondIn without the refusals kept: it returns, beside the
-// status and answer or reason, the host file that matched, if one did.
-func answerIn(c *configDir, req request, rel release, o *outcome, t *tracker, now time.Time) (status int, out []byte, m match) {
+// status and answer or reason, the host file that matched, if one did,
+// and, with tracking, the machine's key.
+func answerIn(c *configDir, req request, rel release, o *outcome, t *tracker, now time.Time) (status int, out []byte, m match, key string) {
 	layers, m, err := loadHost(c, req)
 	if err != nil {
 		if o.loadError(req, err) {
-			return http.StatusNotFound, []byte(err.Error()), match{}
+			return http.StatusNotFound, []byte(err.Error()), match{}, ""
 		}
 		var he *hostError
 		if errors.As(err, &he) {
 			m = he.match
+			if t != nil {
+				key = machineKey(req, m)
+			}
 		}
 		status, out = c.configStatus(err)
-		return status, out, m
+		return status, out, m, key
 	}
 	o.host, o.match = m.file, m.String()
 	names := make([]string, len(layers))
@@ -622,11 +614,11 @@ func answerIn(c *configDir, req request, rel release, o *outcome, t *tracker, no
 		if t.once && !t.dry {
 			rec, err := t.state.host(f.key)
 			if err != nil {
-				return http.StatusInternalServerError, []byte(err.Error()), match{} // its record cannot keep the refusal either
+				return http.StatusInternalServerError, []byte(err.Error()), match{}, "" // its record cannot keep the refusal either
 			}
 			if !rec.Installed.IsZero() {
 				return http.StatusConflict, fmt.Appendf(nil, "%s was installed at %s; run '%s' to install it again",
-					f.key, rec.Installed.UTC().Format(time.RFC3339), t.state.rearmLine(f.key)), m
+					f.key, rec.Installed.UTC().Format(time.RFC3339), t.state.rearmLine(f.key)), m, f.key
 			}
 		}
 		var note string
@@ -640,7 +632,7 @@ func answerIn(c *configDir, req request, rel release, o *outcome, t *tracker, no
 	out, err = compose(layers, f)
 	if err != nil {
 		status, out = c.configStatus(err)
-		return status, out, m
+		return status, out, m, f.key
 	}
 	if t != nil && t.state != nil && !t.dry {
 		// The token was given if pxe-pilot's webhook went out, not the
@@ -650,7 +642,7 @@ func answerIn(c *configDir, req request, rel release, o *outcome, t *tracker, no
 			o.warn = "answer not recorded: " + err.Error()
 		}
 	}
-	return http.StatusOK, out, m
+	return http.StatusOK, out, m, f.key
 }
 
 // loadError notes in the log line what loadHost's error says of the

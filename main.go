@@ -121,8 +121,11 @@ var flagEnv = map[string]struct{ env, def string }{
 	"boot-dir":     {"PXE_PILOT_BOOT_DIR", ""},
 	"local-boot":   {"PXE_PILOT_LOCAL_BOOT", "exit"},
 	"boot-listen":  {"PXE_PILOT_BOOT_LISTEN", ""},
-	"stall-after":  {"PXE_PILOT_STALL_AFTER", "60m"},
+	"stall-after":  {"PXE_PILOT_STALL_AFTER", stallAfterText},
 }
+
+// stallAfterText is defaultStallAfter as a flag's help and errors say it: 60m.
+var stallAfterText = strconv.Itoa(int(defaultStallAfter/time.Minute)) + "m"
 
 // usage is the whole usage text, that pxe-pilot help prints.
 var usage = func() string {
@@ -584,8 +587,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			logger.Warn("--public-url is https:// but pxe-pilot serves plain HTTP: right only behind a proxy that ends TLS, and then the webhook pins no certificate", "public_url", cfg.publicURL)
 		}
 	}
-	if cfg.stateDir != "" {
+	switch {
+	case cfg.stateDir != "" && cfg.publicURL != "":
 		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once, "stall_after", cfg.stallAfter.String())
+		// Only an answer with a webhook can be reported: only then does
+		// silence say that an install stalled.
 		watching, stopWatching := context.WithCancel(ctx)
 		watched := make(chan struct{})
 		go func() {
@@ -596,16 +602,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			stopWatching()
 			<-watched
 		}()
+	case cfg.stateDir != "":
+		attrs = append(attrs, "state_dir", cfg.stateDir, "once", cfg.once)
+		msg := "--state-dir without --public-url: answers carry no webhook, so no installer reports back, and no machine is ever known installed, nor stalled; " +
+			"add --public-url (how installers reach pxe-pilot)"
+		if cfg.bootDir != "" {
+			msg += ". With --boot-dir, /boot.ipxe so installs every configured machine at every PXE boot, wiping it again: add --public-url, or PXE-boot each machine once from its BMC"
+		}
+		logger.Warn(msg)
 	}
 	if cfg.bootDir != "" {
 		attrs = append(attrs, "boot_dir", cfg.bootDir, "local_boot", cfg.localBoot)
-		switch {
-		case cfg.stateDir == "":
+		if cfg.stateDir == "" {
 			logger.Warn("--boot-dir without --state-dir: /boot.ipxe installs every configured machine at every PXE boot, wiping it again; " +
 				"add --state-dir and --public-url, so that an installed machine reports back and boots its disk next, or PXE-boot each machine once from its BMC")
-		case cfg.publicURL == "":
-			logger.Warn("--boot-dir and --state-dir without --public-url: answers carry no webhook, so no installer reports back, no machine is ever known installed, and /boot.ipxe installs every configured machine at every PXE boot; " +
-				"add --public-url (how installers reach pxe-pilot), or PXE-boot each machine once from its BMC")
 		}
 	}
 	logger.Info("serving", attrs...)
@@ -1114,7 +1124,7 @@ func stallAfterFlag(fs *flag.FlagSet) func() (time.Duration, error) {
 		}
 		d, err := time.ParseDuration(strings.TrimSpace(given.value))
 		if err != nil || d <= 0 {
-			return 0, fmt.Errorf("%v: want a Go duration over 0, such as 90m, 2h or 45s (default 60m)", given)
+			return 0, fmt.Errorf("%v: want a Go duration over 0, such as 90m, 2h or 45s (default %s)", given, stallAfterText)
 		}
 		return d, nil
 	}

@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -447,6 +449,19 @@ func TestServeStartLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	const plainHTTP = "serving plain HTTP with no token"
+	// A state dir whose one machine was answered a day ago, and never reported.
+	stalled := func() string {
+		dir := t.TempDir()
+		st, err := openState(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.lock.Close()
+		if err := st.recordAnswer("aa-bb-cc-dd-ee-ff", match{"mac", "aabbccddeeff", hostFile}, r92, false, time.Now().Add(-24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
 	tests := []struct {
 		name    string
 		files   map[string]string // nil: examples/config
@@ -468,8 +483,16 @@ func TestServeStartLog(t *testing.T) {
 			[]string{"level=WARN msg=\"" + plainHTTP, "--tls-cert and --tls-key with --token-file, or --listen 127.0.0.1:PORT behind a proxy"}, ""},
 		{"boot_dir_without_state_dir_warns_once", nil, []string{"--listen", "127.0.0.1:0", "--boot-dir", bootTree(t, nil)},
 			[]string{"level=WARN msg=\"--boot-dir without --state-dir: /boot.ipxe installs every configured machine at every PXE boot", "or PXE-boot each machine once from its BMC"}, ""},
+		{"state_dir_without_public_url_warns", nil, []string{"--listen", "127.0.0.1:0", "--state-dir", t.TempDir()},
+			[]string{"level=WARN msg=\"--state-dir without --public-url: answers carry no webhook, so no installer reports back, and no machine is ever known installed, nor stalled; add --public-url"}, "/boot.ipxe"},
 		{"boot_dir_with_state_dir_and_no_public_url_warns", nil, []string{"--listen", "127.0.0.1:0", "--boot-dir", bootTree(t, nil), "--state-dir", t.TempDir()},
-			[]string{"level=WARN msg=\"--boot-dir and --state-dir without --public-url: answers carry no webhook", "add --public-url"}, "--boot-dir without --state-dir"},
+			[]string{"level=WARN msg=\"--state-dir without --public-url: answers carry no webhook", "add --public-url (how installers reach pxe-pilot). With --boot-dir, /boot.ipxe so installs every configured machine at every PXE boot", "or PXE-boot each machine once from its BMC"}, "--boot-dir without --state-dir"},
+		{"state_dir_with_public_url_is_quiet", nil, []string{"--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--public-url", "http://127.0.0.1:8080"},
+			[]string{"msg=serving", "stall_after=1h0m0s"}, "level=WARN"},
+		{"stall_logged_with_public_url", nil, []string{"--listen", "127.0.0.1:0", "--state-dir", stalled(), "--public-url", "http://127.0.0.1:8080"},
+			[]string{"machine aa-bb-cc-dd-ee-ff stalled"}, ""},
+		{"no_stall_without_public_url", nil, []string{"--listen", "127.0.0.1:0", "--state-dir", stalled()},
+			[]string{"--state-dir without --public-url"}, "stalled: answered"},
 		{"boot_dir_with_tracking_is_quiet", nil, []string{"--listen", "127.0.0.1:0", "--boot-dir", bootTree(t, nil), "--state-dir", t.TempDir(), "--public-url", "http://127.0.0.1:8080"},
 			[]string{"msg=serving", "local_boot=exit"}, "level=WARN"},
 		{"plain_http_on_loopback_is_quiet", nil, []string{"--listen", "[::1]:0"}, []string{"msg=serving"}, plainHTTP},
@@ -632,6 +655,23 @@ func TestCommandHelpExamplesRun(t *testing.T) {
 					t.Errorf("%s = %v\n%s", ex, err, &out)
 				}
 			})
+		}
+	}
+}
+
+// contrib/pxe-pilot.env, the unit's settings, names every variable
+// main.go reads, with the default shown: a setting missing there is one
+// the operator of the unit never learns of.
+func TestEnvFileNamesEveryVariable(t *testing.T) {
+	env := string(mustRead(t, "contrib/pxe-pilot.env"))
+	vars := regexp.MustCompile(`PXE_PILOT_[A-Z_]*[A-Z]`).FindAllString(string(mustRead(t, "main.go")), -1)
+	if len(vars) == 0 {
+		t.Fatal("main.go reads no PXE_PILOT_ variable; want the ones serve takes")
+	}
+	slices.Sort(vars)
+	for _, v := range append(slices.Compact(vars), "CONFIG_DIR", "LISTEN", "PORT") {
+		if !regexp.MustCompile(`(?m)^#?` + v + `=`).MatchString(env) {
+			t.Errorf("contrib/pxe-pilot.env has no %s= line; main.go reads it", v)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	neturl "net/url"
 	"os"
 	"path/filepath"
@@ -343,7 +344,7 @@ type unknownRecord struct {
 	LastSeen  time.Time `json:"last_seen"`
 	Requests  int       `json:"requests"`
 
-	Adopt       string   `json:"adopt_with"`             // the host file that would answer it: hosts/<its first MAC>.toml
+	Adopt       string   `json:"adopt_with,omitempty"`   // the host file that would answer it: hosts/<its first MAC>.toml; readFleet's, never stored
 	LastRefusal *refusal `json:"last_refusal,omitempty"` // its last 404, and the line it got
 }
 
@@ -406,12 +407,23 @@ func (e *badStateFile) Error() string {
 
 // updateHost changes a machine's record with change, as one atomic step.
 func (s *stateStore) updateHost(key string, change func(*hostRecord)) (hostRecord, error) {
+	return s.changeHost(key, true, change)
+}
+
+// changeHost is updateHost; where create is false, a machine with no
+// record is left without one, and the record returned is empty.
+func (s *stateStore) changeHost(key string, create bool, change func(*hostRecord)) (hostRecord, error) {
 	path, err := s.hostPath(key)
 	if err != nil {
 		return hostRecord{}, err
 	}
 	var r hostRecord
 	err = s.locked(func() error {
+		if !create {
+			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+		}
 		if r, err = readRecord[hostRecord](path); err != nil {
 			return err
 		}
@@ -437,9 +449,25 @@ func (s *stateStore) recordAnswer(key string, m match, rel release, tokenGiven b
 	return err
 }
 
-// recordRefusal notes the last time a machine was refused an answer.
-func (s *stateStore) recordRefusal(key string, m match, ref refusal) error {
-	_, err := s.updateHost(key, func(r *hostRecord) {
+// keepRefusal keeps a refusal /answer or /boot.ipxe gave, in one write,
+// so that status shows why a machine is not installing: a 404 on the
+// unknown machine's record (as many as maxUnknown); another refusal on the
+// record of the machine its own host file names, or, for one that
+// hosts/default.toml matched, only on a record it has already, since that
+// file matches any MAC a request makes up. A 200 refuses nothing, nor
+// does a 400 (the request names no machine) or a 503 (the config dir is
+// being deployed). key is machineKey's, or the one tracking knows the
+// machine by; the refusal is built only where it is kept.
+func (s *stateStore) keepRefusal(req request, key string, m match, status int, reason []byte, now time.Time) error {
+	switch {
+	case status == http.StatusNotFound:
+		ref := refusalOf(status, reason, now)
+		return s.recordUnknown(req, now, &ref)
+	case status == http.StatusOK || status == http.StatusBadRequest || status == http.StatusServiceUnavailable || m.file == "" || key == "":
+		return nil
+	}
+	ref := refusalOf(status, reason, now)
+	_, err := s.changeHost(key, m.by != "default", func(r *hostRecord) {
 		r.LastRefusal = &ref
 		r.Match, r.HostFile = m.String(), m.file
 	})
@@ -489,7 +517,7 @@ func (s *stateStore) recordUnknown(req request, now time.Time, ref *refusal) err
 		r.Serial, r.UUID, r.Model = clipField(req.serial), clipField(req.uuid), clipField(req.model)
 		r.LastSeen = now
 		r.Requests++
-		r.Adopt = adoptWith(r.MACs)
+		r.Adopt = "" // status says it from the MACs: a file an older pxe-pilot wrote loses it
 		if ref != nil {
 			r.LastRefusal = ref
 		}
@@ -524,6 +552,44 @@ func (s *stateStore) rearm(key string, now time.Time) (hostRecord, error) {
 		r.Installed, r.Pending = time.Time{}, 0
 		r.RearmedAt = now
 	})
+}
+
+// markStalled marks each machine of the state dir that is stalled at now
+// and was not marked for its last answer, and returns their records: the
+// mark (StallLogged, the answer's time) is kept, so that a stall is
+// logged once, whatever the ticks and restarts. Each mark is one write,
+// made after reading the record again under the lock; a state file that
+// cannot be read is left to status to name.
+func (s *stateStore) markStalled(now time.Time, stallAfter time.Duration) ([]hostRecord, error) {
+	paths, err := filepath.Glob(filepath.Join(s.dir, "hosts", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	stalled := func(r hostRecord) bool {
+		state, _ := machineState(r, now, stallAfter)
+		return state == stateStalled && !r.StallLogged.Equal(r.LastAnswer)
+	}
+	var marked []hostRecord
+	var errs []error
+	for _, p := range paths {
+		if r, err := readRecord[hostRecord](p); err != nil || !stalled(r) {
+			continue
+		}
+		err := s.locked(func() error {
+			r, err := readRecord[hostRecord](p)
+			if err != nil || !stalled(r) {
+				return err
+			}
+			r.StallLogged = r.LastAnswer
+			if err := s.save(p, r); err != nil {
+				return err
+			}
+			marked = append(marked, r)
+			return nil
+		})
+		errs = append(errs, err)
+	}
+	return marked, errors.Join(errs...)
 }
 
 // save writes a state file of hosts/ or unknown/ under the lock; a file
@@ -706,16 +772,6 @@ var sshKeyTypes = map[string][]string{
 	"rsa":     {"ssh-rsa"},
 }
 
-// knownKeyType reports whether typ is one of sshKeyTypes' key types.
-func knownKeyType(typ string) bool {
-	for _, types := range sshKeyTypes {
-		if slices.Contains(types, typ) {
-			return true
-		}
-	}
-	return false
-}
-
 // maxKeyBlob bounds a host key's base64: an RSA key of 16384 bits is
 // under 3 KiB of it.
 const maxKeyBlob = 8 << 10
@@ -731,20 +787,22 @@ const maxKeyBlob = 8 << 10
 // names TYPE itself. The comment is not kept.
 func (r report) hostKeys() (fps, pubs map[string]string, dropped []string) {
 	fps, pubs = map[string]string{}, map[string]string{}
+	bad := 0 // the first 8 are said, and how many more there are
 	for _, kind := range sortedKeys(r.SSHHostKeys) {
 		typ, blob, why := vetHostKey(kind, r.SSHHostKeys[kind])
 		if why != "" {
-			if len(dropped) == 8 {
-				dropped = append(dropped, fmt.Sprintf("and %d more", len(r.SSHHostKeys)-8))
-				break
+			if bad++; bad <= 8 {
+				dropped = append(dropped, excerpt(kind)+" "+why)
 			}
-			dropped = append(dropped, excerpt(kind)+" "+why)
 			continue
 		}
 		raw, _ := base64.StdEncoding.DecodeString(blob)
 		sum := sha256.Sum256(raw)
 		fps[kind] = "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
 		pubs[typ] = blob
+	}
+	if bad > 8 {
+		dropped = append(dropped, fmt.Sprintf("and %d more", bad-8))
 	}
 	return fps, pubs, dropped
 }
@@ -766,15 +824,38 @@ func vetHostKey(kind, line string) (typ, blob, why string) {
 		return "", "", "is not TYPE BASE64, as a .pub file has it"
 	case !slices.Contains(types, f[0]):
 		return "", "", "is of type " + excerpt(f[0]) + ", not one of " + strings.Join(types, ", ")
-	case len(f[1]) > maxKeyBlob:
-		return "", "", fmt.Sprintf("is over %d bytes of base64", maxKeyBlob)
 	}
-	if got, ok := blobType(f[1]); !ok {
-		return "", "", "is not base64 of a key"
-	} else if got != f[0] {
-		return "", "", "says it is " + f[0] + ", but its key is of type " + excerpt(got)
+	if why := vetKey(f[0], f[1]); why != "" {
+		return "", "", why
 	}
 	return f[0], f[1], ""
+}
+
+// vetKey checks a host key as a known_hosts line holds it, its type and
+// its base64 blob: the type one of sshKeyTypes', the blob at most
+// maxKeyBlob bytes with no space or control character in it (Go's
+// decoder would skip a line break), decoding to a key that names the type
+// itself; or says why not. A report's keys are vetted with it, and the
+// state dir's again as status prints them.
+func vetKey(typ, blob string) (why string) {
+	known := false
+	for _, types := range sshKeyTypes {
+		known = known || slices.Contains(types, typ)
+	}
+	switch {
+	case !known:
+		return "is of type " + excerpt(typ) + ", not one pxe-pilot keeps"
+	case len(blob) > maxKeyBlob:
+		return fmt.Sprintf("is over %d bytes of base64", maxKeyBlob)
+	case strings.ContainsFunc(blob, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return "is not base64 of a key"
+	}
+	if got, ok := blobType(blob); !ok {
+		return "is not base64 of a key"
+	} else if got != typ {
+		return "says it is " + typ + ", but its key is of type " + excerpt(got)
+	}
+	return ""
 }
 
 // blobType is the key type an SSH public key's base64 blob names first

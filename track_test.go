@@ -406,16 +406,16 @@ func TestRecordUnknown(t *testing.T) {
 		want    map[string]unknownRecord
 	}{
 		{name: "records_macs_serial_uuid_model", reqs: []request{a},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1}}},
 		{name: "asking_again_counts_and_keeps_the_first_time", reqs: []request{a, a},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2}}},
 		{name: "long_fields_are_clipped", reqs: []request{{macs: []string{"020000000099"}, serial: long, model: long}},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99"}, Serial: long[:128], Model: long[:128], FirstSeen: t1, LastSeen: t1, Requests: 1, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99"}, Serial: long[:128], Model: long[:128], FirstSeen: t1, LastSeen: t1, Requests: 1}}},
 		{name: "no_macs_records_nothing", reqs: []request{{serial: "SN-X"}}, want: map[string]unknownRecord{}},
 		{name: "new_machine_past_the_cap_is_error", capped: true, reqs: []request{a, b}, wantErr: "unknown machines recorded already",
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1}}},
 		{name: "known_machine_at_the_cap_is_still_counted", capped: true, reqs: []request{a, a},
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2, Adopt: "hosts/02-00-00-00-00-99.toml"}}},
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2}}},
 		{name: "cap_counts_files_already_in_the_dir", prefill: maxUnknown, reqs: []request{a}, wantErr: "1000 unknown machines recorded already",
 			want: map[string]unknownRecord{}},
 	}
@@ -494,7 +494,7 @@ func TestRearm(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.installed {
-				if _, err := st.updateHost(key, func(r *hostRecord) { r.Installed, r.FQDN = installedAt, "pve1.example.com" }); err != nil {
+				if _, err := st.updateHost(key, func(r *hostRecord) { r.Installed, r.FQDN, r.Pending = installedAt, "pve1.example.com", 0 }); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -815,6 +815,26 @@ func TestHostKeyFingerprints(t *testing.T) {
 	}
 }
 
+// A report's keys are all vetted, however many fail: the first 8 that
+// fail are said, then how many more, and a good key that sorts after them
+// is kept.
+func TestHostKeysDroppedPastEight(t *testing.T) {
+	keys := map[string]string{"ed25519": nodeHostKeys["ed25519"], "x": "ssh-x AAAA"}
+	for i := range 10 {
+		keys[fmt.Sprintf("a%d", i)] = "ssh-dss AAAA"
+	}
+	fps, pubs, dropped := report{SSHHostKeys: keys}.hostKeys()
+	const why = " is not a key type pxe-pilot keeps (ecdsa, ed25519, rsa)"
+	var want []string
+	for i := range 8 {
+		want = append(want, fmt.Sprintf("%q", fmt.Sprintf("a%d", i))+why)
+	}
+	want = append(want, "and 3 more")
+	if fps["ed25519"] != nodeFingerprints["ed25519"] || len(pubs) != 1 || !slices.Equal(dropped, want) {
+		t.Errorf("hostKeys of 11 bad keys and ed25519 = %q, %d keys, dropped %q; want ed25519 %s kept and dropped %q", fps, len(pubs), dropped, nodeFingerprints["ed25519"], want)
+	}
+}
+
 // trackScriptFacts are the facts of a 9.2 machine matched by its MAC.
 func trackScriptFacts() facts {
 	req := request{product: "pve", iso: "9.2", macs: []string{"aabbccddee01"}, links: []string{"eno1"},
@@ -1050,7 +1070,7 @@ func trackFixture(t *testing.T) (configDir, stateDir string) {
 	}
 	for _, key := range []string{"aa-bb-cc-dd-ee-01", "serial-S1", "uuid-" + trackUUID} {
 		if _, err := st.updateHost(key, func(r *hostRecord) {
-			r.Installed, r.FQDN = trackT2, "pve1.example.com"
+			r.Installed, r.FQDN, r.Pending = trackT2, "pve1.example.com", 0 // as a report does
 			r.SSHHostKeys = map[string]string{"ed25519": "SHA256:O4HW0K6tOZ08Ukei0bkcZPbdTju8iKBMyvdapiivdOA"}
 		}); err != nil {
 			t.Fatal(err)
@@ -1910,7 +1930,7 @@ func TestStatusEscapesWhatMachinesSaid(t *testing.T) {
 			if err := st.recordUnknown(request{macs: []string{"020000000099"}, serial: tc.value, model: tc.value}, trackT1, nil); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := st.updateHost("aa-bb-cc-dd-ee-01", func(r *hostRecord) { r.Installed, r.FQDN = trackT2, tc.value }); err != nil {
+			if _, err := st.updateHost("aa-bb-cc-dd-ee-01", func(r *hostRecord) { r.Installed, r.FQDN, r.Pending = trackT2, tc.value, 0 }); err != nil {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
