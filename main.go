@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -1095,12 +1094,10 @@ func statusCmd(args []string, stdout io.Writer) error {
 	}
 	if *stalled {
 		st.Hosts = slices.DeleteFunc(st.Hosts, func(h statusRow) bool { return h.State != stateStalled })
-		st.Problems, st.Unknown = []string{}, []unknownRecord{}
+		st.Problems, st.Unknown = st.Problems[:0], st.Unknown[:0]
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return writeStatusJSON(stdout, st)
 	}
 	writeStatus(stdout, st, *stateDir != "")
 	return nil
