@@ -60,24 +60,41 @@ func (e bootEntry) files() []string {
 	return names
 }
 
-// parseBootScript finds the automated entry of a boot.ipxe: the kernel line
-// with proxmox-start-auto-installer on it, and the initrd lines of the same
-// labelled section up to the boot that ends it. It reads iPXE's syntax as
-// iPXE does: # comments, :labels, a trailing backslash joining the next
-// line, and a line of commands joined by || or &&, of which the first is
-// what the entry does (the rest are its failure handling). Errors say
-// "line N: ..." of boot.ipxe.
+// parseBootScript finds the automated entry of a boot.ipxe and follows it
+// as iPXE runs it. The entry starts at the kernel line with
+// proxmox-start-auto-installer on it (or, where only echo and initrd lines
+// stand between it and its section's label, at that label); from there
+// the commands are taken in order, through each goto to its label, to the
+// boot that ends the entry. prepare-iso --pxe writes each entry as echo,
+// kernel and "goto load", and one shared :load section with the initrd
+// lines and boot; a hand-written script may hold all of them in the entry.
+//
+// On the way, echo lines and labels are passed over; a kernel line,
+// initrd lines, goto and boot are followed; anything else (chain,
+// imgexec, a condition such as iseq or isset, set, exit, a second kernel)
+// is refused, as are a goto to a missing label, one that would loop and a
+// path that ends without boot: pxe-pilot serves the whole entry or none
+// of it. The script is read with iPXE's syntax: # comments, :labels, a
+// trailing backslash joining the next line, and commands joined by || or
+// &&, of which the first is what the entry does (the rest are its failure
+// handling). Errors say "line N: ..." of boot.ipxe.
 func parseBootScript(data []byte) (bootEntry, error) {
+	type command struct {
+		line  int
+		words []string
+	}
 	var (
-		entry   bootEntry
-		found   bool // the kernel line was seen
-		ended   bool // and the entry's section or boot after it
-		pending []bootFile
+		cmds   []command
+		labels = map[string]int{} // a label's name: the index in cmds it stands at
+		kernel = -1               // the index of the automated kernel line
 	)
 	for n, line := range scriptLines(string(data)) {
-		if strings.HasPrefix(line, ":") {
-			// A new section: initrds before it belong to another entry.
-			ended, pending = ended || found, nil
+		if label, ok := strings.CutPrefix(line, ":"); ok {
+			label, _, _ = strings.Cut(label, " ")
+			if _, dup := labels[label]; !dup { // iPXE's goto finds the first
+				labels[label] = len(cmds)
+			}
+			cmds = append(cmds, command{n, []string{":" + label}})
 			continue
 		}
 		words := strings.Fields(line)
@@ -87,41 +104,87 @@ func parseBootScript(data []byte) (bootEntry, error) {
 		if len(words) == 0 {
 			continue
 		}
-		switch words[0] {
-		case "kernel", "imgselect":
-			f, err := parseLoad(words, n)
-			if err != nil {
-				return bootEntry{}, err
+		if isKernel(words[0]) && slices.Contains(words[1:], autoMarker) {
+			if kernel >= 0 {
+				return bootEntry{}, fmt.Errorf("line %d: a second automated entry (the first is on line %d): pxe-pilot cannot tell which to serve", n, cmds[kernel].line)
 			}
-			if !slices.Contains(strings.Fields(f.args), autoMarker) {
-				continue
-			}
-			if found {
-				return bootEntry{}, fmt.Errorf("line %d: a second automated entry (the first is on line %d): pxe-pilot cannot tell which to serve", n, entry.kernel.line)
-			}
-			found, entry.kernel, entry.initrds = true, f, pending
-		case "initrd", "imgfetch", "module":
-			f, err := parseLoad(words, n)
-			if err != nil {
-				return bootEntry{}, err
-			}
-			switch {
-			case ended:
-			case found:
-				entry.initrds = append(entry.initrds, f)
-			default:
-				pending = append(pending, f)
-			}
-		case "boot", "imgexec", "chain", "exit", "goto", "sanboot", "reboot", "poweroff":
-			ended = ended || found
-			pending = nil
+			kernel = len(cmds)
 		}
+		cmds = append(cmds, command{n, words})
 	}
-	if !found {
+	if kernel < 0 {
 		return bootEntry{}, errors.New("no automated entry: no kernel line has " + autoMarker + " on it; use the boot.ipxe prepare-iso --pxe wrote")
 	}
-	return entry, nil
+
+	// The entry's own initrd lines before its kernel line, where nothing
+	// else stands between them and the section's label.
+	start := kernel
+	for i := kernel - 1; i >= 0; i-- {
+		w := cmds[i].words[0]
+		if strings.HasPrefix(w, ":") || i == 0 && (isInitrd(w) || w == "echo") {
+			start = i
+		}
+		if !isInitrd(w) && w != "echo" {
+			break
+		}
+	}
+
+	var entry bootEntry
+	seen := map[string]bool{} // the labels a goto took the path to
+	for i := start; ; i++ {
+		if i == len(cmds) {
+			return bootEntry{}, fmt.Errorf("line %d: the automated entry reaches the end of the script with no boot: pxe-pilot serves an entry whole or not at all", cmds[len(cmds)-1].line)
+		}
+		c := cmds[i]
+		w := c.words[0]
+		switch {
+		case strings.HasPrefix(w, ":"), w == "echo":
+		case isKernel(w):
+			if i != kernel {
+				return bootEntry{}, fmt.Errorf("line %d: %s after the automated entry's kernel line (line %d): pxe-pilot cannot tell which kernel to serve", c.line, w, cmds[kernel].line)
+			}
+			f, err := parseLoad(c.words, c.line)
+			if err != nil {
+				return bootEntry{}, err
+			}
+			entry.kernel = f
+		case isInitrd(w):
+			f, err := parseLoad(c.words, c.line)
+			if err != nil {
+				return bootEntry{}, err
+			}
+			entry.initrds = append(entry.initrds, f)
+		case w == "goto":
+			if len(c.words) != 2 {
+				return bootEntry{}, fmt.Errorf("line %d: goto: want one label, got %q", c.line, strings.Join(c.words[1:], " "))
+			}
+			label := c.words[1]
+			at, ok := labels[label]
+			switch {
+			case strings.Contains(label, "${"):
+				return bootEntry{}, fmt.Errorf("line %d: goto %s: a label made of a setting, which pxe-pilot cannot follow", c.line, label)
+			case !ok:
+				return bootEntry{}, fmt.Errorf("line %d: goto %s: no such label in the script", c.line, label)
+			case seen[label]:
+				return bootEntry{}, fmt.Errorf("line %d: goto %s: the automated entry comes back to :%s (line %d), a loop pxe-pilot cannot follow", c.line, label, label, cmds[at].line)
+			}
+			seen[label] = true
+			i = at // the label itself, passed over
+		case w == "boot":
+			if len(c.words) > 1 {
+				return bootEntry{}, fmt.Errorf("line %d: boot %s: pxe-pilot follows only a boot of the kernel the entry loaded", c.line, strings.Join(c.words[1:], " "))
+			}
+			return entry, nil
+		default:
+			return bootEntry{}, fmt.Errorf("line %d: %s in the automated entry, which pxe-pilot cannot follow: it serves echo, kernel, initrd, goto and boot", c.line, strings.Join(c.words, " "))
+		}
+	}
 }
+
+// isKernel and isInitrd tell iPXE's commands for loading the image to boot
+// (kernel, and its other name imgselect) and the images beside it.
+func isKernel(cmd string) bool { return cmd == "kernel" || cmd == "imgselect" }
+func isInitrd(cmd string) bool { return cmd == "initrd" || cmd == "imgfetch" || cmd == "module" }
 
 // scriptLines are a script's commands by the number of the line each
 // starts on, with a trailing backslash's next line joined on, and blank

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,13 +19,48 @@ import (
 	"testing"
 )
 
-// realBootScript is shaped as prepare-iso --pxe writes boot.ipxe: a menu,
-// the automated entry among others.
+// realBootScript is shaped as proxmox-auto-install-assistant prepare-iso
+// --pxe --pxe-loader ipxe writes boot.ipxe: a menu, one section per entry
+// holding only echo, its kernel line and goto load, and one :load section
+// that loads both initrds and boots. (Our own text for an example ISO; the
+// tool's own file is checked in TestParseToolBootScript.)
 const realBootScript = `#!ipxe
 
 dhcp
 
-menu Welcome to the Proxmox VE 9.1 installer
+menu Welcome to Proxmox VE 9.1-1
+item auto Install Proxmox VE (Automated)
+item gui Install Proxmox VE (Graphical)
+item serial Install Proxmox VE (Terminal UI, Serial Console)
+
+choose --default auto --timeout 10000 target && goto ${target}
+
+:auto
+    echo Loading Proxmox VE Automated Installer ...
+    kernel vmlinuz ramdisk_size=16777216 rw quiet initrd=initrd.img splash=silent proxmox-start-auto-installer
+    goto load
+
+:gui
+    echo Loading Proxmox VE Graphical Installer ...
+    kernel vmlinuz ramdisk_size=16777216 rw quiet initrd=initrd.img splash=silent
+    goto load
+
+:serial
+    echo Loading Proxmox VE Terminal UI, Serial Console Installer ...
+    kernel vmlinuz ramdisk_size=16777216 rw quiet initrd=initrd.img splash=silent proxmox-tui-mode console=ttyS0,115200
+    goto load
+
+
+:load
+initrd initrd.img
+initrd proxmox-ve_9.1-1-auto-from-http.iso proxmox.iso
+boot
+`
+
+// oneEntryBootScript is the shape a hand-written script may have: each
+// entry loads its own initrds and boots.
+const oneEntryBootScript = `#!ipxe
+menu Proxmox VE 9.1
 item auto Install Proxmox VE (Automated)
 item gui Install Proxmox VE (Graphical)
 choose --default auto --timeout 10000 target && goto ${target}
@@ -48,6 +85,11 @@ const realISO = "proxmox-ve_9.1-1-auto-from-http.iso"
 
 func TestParseBootScript(t *testing.T) {
 	const auto = "kernel vmlinuz quiet " + autoMarker + "\n"
+	realArgs := "ramdisk_size=16777216 rw quiet initrd=initrd.img splash=silent " + autoMarker
+	realInitrds := []bootFile{{file: "initrd.img"}, {file: realISO, args: "proxmox.iso"}}
+	// pbs is the same tool's script for a Proxmox Backup Server ISO: only
+	// the product, release and ISO name differ.
+	pbs := strings.NewReplacer("Proxmox VE", "Proxmox Backup Server", "9.1-1", "4.1-1", realISO, "proxmox-backup-server_4.1-1-auto-from-http-url.iso").Replace(realBootScript)
 	tests := []struct {
 		name    string
 		script  string
@@ -55,27 +97,56 @@ func TestParseBootScript(t *testing.T) {
 		initrds []bootFile // file, name and args
 		err     string     // a part of the error; "" for none
 	}{
-		{name: "real_menu", script: realBootScript,
-			kernel:  bootFile{file: "vmlinuz", args: "ramdisk_size=16777216 rw quiet initrd=initrd.img splash=silent " + autoMarker, line: 12},
-			initrds: []bootFile{{file: "initrd.img"}, {file: realISO, args: "proxmox.iso"}}},
+		{name: "tool_shape_shared_load_section", script: realBootScript,
+			kernel: bootFile{file: "vmlinuz", args: realArgs, line: 14}, initrds: realInitrds},
+		{name: "tool_shape_for_backup_server", script: pbs,
+			kernel:  bootFile{file: "vmlinuz", args: realArgs},
+			initrds: []bootFile{{file: "initrd.img"}, {file: "proxmox-backup-server_4.1-1-auto-from-http-url.iso", args: "proxmox.iso"}}},
+		{name: "one_entry_shape", script: oneEntryBootScript,
+			kernel: bootFile{file: "vmlinuz", args: realArgs, line: 9}, initrds: realInitrds},
+		{name: "goto_chain_through_two_sections", script: auto + "goto one\n:two\ninitrd b.img\nboot\n:one\necho half way\ninitrd a.img\ngoto two\n",
+			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker}, initrds: []bootFile{{file: "a.img"}, {file: "b.img"}}},
+		{name: "falls_through_a_label", script: auto + ":load\ninitrd a.img\n:next\nboot\n",
+			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker}, initrds: []bootFile{{file: "a.img"}}},
 		{name: "name_option_with_equals", script: auto + "initrd --name=proxmox.iso x.iso\nboot\n",
 			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker}, initrds: []bootFile{{file: "x.iso", name: "proxmox.iso"}}},
-		{name: "name_option_apart", script: auto + "initrd --name proxmox.iso x.iso\n",
+		{name: "name_option_apart", script: auto + "initrd --name proxmox.iso x.iso\nboot\n",
 			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker}, initrds: []bootFile{{file: "x.iso", name: "proxmox.iso"}}},
-		{name: "short_options", script: "kernel -n k -a vmlinuz " + autoMarker + "\nimgfetch -t 5000 -n i initrd.img\n",
+		{name: "short_options", script: "kernel -n k -a vmlinuz " + autoMarker + "\nimgfetch -t 5000 -n i initrd.img\nboot\n",
 			kernel: bootFile{file: "vmlinuz", name: "k", args: autoMarker}, initrds: []bootFile{{file: "initrd.img", name: "i"}}},
-		{name: "line_continuation", script: "kernel vmlinuz quiet \\\n  " + autoMarker + "\ninitrd \\\ninitrd.img\n",
+		{name: "line_continuation", script: "kernel vmlinuz quiet \\\n  " + autoMarker + "\ninitrd \\\ninitrd.img\nboot\n",
 			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker, line: 1}, initrds: []bootFile{{file: "initrd.img"}}},
 		{name: "failure_handling_after_the_command", script: "kernel vmlinuz " + autoMarker + " || goto failed\ninitrd initrd.img || goto failed\nboot || goto failed\n:failed\ninitrd other.img\n",
 			kernel: bootFile{file: "vmlinuz", args: autoMarker}, initrds: []bootFile{{file: "initrd.img"}}},
-		{name: "initrd_before_kernel_in_the_section", script: ":other\ninitrd not-this.img\nboot\n:auto\ninitrd initrd.img\n" + auto + "boot\ninitrd after-boot.img\n",
+		{name: "initrd_before_kernel_in_the_section", script: ":other\ninitrd not-this.img\nboot\n:auto\ninitrd initrd.img\necho loading\n" + auto + "boot\ninitrd after-boot.img\n",
 			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker}, initrds: []bootFile{{file: "initrd.img"}}},
-		{name: "comments_and_crlf", script: "#!ipxe\r\n# kernel vmlinuz-old " + autoMarker + "\r\n" + "kernel vmlinuz " + autoMarker + "\r\n  # initrd commented.img\r\ninitrd initrd.img\r\n",
+		{name: "initrd_before_kernel_at_the_top", script: "#!ipxe\ninitrd initrd.img\n" + auto + "boot\n",
+			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker}, initrds: []bootFile{{file: "initrd.img"}}},
+		{name: "initrd_before_another_command_is_not_the_entry's", script: "initrd not-this.img\ndhcp\n" + auto + "initrd initrd.img\nboot\n",
+			kernel: bootFile{file: "vmlinuz", args: "quiet " + autoMarker}, initrds: []bootFile{{file: "initrd.img"}}},
+		{name: "comments_and_crlf", script: "#!ipxe\r\n# kernel vmlinuz-old " + autoMarker + "\r\n" + "kernel vmlinuz " + autoMarker + "\r\n  # initrd commented.img\r\ninitrd initrd.img\r\nboot\r\n",
 			kernel: bootFile{file: "vmlinuz", args: autoMarker, line: 3}, initrds: []bootFile{{file: "initrd.img"}}},
+
+		// What pxe-pilot cannot follow: the image is refused, naming the line.
 		{name: "marker_as_part_of_a_word_is_not_the_entry", script: "kernel vmlinuz x" + autoMarker + "\n", err: "no automated entry: no kernel line has " + autoMarker},
 		{name: "no_automated_entry", script: "#!ipxe\nkernel vmlinuz quiet\ninitrd initrd.img\nboot\n", err: "no automated entry"},
 		{name: "empty_script", script: "#!ipxe\n", err: "no automated entry"},
 		{name: "two_automated_entries", script: auto + ":again\n" + auto, err: "line 3: a second automated entry (the first is on line 1)"},
+		{name: "no_boot", script: auto + "initrd initrd.img\n", err: "line 2: the automated entry reaches the end of the script with no boot"},
+		{name: "no_boot_after_goto", script: auto + "goto load\n:load\ninitrd initrd.img\n", err: "line 4: the automated entry reaches the end of the script with no boot"},
+		{name: "chain", script: auto + "goto load\n:load\nchain http://10.0.0.2/other.ipxe\n", err: "line 4: chain http://10.0.0.2/other.ipxe in the automated entry, which pxe-pilot cannot follow"},
+		{name: "imgexec", script: auto + "initrd initrd.img\nimgexec vmlinuz\n", err: "line 3: imgexec vmlinuz in the automated entry"},
+		{name: "goto_loop", script: auto + "goto load\n:load\ninitrd initrd.img\ngoto again\n:again\ngoto load\n", err: "line 7: goto load: the automated entry comes back to :load (line 3), a loop"},
+		{name: "goto_itself", script: ":load\n" + auto + "goto load\n", err: "line 3: goto load: the automated entry comes back to :load (line 1)"},
+		{name: "goto_missing_label", script: auto + "goto lod\n:load\ninitrd initrd.img\nboot\n", err: "line 2: goto lod: no such label in the script"},
+		{name: "goto_a_setting", script: auto + "goto ${next}\n", err: "line 2: goto ${next}: a label made of a setting"},
+		{name: "iseq_condition", script: auto + "iseq ${platform} efi && goto efi\ninitrd initrd.img\nboot\n", err: "line 2: iseq ${platform} efi in the automated entry, which pxe-pilot cannot follow"},
+		{name: "isset_condition", script: auto + "isset ${x} || goto load\n:load\nboot\n", err: "line 2: isset ${x} in the automated entry"},
+		{name: "set_on_the_path", script: auto + "set base http://10.0.0.2\nboot\n", err: "line 2: set base http://10.0.0.2 in the automated entry"},
+		{name: "exit_on_the_path", script: auto + "goto load\n:load\nexit\n", err: "line 4: exit in the automated entry"},
+		{name: "second_kernel", script: auto + "goto load\n:load\nkernel other-vmlinuz\nboot\n", err: "line 4: kernel after the automated entry's kernel line (line 1)"},
+		{name: "boot_of_another_image", script: auto + "boot other.img\n", err: "line 2: boot other.img: pxe-pilot follows only a boot of the kernel"},
+		{name: "setting_in_an_initrd", script: auto + "goto load\n:load\ninitrd ${iso}\nboot\n", err: `line 4: initrd "${iso}" holds a setting pxe-pilot cannot expand`},
 		{name: "parent_dir", script: "kernel ../vmlinuz " + autoMarker + "\n", err: `line 1: kernel "../vmlinuz" climbs out of the image folder`},
 		{name: "parent_dir_in_the_middle", script: auto + "initrd sub/../../x.iso\n", err: `line 2: initrd "sub/../../x.iso" climbs out of the image folder`},
 		{name: "absolute_path", script: auto + "initrd /etc/shadow\n", err: `line 2: initrd "/etc/shadow" is an absolute path`},
@@ -85,7 +156,7 @@ func TestParseBootScript(t *testing.T) {
 		{name: "sub_folder", script: auto + "initrd images/initrd.img\n", err: `line 2: initrd "images/initrd.img" is in a sub-folder`},
 		{name: "unknown_option", script: auto + "initrd --bogus initrd.img\n", err: "line 2: initrd: unknown option --bogus"},
 		{name: "option_without_value", script: auto + "initrd --name\n", err: "line 2: initrd: --name wants a value"},
-		{name: "no_file", script: "kernel\n", err: "line 1: kernel names no file"},
+		{name: "no_file", script: auto + "initrd\nboot\n", err: "line 2: initrd names no file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,6 +184,62 @@ func TestParseBootScript(t *testing.T) {
 			}
 			if !slices.Equal(e.initrds, tc.initrds) {
 				t.Errorf("initrds = %+v; want %+v", e.initrds, tc.initrds)
+			}
+		})
+	}
+}
+
+// TestParseToolBootScript reads the boot.ipxe prepare-iso --pxe
+// --pxe-loader ipxe wrote, from ../shared where it is (a user's clone has
+// none), and the same script as the tool writes it for the other products
+// it prepares, whose scripts differ only in product name, release and ISO
+// name: each gives the automated entry's kernel line and the :load
+// section's two initrds, the ISO's under the name the installer looks for.
+func TestParseToolBootScript(t *testing.T) {
+	const path = "../shared/proxmox/boot/boot.ipxe"
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("%s is absent (a user's clone has no prepare-iso output)", path)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	iso := regexp.MustCompile(`(?m)^initrd (\S+\.iso) proxmox\.iso$`).FindSubmatch(data)
+	if iso == nil {
+		t.Fatalf("%s has no initrd line for the ISO", path)
+	}
+	products := []struct{ name, product, release, iso string }{
+		{"as written", "Proxmox VE", "9.2-1", string(iso[1])},
+		{"backup server", "Proxmox Backup Server", "4.1-1", "proxmox-backup-server_4.1-1-auto-from-http-url-fp.iso"},
+		{"mail gateway", "Proxmox Mail Gateway", "9.0-1", "proxmox-mail-gateway_9.0-1-auto-from-iso.iso"},
+	}
+	// The example image is the tool's script for another ISO, line for line.
+	example, err := os.ReadFile("examples/boot/pve-9.1/boot.ipxe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.NewReplacer(realISO, string(iso[1]), "9.1-1", "9.2-1").Replace(string(example)); got != string(data) {
+		t.Errorf("examples/boot/pve-9.1/boot.ipxe is not shaped as prepare-iso writes boot.ipxe:\n%s\nwant, but for the release and ISO name:\n%s", example, data)
+	}
+	for _, p := range products {
+		t.Run(p.name, func(t *testing.T) {
+			script := strings.NewReplacer("Proxmox VE", p.product, "9.2-1", p.release, string(iso[1]), p.iso).Replace(string(data))
+			e, err := parseBootScript([]byte(script))
+			if err != nil {
+				t.Fatalf("parseBootScript: %v", err)
+			}
+			want := bootEntry{
+				kernel:  bootFile{file: "vmlinuz", args: "ramdisk_size=16777216 rw quiet initrd=initrd.img splash=silent " + autoMarker},
+				initrds: []bootFile{{file: "initrd.img"}, {file: p.iso, args: "proxmox.iso"}},
+			}
+			e.kernel.line = 0
+			for i := range e.initrds {
+				e.initrds[i].line = 0
+			}
+			if e.kernel != want.kernel || !slices.Equal(e.initrds, want.initrds) {
+				t.Errorf("entry = %+v; want %+v", e, want)
+			}
+			if files := e.files(); !slices.Equal(files, []string{"vmlinuz", "initrd.img", p.iso}) {
+				t.Errorf("files served = %q", files)
 			}
 		})
 	}
@@ -152,7 +279,7 @@ func TestCheckBootDir(t *testing.T) {
 		lines []string
 	}{
 		{name: "good_image", lines: nil},
-		{name: "a_second_good_image_and_hidden_and_loose_files", more: map[string]string{"other/boot.ipxe": "kernel k " + autoMarker + "\n", "other/k": "k",
+		{name: "a_second_good_image_and_hidden_and_loose_files", more: map[string]string{"other/boot.ipxe": "kernel k " + autoMarker + "\nboot\n", "other/k": "k",
 			".incoming/boot.ipxe": "broken", "README": "not an image"}, lines: nil},
 		{name: "script_missing", more: map[string]string{"bare/vmlinuz": "k"},
 			lines: []string{"bare/boot.ipxe: missing: put the folder prepare-iso --pxe wrote here, boot.ipxe and all"}},
@@ -163,11 +290,11 @@ func TestCheckBootDir(t *testing.T) {
 		{name: "traversal", more: map[string]string{"pve/boot.ipxe": "kernel ../vmlinuz " + autoMarker + "\n"},
 			lines: []string{`pve/boot.ipxe line 1: kernel "../vmlinuz" climbs out of the image folder`}},
 		{name: "named_file_missing", more: map[string]string{"pve/" + realISO: "", "pve/boot.ipxe": strings.Replace(realBootScript, realISO, "gone.iso", 1)},
-			lines: []string{"pve/gone.iso: missing, and boot.ipxe line 14 names it"}},
+			lines: []string{"pve/gone.iso: missing, and boot.ipxe line 30 names it"}},
 		{name: "named_file_is_a_dir", more: map[string]string{"pve/initrd.img": asDir},
-			lines: []string{"pve/initrd.img: not a regular file but a directory, and boot.ipxe line 13 names it"}},
+			lines: []string{"pve/initrd.img: not a regular file but a directory, and boot.ipxe line 29 names it"}},
 		{name: "named_file_is_a_fifo", fifo: "pve/" + realISO,
-			lines: []string{"pve/" + realISO + ": not a regular file but a FIFO, and boot.ipxe line 14 names it"}},
+			lines: []string{"pve/" + realISO + ": not a regular file but a FIFO, and boot.ipxe line 30 names it"}},
 		{name: "image_name_unfit_for_a_url", more: map[string]string{"pve 9/boot.ipxe": realBootScript},
 			lines: []string{"pve 9/: an image's folder name goes into its URLs"}},
 	}
@@ -210,7 +337,7 @@ func bootServer(t *testing.T, bootDir string) (*server, *bytes.Buffer) {
 }
 
 func TestBootFiles(t *testing.T) {
-	dir := bootTree(t, map[string]string{"pve/sub/x": "x", "other/boot.ipxe": "kernel k " + autoMarker + "\n", "other/k": "k"})
+	dir := bootTree(t, map[string]string{"pve/sub/x": "x", "other/boot.ipxe": "kernel k " + autoMarker + "\nboot\n", "other/k": "k"})
 	mkfifo(t, filepath.Join(dir, "pve", "fifo"))
 	tests := []struct {
 		name, method, path string
@@ -332,7 +459,7 @@ func TestBootImageReadAfresh(t *testing.T) {
 	}
 	mkfifo(t, filepath.Join(dir, "pve", realISO))
 	rec := send(s, "GET", "/boot/pve/"+realISO, nil)
-	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "pve/"+realISO+": not a regular file but a FIFO, and boot.ipxe line 14 names it") {
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "pve/"+realISO+": not a regular file but a FIFO, and boot.ipxe line 30 names it") {
 		t.Errorf("GET of a FIFO the script names = %d %q; want 500 saying it is a FIFO", rec.Code, rec.Body)
 	}
 	checkErrorBody(t, "FIFO", rec)
@@ -463,7 +590,7 @@ func TestServeAndValidateCheckBootDir(t *testing.T) {
 	if !errors.Is(err, errValidate) {
 		t.Errorf("validate --boot-dir broken = %v; want errValidate", err)
 	}
-	for _, w := range []string{"--boot-dir " + broken + ": b/boot.ipxe: no automated entry", "--boot-dir " + broken + ": pve/initrd.img: not a regular file but a directory, and boot.ipxe line 13 names it",
+	for _, w := range []string{"--boot-dir " + broken + ": b/boot.ipxe: no automated entry", "--boot-dir " + broken + ": pve/initrd.img: not a regular file but a directory, and boot.ipxe line 29 names it",
 		// and, with two images, each of the 3 hosts names none
 		"hosts/aa-bb-cc-dd-ee-ff.toml: no boot-image, and --boot-dir has 2 images (b, pve)", ": 5 errors, "} {
 		if !strings.Contains(out.String(), w) {

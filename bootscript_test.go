@@ -125,7 +125,7 @@ func getScript(t *testing.T, s *server, query string) string {
 
 func TestBootScript(t *testing.T) {
 	const mac = "mac=aa:bb:cc:dd:ee:ff"
-	twoImages := map[string]string{"pve-8/boot.ipxe": "kernel k " + autoMarker + " quiet\ninitrd --name init.img i\n", "pve-8/k": "k", "pve-8/i": "i"}
+	twoImages := map[string]string{"pve-8/boot.ipxe": "kernel k " + autoMarker + " quiet\ninitrd --name init.img i\nboot\n", "pve-8/k": "k", "pve-8/i": "i"}
 	withKey := func(files map[string]string, file, key string) map[string]string {
 		files[file] = "boot-image = \"" + key + "\"\n" + files[file]
 		return files
@@ -388,7 +388,7 @@ func TestRenderBoot(t *testing.T) {
 // checks that each host's names an image, or that there is only one.
 func TestValidateBootImage(t *testing.T) {
 	oneImage := bootTree(t, nil)
-	twoImages := bootTree(t, map[string]string{"pve-8/boot.ipxe": "kernel k " + autoMarker + "\n", "pve-8/k": "k"})
+	twoImages := bootTree(t, map[string]string{"pve-8/boot.ipxe": "kernel k " + autoMarker + "\nboot\n", "pve-8/k": "k"})
 	tests := []struct {
 		name, host, bootDir string
 		want                string // the one error line; "" for none
