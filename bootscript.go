@@ -36,7 +36,7 @@ const brokenPause = 5
 // continues the serial. Empty values are left out; a MAC that is not one
 // is returned in bad, quoted for a message. The serial and UUID are vetted
 // where they are used, by serialKey and uuidKey, as /answer's are.
-func parseBootQuery(raw string) (req request, bad []string) {
+func parseBootQuery(raw string) (req request, fw firmware, bad []string) {
 	last := ""
 	for piece := range strings.SplitSeq(raw, "&") {
 		key, value, hasValue := strings.Cut(piece, "=")
@@ -61,9 +61,13 @@ func parseBootQuery(raw string) (req request, bad []string) {
 			req.uuid = value
 		case key == "serial" && req.serial == "":
 			req.serial = value
+		case key == "platform" && fw.platform == "":
+			fw.platform = clipField(value)
+		case key == "version" && fw.version == "":
+			fw.version = clipField(value)
 		}
 	}
-	return req, bad
+	return req, fw, bad
 }
 
 // paramName reports whether s could be a query parameter's name.
@@ -109,9 +113,10 @@ type bootSetup struct {
 	keep         bool        // record in the state dir a machine no host file names, and a refusal, as /answer does: serve's, not render's
 }
 
-// script is the boot script for the machine req names, and o the request's
-// log line: boot=install, local, unknown or broken, and why.
-func (b bootSetup) script(req request, o *outcome) []byte {
+// script is the boot script for the machine req names, booted by the iPXE
+// fw says, and o the request's log line: boot=install, local, unknown,
+// broken or unfit (an iPXE that cannot install it), and why.
+func (b bootSetup) script(req request, fw firmware, o *outcome) []byte {
 	c, err := openConfigDir(b.dir)
 	if err != nil {
 		return b.broken(o, err.Error())
@@ -137,8 +142,8 @@ func (b bootSetup) script(req request, o *outcome) []byte {
 		}
 		if !rec.Installed.IsZero() {
 			o.extra = append(o.extra, slog.String("boot", "local"), slog.String("reason", "installed"))
-			return script(fmt.Sprintf("echo %s\n%s", ipxeText(fmt.Sprintf("pxe-pilot: %s was installed at %s; booting the local disk (pxe-pilot rearm %s installs it again)",
-				key, rec.Installed.UTC().Format(time.RFC3339), key)), cmp.Or(localBootCommands[b.localBoot], "exit")))
+			return script(echoLines(fmt.Sprintf("pxe-pilot: %s was installed at %s, booting the local disk; to install it again, run: %s",
+				key, rec.Installed.UTC().Format(time.RFC3339), b.state.rearmLine(key))) + "\n" + cmp.Or(localBootCommands[b.localBoot], "exit"))
 		}
 		attempt = rec.Pending + 1
 	}
@@ -153,6 +158,11 @@ func (b bootSetup) script(req request, o *outcome) []byte {
 			return b.refused(o, req, m, status, string(out))
 		}
 	}
+	if why := fw.cannotInstall(); why != "" {
+		o.extra = append(o.extra, slog.String("boot", "unfit"), slog.String("ipxe", fw.String()))
+		o.err = why
+		return script(echoLines("pxe-pilot: "+why) + fmt.Sprintf("\nsleep %d\nexit", brokenPause))
+	}
 	img, err := b.image(layers)
 	if ce := (*configError)(nil); errors.As(err, &ce) {
 		return b.refused(o, req, m, http.StatusInternalServerError, err.Error())
@@ -164,7 +174,11 @@ func (b bootSetup) script(req request, o *outcome) []byte {
 	if attempt > 0 {
 		o.extra = append(o.extra, slog.Int("attempt", attempt))
 	}
-	lines := []string{b.load("kernel", img.name, img.entry.kernel)}
+	kernel := b.load("kernel", img.name, img.entry.kernel)
+	if args, _ := bootArgs(layers); args != "" {
+		kernel += " " + args
+	}
+	lines := []string{kernel}
 	for _, f := range img.entry.initrds {
 		lines = append(lines, b.load("initrd", img.name, f))
 	}
@@ -223,6 +237,17 @@ func bootImage(layers []layer) (name, from string) {
 		}
 	}
 	return name, from
+}
+
+// bootArgs are the boot-args layers give the install's kernel line, and
+// the file that gives them: the last layer to say, in merge order.
+func bootArgs(layers []layer) (args, from string) {
+	for _, l := range layers {
+		if l.bootArgs != nil {
+			args, from = *l.bootArgs, l.name
+		}
+	}
+	return args, from
 }
 
 // imageChoice says what is wrong with a boot-image of name (or none, "")
@@ -288,10 +313,23 @@ func (b bootSetup) refused(o *outcome, req request, m match, status int, msg str
 // broken is the script of a machine whose config cannot be read: the
 // error /answer would give, a pause to read it, and no install.
 func (b bootSetup) broken(o *outcome, msg string) []byte {
-	msg = ipxeText("pxe-pilot: " + msg)
 	o.extra = append(o.extra, slog.String("boot", "broken"))
-	o.err = msg
-	return script(fmt.Sprintf("echo %s\nsleep %d\nexit", msg, brokenPause))
+	o.err = ipxeText("pxe-pilot: " + msg)
+	return script(echoLines("pxe-pilot: "+msg) + fmt.Sprintf("\nsleep %d\nexit", brokenPause))
+}
+
+// echoLines shows msg on the machine's console: an echo line for each of
+// its clauses ("; " apart, as a list of missing keys is), so that no ';'
+// has to become a ',' that would run two of them together.
+func echoLines(msg string) string {
+	var lines []string
+	for i, part := range strings.Split(msg, "; ") {
+		if i > 0 {
+			part = "  " + part
+		}
+		lines = append(lines, "echo "+ipxeText(part))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // installerInfo is the system information an installer of release would send
@@ -316,6 +354,61 @@ func installerInfo(release, serial, uuid string, macs []string) []byte {
 
 func script(body string) []byte { return []byte("#!ipxe\n" + body + "\n") }
 
+// A firmware is what the chain URL says of the iPXE that asks: its
+// ${platform} (pcbios, efi) and ${version}; "" where the URL does not say.
+type firmware struct{ platform, version string }
+
+func (f firmware) String() string { return cmp.Or(f.platform, "?") + " " + cmp.Or(f.version, "?") }
+
+// ipxeLoadFile2 is the first iPXE release that hands a UEFI kernel its
+// named initrds through the kernel's LoadFile2 initrd mechanism (commit
+// "Support the initrd autodetection mechanism in newer Linux kernels",
+// 2023-02-15, after the 1.21.1 release). Before it, a UEFI kernel gets
+// only the initrd its initrd= names, and the installer finds no
+// /proxmox.iso. Builds from git between 1.21.1 and 2.0.0 say "1.21.1+":
+// such a one may have the mechanism (Debian 13's does), so only an older
+// version is known to fail.
+var ipxeLoadFile2 = [3]int{1, 21, 1}
+
+// cannotInstall says why this iPXE cannot install the machine, or "":
+// an EFI iPXE older than ipxeLoadFile2 boots the kernel and initrd.img,
+// and the installer, finding no ISO, stops at an error that says nothing
+// of why. Where the URL does not say, the install goes on.
+func (f firmware) cannotInstall() string {
+	if f.platform != "efi" {
+		return ""
+	}
+	v, exact, ok := ipxeVersion(f.version)
+	if !ok {
+		return ""
+	}
+	if c := slices.Compare(v[:], ipxeLoadFile2[:]); c < 0 || c == 0 && exact {
+		return fmt.Sprintf("this machine boots by UEFI with iPXE %s, too old to give the installer its ISO: the installer would find no /proxmox.iso; "+
+			"chain an ipxe.efi of iPXE 2.0, or of Debian 13 (package ipxe, /usr/lib/ipxe/ipxe.efi), from DHCP instead; or boot this machine in BIOS mode", f.version)
+	}
+	return ""
+}
+
+// ipxeVersion reads an iPXE ${version}: MAJOR.MINOR.PATCH, then "+" for a
+// build from git after that release ("1.21.1+", "1.0.0+ (g36a4c)"), where
+// exact is false.
+func ipxeVersion(s string) (v [3]int, exact, ok bool) {
+	num, rest, _ := strings.Cut(strings.TrimSpace(s), " ")
+	num, plus := strings.CutSuffix(num, "+")
+	parts := strings.Split(num, ".")
+	if len(parts) != 3 || (rest != "" && !plus) {
+		return v, false, false
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || len(p) > 4 {
+			return v, false, false
+		}
+		v[i] = n
+	}
+	return v, !plus, true
+}
+
 // bootBase is the URL a machine reaches pxe-pilot by: --public-url, else
 // the request's own scheme and Host, which is refused unless it is a plain
 // host name or address and port, since it goes into the script.
@@ -337,7 +430,7 @@ func (s *server) bootBase(r *http.Request) (string, error) {
 // bootIPXE serves GET /boot.ipxe: always a 200, since iPXE runs only a
 // 200's body, and the script says why where it does not install.
 func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) int {
-	req, bad := parseBootQuery(r.URL.RawQuery)
+	req, fw, bad := parseBootQuery(r.URL.RawQuery)
 	if len(bad) > 0 {
 		o.extra = append(o.extra, slog.String("bad_macs", strings.Join(bad, ",")))
 	}
@@ -353,7 +446,7 @@ func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) in
 		out = b.broken(o, err.Error())
 	} else {
 		b.base = base
-		out = b.script(req, o)
+		out = b.script(req, fw, o)
 	}
 	if o.warn != "" {
 		s.log.Warn(o.warn, "remote", r.RemoteAddr)

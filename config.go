@@ -29,6 +29,7 @@ type layer struct {
 	tree     map[string]any // the file's tables, as go-toml decodes them
 	profiles []string       // the profiles it lists, merged below it
 	image    string         // its boot-image: the --boot-dir image /boot.ipxe installs with; "" for none
+	bootArgs *string        // its boot-args: words for the install's kernel line; nil where it says none ("" clears a lower layer's)
 	fills    bool           // some string value holds "{{": a placeholder, for expand
 	notes    []string       // legacy spellings it uses ("key: ..."), for validate to warn of
 	written  spellings      // how it wrote the keys it spells otherwise than the installer, for messages
@@ -393,12 +394,16 @@ func parseLayer(name string, data []byte) (layer, error) {
 	if err != nil {
 		return layer{}, err
 	}
+	bootArgs, err := takeBootArgs(name, tree)
+	if err != nil {
+		return layer{}, err
+	}
 	notes := legacySpellings(tree)
 	tree, written, err := translateLayer(name, tree)
 	if err != nil {
 		return layer{}, err
 	}
-	return layer{name: name, tree: tree, profiles: profiles, image: image, fills: hasBraces(tree), notes: notes, written: written}, nil
+	return layer{name: name, tree: tree, profiles: profiles, image: image, bootArgs: bootArgs, fills: hasBraces(tree), notes: notes, written: written}, nil
 }
 
 // hasBraces reports whether any string in v holds "{{". Layers are parsed
@@ -459,6 +464,47 @@ func takeBootImage(name string, tree map[string]any) (string, error) {
 		return s, nil
 	}
 	return "", &configError{name, "boot-image: want the name of an image folder of --boot-dir, such as \"pve-9.2\", got " + describe(v)}
+}
+
+// maxBootArgs bounds boot-args: room for any console and driver options,
+// well within the kernel's command line of 2,048 bytes with the
+// installer's own.
+const maxBootArgs = 512
+
+// takeBootArgs removes a layer's top-level boot-args key, words /boot.ipxe
+// appends to the kernel line of the machine's install (a serial console,
+// say), and returns it. They go into an iPXE command, so only printable
+// ASCII is taken, and none of what iPXE would read rather than pass on: a
+// ${setting}, quotes, a backslash, or ;, | and & that end a command.
+func takeBootArgs(name string, tree map[string]any) (*string, error) {
+	v, ok := tree["boot-args"]
+	if !ok {
+		return nil, nil
+	}
+	delete(tree, "boot-args")
+	s, ok := v.(string)
+	if !ok {
+		return nil, &configError{name, "boot-args: want the words to add to the installer's kernel line, such as \"console=tty0 console=ttyS0,115200\", got " + describe(v)}
+	}
+	bad := func(why string) error { return &configError{name, "boot-args: " + excerpt(s) + " " + why} }
+	switch {
+	case len(s) > maxBootArgs:
+		return nil, bad(fmt.Sprintf("is %d bytes long; at most %d", len(s), maxBootArgs))
+	case strings.Contains(s, "${"):
+		return nil, bad("holds ${...}, which iPXE would expand: write the value itself")
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\n' || c == '\r':
+			return nil, bad("holds a line break: boot-args are one kernel line")
+		case c < ' ' || c > '~':
+			return nil, bad(fmt.Sprintf("holds byte 0x%02x at %d: write printable ASCII only", c, i))
+		case strings.IndexByte(`"'\;|&`, c) >= 0:
+			return nil, bad(fmt.Sprintf("holds %q, which iPXE reads as part of its command line rather than passing it to the kernel", c))
+		}
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	return &s, nil
 }
 
 // plainName reports whether s may name a profile: letters, digits, '-',

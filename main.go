@@ -792,6 +792,8 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	bootDir := fs.String("boot-dir", os.Getenv("PXE_PILOT_BOOT_DIR"), "with --boot: as serve --boot-dir `DIR`")
 	bootURL := fs.String("url", "", "with --boot: the `URL` machines reach serve by, for the boot files' URLs (default --public-url)")
 	localBoot := fs.String("local-boot", envOr("PXE_PILOT_LOCAL_BOOT", "exit"), "with --boot: as serve --local-boot `HOW`")
+	platform := fs.String("platform", "", "with --boot: the machine's iPXE ${platform}, `P` (pcbios or efi), as the chain URL sends it")
+	ipxeVersion := fs.String("ipxe-version", "", "with --boot: the machine's iPXE ${version}, `V` (such as 1.21.1+), as the chain URL sends it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -800,7 +802,8 @@ func renderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *boot {
-		return renderBoot(*dir, *bootDir, cmp.Or(*bootURL, *publicURL), *stateDir, *localBoot, *mac, *serial, *uuid, fs.NArg() > 0 || *reqFile != "", t, stdout, stderr)
+		fw := firmware{platform: *platform, version: *ipxeVersion}
+		return renderBoot(*dir, *bootDir, cmp.Or(*bootURL, *publicURL), *stateDir, *localBoot, *mac, *serial, *uuid, fw, fs.NArg() > 0 || *reqFile != "", t, stdout, stderr)
 	}
 	if fs.NArg() == 1 && fs.Arg(0) == "-" && *reqFile == "" {
 		*reqFile = "-"
@@ -866,7 +869,7 @@ const noBootURL = "http://pxe-pilot.invalid:8080"
 // renderBoot prints the boot script serve would send the machine of mac,
 // serial and uuid: the same bytes, from the same code, whatever the
 // decision; stderr says which it is.
-func renderBoot(dir, bootDir, url, stateDir, localBoot, mac, serial, uuid string, extra bool, answers *tracker, stdout, stderr io.Writer) error {
+func renderBoot(dir, bootDir, url, stateDir, localBoot, mac, serial, uuid string, fw firmware, extra bool, answers *tracker, stdout, stderr io.Writer) error {
 	switch {
 	case extra:
 		return errors.New("render --boot takes the machine as --mac, --serial and --uuid, as iPXE names it, not a request")
@@ -889,12 +892,12 @@ func renderBoot(dir, bootDir, url, stateDir, localBoot, mac, serial, uuid string
 		b.state = &stateStore{dir: stateDir} // read, never written
 	}
 	q := neturl.Values{"mac": {mac}, "serial": {serial}, "uuid": {uuid}}
-	req, bad := parseBootQuery(q.Encode())
+	req, _, bad := parseBootQuery(q.Encode())
 	if len(bad) > 0 {
 		return fmt.Errorf("--mac %s: want a MAC such as aa:bb:cc:dd:ee:ff", bad[0])
 	}
 	var o outcome
-	out := b.script(req, &o)
+	out := b.script(req, fw, &o)
 	var said []string
 	for _, a := range o.attrs() {
 		said = append(said, a.String())
