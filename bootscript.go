@@ -360,53 +360,73 @@ type firmware struct{ platform, version string }
 
 func (f firmware) String() string { return cmp.Or(f.platform, "?") + " " + cmp.Or(f.version, "?") }
 
-// ipxeLoadFile2 is the first iPXE release that hands a UEFI kernel its
-// named initrds through the kernel's LoadFile2 initrd mechanism (commit
-// "Support the initrd autodetection mechanism in newer Linux kernels",
-// 2023-02-15, after the 1.21.1 release). Before it, a UEFI kernel gets
-// only the initrd its initrd= names, and the installer finds no
-// /proxmox.iso. Builds from git between 1.21.1 and 2.0.0 say "1.21.1+":
-// such a one may have the mechanism (Debian 13's does), so only an older
-// version is known to fail.
-var ipxeLoadFile2 = [3]int{1, 21, 1}
+// iPXE hands a UEFI kernel the initrds it names (proxmox.iso among them)
+// through the kernel's LoadFile2 initrd mechanism since its commit
+// "Support the initrd autodetection mechanism in newer Linux kernels" of
+// 2023-02-15, after its 1.21.1 release: before it, a UEFI kernel gets
+// only the initrd its initrd= names, and the installer finds no ISO. Every
+// build from git after 1.21.1 says 1.21.1+ until 2.0.0; Debian's say from
+// which day's git ("1.21.1+git20250501..."), upstream's only a commit.
+var (
+	ipxeLoadFile2     = [3]int{1, 21, 1}
+	ipxeLoadFile2Date = "20230215"
+)
 
 // cannotInstall says why this iPXE cannot install the machine, or "":
-// an EFI iPXE older than ipxeLoadFile2 boots the kernel and initrd.img,
-// and the installer, finding no ISO, stops at an error that says nothing
-// of why. Where the URL does not say, the install goes on.
+// an EFI iPXE without LoadFile2 boots the kernel and initrd.img, and the
+// installer, finding no ISO, stops at an error that says nothing of why.
+// Only an iPXE known to lack it is refused: where the URL (and the
+// User-Agent, iPXE/VERSION) does not say, or a build from git does not
+// say its day, the install goes on.
 func (f firmware) cannotInstall() string {
 	if f.platform != "efi" {
 		return ""
 	}
-	v, exact, ok := ipxeVersion(f.version)
+	v, build, ok := ipxeVersion(f.version)
 	if !ok {
 		return ""
 	}
-	if c := slices.Compare(v[:], ipxeLoadFile2[:]); c < 0 || c == 0 && exact {
+	c := slices.Compare(v[:], ipxeLoadFile2[:])
+	if c < 0 || c == 0 && (build == "release" || build != "" && build < ipxeLoadFile2Date) {
 		return fmt.Sprintf("this machine boots by UEFI with iPXE %s, too old to give the installer its ISO: the installer would find no /proxmox.iso; "+
 			"chain an ipxe.efi of iPXE 2.0, or of Debian 13 (package ipxe, /usr/lib/ipxe/ipxe.efi), from DHCP instead; or boot this machine in BIOS mode", f.version)
 	}
 	return ""
 }
 
-// ipxeVersion reads an iPXE ${version}: MAJOR.MINOR.PATCH, then "+" for a
-// build from git after that release ("1.21.1+", "1.0.0+ (g36a4c)"), where
-// exact is false.
-func ipxeVersion(s string) (v [3]int, exact, ok bool) {
-	num, rest, _ := strings.Cut(strings.TrimSpace(s), " ")
-	num, plus := strings.CutSuffix(num, "+")
+// ipxeVersion reads an iPXE ${version}: MAJOR.MINOR.PATCH, and what the
+// build says of itself after it: "release" for the release itself
+// ("1.21.1"), the day of a build from git where it says one, as Debian's
+// do ("1.0.0+git-20190125.36a4c85-5.1": "20190125"), else "" (upstream's
+// "1.21.1+ (g4bffe)").
+func ipxeVersion(s string) (v [3]int, build string, ok bool) {
+	s = strings.TrimSpace(s)
+	num := s[:len(s)-len(strings.TrimLeft(s, "0123456789."))]
+	rest := s[len(num):]
 	parts := strings.Split(num, ".")
-	if len(parts) != 3 || (rest != "" && !plus) {
-		return v, false, false
+	if len(parts) != 3 {
+		return v, "", false
 	}
 	for i, p := range parts {
 		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || len(p) > 4 {
-			return v, false, false
+		if err != nil || len(p) > 4 {
+			return v, "", false
 		}
 		v[i] = n
 	}
-	return v, !plus, true
+	switch {
+	case rest == "":
+		return v, "release", true
+	case rest[0] != '+':
+		return v, "", false
+	}
+	if _, after, found := strings.Cut(rest, "git"); found {
+		day := strings.TrimPrefix(after, "-")
+		if len(day) >= 8 && strings.Trim(day[:8], "0123456789") == "" {
+			return v, day[:8], true
+		}
+	}
+	return v, "", true
 }
 
 // bootBase is the URL a machine reaches pxe-pilot by: --public-url, else
@@ -431,6 +451,9 @@ func (s *server) bootBase(r *http.Request) (string, error) {
 // 200's body, and the script says why where it does not install.
 func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) int {
 	req, fw, bad := parseBootQuery(r.URL.RawQuery)
+	if v, ok := strings.CutPrefix(r.UserAgent(), "iPXE/"); ok && fw.version == "" {
+		fw.version = clipField(v) // every iPXE sends it: a chain URL without version= still says
+	}
 	if len(bad) > 0 {
 		o.extra = append(o.extra, slog.String("bad_macs", strings.Join(bad, ",")))
 	}

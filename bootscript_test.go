@@ -206,6 +206,11 @@ func TestBootScript(t *testing.T) {
 				"echo   chain an ipxe.efi of iPXE 2.0, or of Debian 13 (package ipxe, /usr/lib/ipxe/ipxe.efi), from DHCP instead\necho   or boot this machine in BIOS mode\nsleep 5\nexit\n"},
 		{name: "efi_ipxe_1_21_1_release_is_unfit", files: goodConfig(), query: mac + "&platform=efi&version=1.21.1", wantLog: []string{"boot=unfit"},
 			want: "#!ipxe\necho pxe-pilot: this machine boots by UEFI with iPXE 1.21.1, too old"},
+		{name: "debian_12_efi_ipxe_is_unfit", files: goodConfig(), query: mac + "&platform=efi&version=1.0.0%2Bgit-20190125.36a4c85-5.1", wantLog: []string{"boot=unfit"},
+			want: "#!ipxe\necho pxe-pilot: this machine boots by UEFI with iPXE 1.0.0+git-20190125.36a4c85-5.1, too old"},
+		{name: "efi_ipxe_from_git_before_loadfile2_is_unfit", files: goodConfig(), query: mac + "&platform=efi&version=1.21.1%2Bgit-20220113.fbbdc3926-0ubuntu1", wantLog: []string{"boot=unfit"},
+			want: "#!ipxe\necho pxe-pilot: this machine boots by UEFI with iPXE 1.21.1+git-20220113.fbbdc3926-0ubuntu1, too old"},
+		{name: "efi_ipxe_from_git_after_loadfile2_installs", files: goodConfig(), query: mac + "&platform=efi&version=1.21.1%2Bgit20250501.42e58d6-1", want: bootInstall, wantLog: []string{"boot=install"}},
 		{name: "efi_ipxe_built_after_1_21_1_installs", files: goodConfig(), query: mac + "&platform=efi&version=1.21.1%2B%20%28g4bffe%29", want: bootInstall, wantLog: []string{"boot=install"}},
 		{name: "efi_ipxe_2_installs", files: goodConfig(), query: mac + "&platform=efi&version=2.0.0", want: bootInstall, wantLog: []string{"boot=install"}},
 		{name: "bios_ipxe_of_any_version_installs", files: goodConfig(), query: mac + "&platform=pcbios&version=1.0.0%2B", want: bootInstall, wantLog: []string{"boot=install"}},
@@ -434,6 +439,30 @@ func TestRenderBoot(t *testing.T) {
 			}
 			if want := getScript(t, s, tc.query); stdout.String() != want {
 				t.Errorf("%q printed\n%s\nserve sends\n%s", args, stdout.String(), want)
+			}
+		})
+	}
+}
+
+// Every iPXE sends User-Agent: iPXE/VERSION, so a chain URL that says
+// platform= alone still tells an iPXE too old from one that installs; a
+// version= in the URL is taken first.
+func TestBootScriptVersionFromUserAgent(t *testing.T) {
+	tests := []struct{ name, query, userAgent, want string }{
+		{"old_by_user_agent", "platform=efi", "iPXE/1.0.0+git-20190125.36a4c85-5.1", "boot=unfit"},
+		{"new_by_user_agent", "platform=efi", "iPXE/2.0.0", "boot=install"},
+		{"url_before_user_agent", "platform=efi&version=2.0.0", "iPXE/1.0.0+", "boot=install"},
+		{"another_client_says_nothing", "platform=efi", "curl/8.5.0", "boot=install"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, log := scriptServer(t, goodConfig(), nil, nil)
+			r := httptest.NewRequest("GET", "/boot.ipxe?mac=aa:bb:cc:dd:ee:ff&"+tc.query, nil)
+			r.Header.Set("User-Agent", tc.userAgent)
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, r)
+			if line := requestLine(t, tc.name, log); !strings.Contains(line, tc.want) {
+				t.Errorf("log line %s\nwants %s; script:\n%s", line, tc.want, rec.Body)
 			}
 		})
 	}
