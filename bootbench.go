@@ -87,7 +87,13 @@ func run() error {
 	if err := os.MkdirAll(img, 0o755); err != nil {
 		return err
 	}
-	script := "#!ipxe\nkernel vmlinuz quiet proxmox-start-auto-installer\ninitrd initrd.img\ninitrd " + isoName + " proxmox.iso\nboot\n"
+	// The example image's script, in the shape prepare-iso writes (the
+	// initrds in a :load section the entries goto), naming this ISO.
+	example, err := os.ReadFile("examples/boot/pve-9.1/boot.ipxe")
+	if err != nil {
+		return fmt.Errorf("%v: run it from the repository's folder", err)
+	}
+	script := strings.ReplaceAll(string(example), "proxmox-ve_9.1-1-auto-from-http.iso", isoName)
 	for name, content := range map[string]string{"boot.ipxe": script, "vmlinuz": "kernel", "initrd.img": "initrd"} {
 		if err := os.WriteFile(filepath.Join(img, name), []byte(content), 0o644); err != nil {
 			return err
