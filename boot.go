@@ -90,7 +90,6 @@ func parseBootScript(data []byte) (bootEntry, error) {
 	)
 	for n, line := range scriptLines(string(data)) {
 		if label, ok := strings.CutPrefix(line, ":"); ok {
-			label, _, _ = strings.Cut(label, " ")
 			if _, dup := labels[label]; !dup { // iPXE's goto finds the first
 				labels[label] = len(cmds)
 			}
@@ -105,6 +104,13 @@ func parseBootScript(data []byte) (bootEntry, error) {
 			continue
 		}
 		if isKernel(words[0]) && slices.Contains(words[1:], autoMarker) {
+			// On the command line, not as the file or an option's value.
+			if f, err := parseLoad(words, n); err != nil {
+				return bootEntry{}, err
+			} else if !slices.Contains(strings.Fields(f.args), autoMarker) {
+				cmds = append(cmds, command{n, words})
+				continue
+			}
 			if kernel >= 0 {
 				return bootEntry{}, fmt.Errorf("line %d: a second automated entry (the first is on line %d): pxe-pilot cannot tell which to serve", n, cmds[kernel].line)
 			}

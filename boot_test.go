@@ -129,6 +129,8 @@ func TestParseBootScript(t *testing.T) {
 
 		// What pxe-pilot cannot follow: the image is refused, naming the line.
 		{name: "marker_as_part_of_a_word_is_not_the_entry", script: "kernel vmlinuz x" + autoMarker + "\n", err: "no automated entry: no kernel line has " + autoMarker},
+		{name: "marker_as_the_file_is_not_the_entry", script: "kernel " + autoMarker + "\nboot\n", err: "no automated entry"},
+		{name: "marker_as_an_option_value_is_not_the_entry", script: "kernel --name " + autoMarker + " vmlinuz\nboot\n", err: "no automated entry"},
 		{name: "no_automated_entry", script: "#!ipxe\nkernel vmlinuz quiet\ninitrd initrd.img\nboot\n", err: "no automated entry"},
 		{name: "empty_script", script: "#!ipxe\n", err: "no automated entry"},
 		{name: "two_automated_entries", script: auto + ":again\n" + auto, err: "line 3: a second automated entry (the first is on line 1)"},
@@ -187,6 +189,38 @@ func TestParseBootScript(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseBootScript: whatever the script, parseBootScript returns, and
+// an entry it accepts names only files of the image folder, on lines of
+// their own, and ends its path: nothing it serves can reach past the
+// folder or add a command to the script pxe-pilot writes.
+func FuzzParseBootScript(f *testing.F) {
+	f.Add(realBootScript)
+	f.Add(oneEntryBootScript)
+	f.Add("kernel vmlinuz " + autoMarker + "\ngoto a\n:b\ninitrd x\nboot\n:a\ngoto b\n")
+	f.Add("kernel vmlinuz " + autoMarker + "\ngoto a\n:a\ngoto a\n")
+	f.Add(":x\ninitrd a \\\nb\nkernel k " + autoMarker + " || goto x\nboot\n")
+	f.Fuzz(func(t *testing.T, script string) {
+		e, err := parseBootScript([]byte(script))
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is more than one line", err)
+			}
+			return
+		}
+		for _, file := range append([]bootFile{e.kernel}, e.initrds...) {
+			if msg := badBootName(file.file); msg != "" || file.file == "" {
+				t.Errorf("accepted %q, which %s", file.file, msg)
+			}
+			if strings.ContainsAny(file.file+file.name+file.args, "\r\n") {
+				t.Errorf("accepted a line break in %+v", file)
+			}
+		}
+		if !slices.Contains(strings.Fields(e.kernel.args), autoMarker) {
+			t.Errorf("kernel %+v is not the automated entry's", e.kernel)
+		}
+	})
 }
 
 // TestParseToolBootScript reads the boot.ipxe prepare-iso --pxe
