@@ -3,17 +3,21 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -29,10 +33,32 @@ const (
 	// from taking every file descriptor instead.
 	maxDownloads = 128
 
-	// downloadTime is how long one boot file may take to send, in place of
-	// the 30 s every other request gets: 1.5 GiB at 10 Mbit/s takes
-	// twenty minutes.
+	// maxSourceDownloads is how many of those places one source may hold:
+	// an IPv4 address, or an IPv6 /64, from which one host can take as
+	// many addresses as it likes. A machine fetches its files one after
+	// another, so it needs one place; eight leave room for a few machines
+	// behind one NAT, and it takes sixteen sources to fill every place.
+	maxSourceDownloads = 8
+
+	// downloadTime is how long one boot file may take to send, in all:
+	// the 1.5 GiB ISO at minDownloadRate takes 51 minutes.
 	downloadTime = time.Hour
+
+	// A download that moves less than minDownloadRate, averaged over
+	// downloadWindow, is dropped, and its place freed: a client that does
+	// not read would otherwise hold one for downloadTime. 512 KiB/s is
+	// half of what each of 128 downloads gets when they share a 1 Gbit/s
+	// link (TCP shares a link unevenly), so a rack booting at once is not
+	// dropped; a machine on 100 Mbit/s moves twenty times that. A minute
+	// is nginx's send_timeout, the wait operators know, and rides out a
+	// network stall such as a spanning-tree change (30 to 50 s).
+	minDownloadRate = 512 << 10
+	downloadWindow  = time.Minute
+
+	// downloadChunk is how much of a file goes to the kernel's sendfile
+	// between two checks of its download's pace: Go sends 4 MiB a system
+	// call at most, so the checks add no system call.
+	downloadChunk = 4 << 20
 )
 
 // A bootFile is a file an entry loads: its name in the image folder, the
@@ -453,18 +479,18 @@ func checkBootDir(bootDir string) []string {
 // bootFile sends one file an image's automated entry names, with byte
 // ranges, Last-Modified and ETag, through http.ServeContent on the open
 // file, so that the kernel copies it to the socket (sendfile). It takes no
-// --max-inflight slot; see maxDownloads.
+// --max-inflight slot but a download place; see maxDownloads and
+// minDownloadRate.
 func (s *server) bootFile(w http.ResponseWriter, r *http.Request, o *outcome) int {
 	name, file := r.PathValue("image"), r.PathValue("file")
 	o.extra = append(o.extra, slog.String("image", name), slog.String("file", file))
 	if s.downloads != nil {
-		select {
-		case s.downloads <- struct{}{}:
-			defer func() { <-s.downloads }()
-		default:
+		from := downloadSource(r.RemoteAddr)
+		if busy := s.downloads.take(from); busy != "" {
 			w.Header().Set("Retry-After", "5")
-			return s.fail(w, http.StatusServiceUnavailable, o, fmt.Sprintf("too busy: %d boot files are being sent, the most pxe-pilot sends at once; try again", cap(s.downloads)))
+			return s.fail(w, http.StatusServiceUnavailable, o, busy)
 		}
+		defer s.downloads.give(from)
 	}
 	if !plainName(name) || !isImage(s.bootDir, name) {
 		names, _ := imageNames(s.bootDir)
@@ -489,16 +515,19 @@ func (s *server) bootFile(w http.ResponseWriter, r *http.Request, o *outcome) in
 		return s.fail(w, http.StatusInternalServerError, o, "image "+name+"/"+file+": "+err.Error())
 	}
 	// Not the server's 30 s: the write deadline would cut the download
-	// short, and the read deadline cancel its request.
+	// short, and the read deadline cancel its request. The pacer moves
+	// the write deadline on as the download makes progress.
 	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Now().Add(downloadTime))
 	rc.SetReadDeadline(time.Now().Add(downloadTime))
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", fileETag(st))
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &countingWriter{ResponseWriter: w, pace: s.pace.start(rc.SetWriteDeadline)}
 	http.ServeContent(cw, r, "", st.ModTime(), f)
 	o.extra = append(o.extra, slog.Int64("bytes", cw.n))
+	if cw.pace.dropped != "" {
+		o.extra = append(o.extra, slog.String("dropped", cw.pace.dropped))
+	}
 	switch {
 	case cw.status == http.StatusRequestedRangeNotSatisfiable:
 		return s.fail(w, cw.status, o, fmt.Sprintf("range %q: not within %s/%s, %d bytes long", r.Header.Get("Range"), name, file, st.Size()))
@@ -510,6 +539,178 @@ func (s *server) bootFile(w http.ResponseWriter, r *http.Request, o *outcome) in
 		return http.StatusOK
 	}
 	return cw.status
+}
+
+// downloadPlaces are the places of the boot files being sent: max in all,
+// perSource for each source (see downloadSource).
+type downloadPlaces struct {
+	mu             sync.Mutex
+	max, perSource int
+	n              int
+	bySource       map[netip.Prefix]int
+}
+
+func newDownloadPlaces(max, perSource int) *downloadPlaces {
+	return &downloadPlaces{max: max, perSource: perSource, bySource: map[netip.Prefix]int{}}
+}
+
+// take takes a place for a download from source, or says why there is
+// none, as the 503 says it.
+func (p *downloadPlaces) take(source netip.Prefix) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.n >= p.max:
+		return fmt.Sprintf("too busy: %d boot files are being sent, the most pxe-pilot sends at once; try again", p.max)
+	case p.bySource[source] >= p.perSource:
+		return fmt.Sprintf("too busy: %d boot files are being sent to %s, the most pxe-pilot sends to one address at once; try again", p.perSource, sourceName(source))
+	}
+	p.n++
+	p.bySource[source]++
+	return ""
+}
+
+func (p *downloadPlaces) give(source netip.Prefix) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n--
+	if p.bySource[source]--; p.bySource[source] <= 0 {
+		delete(p.bySource, source)
+	}
+}
+
+// downloadSource is the source whose places a download takes: its IPv4
+// address, or the /64 of its IPv6 address; every address that cannot be
+// read is one source.
+func downloadSource(remote string) netip.Prefix {
+	a := peerAddr(remote)
+	switch {
+	case !a.IsValid():
+		return netip.Prefix{}
+	case a.Is4():
+		return netip.PrefixFrom(a, 32)
+	}
+	return netip.PrefixFrom(a, 64).Masked()
+}
+
+// sourceName is a source as the 503 names it: 10.0.0.7, 2001:db8::/64.
+func sourceName(p netip.Prefix) string {
+	switch {
+	case !p.IsValid():
+		return "an address that cannot be read"
+	case p.IsSingleIP():
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// A downloadPace is how fast a download must go to keep its place: the
+// zero value is minDownloadRate over downloadWindow, in chunks of
+// downloadChunk. Tests make it smaller, and bring their own clock.
+type downloadPace struct {
+	window  time.Duration
+	minRate int64 // bytes a second, averaged over window
+	chunk   int64
+	now     func() time.Time // what the pace is measured by; the write deadline is on the real clock
+}
+
+// start starts pacing a download whose write deadline is set with
+// setDeadline.
+func (p downloadPace) start(setDeadline func(time.Time) error) *pacer {
+	p.window = cmp.Or(p.window, downloadWindow)
+	p.minRate = cmp.Or(p.minRate, minDownloadRate)
+	p.chunk = cmp.Or(p.chunk, downloadChunk)
+	if p.now == nil {
+		p.now = time.Now
+	}
+	return &pacer{downloadPace: p, setDeadline: setDeadline, end: time.Now().Add(downloadTime), from: p.now()}
+}
+
+// A pacer keeps a download to its pace. It hands the file to the
+// connection a chunk at a time, each with a write deadline a window
+// away, so that a client that stops reading loses its place a window
+// later; and once a window has passed, it checks that the window moved
+// minRate, so that a client that reads a little now and then loses it
+// too. The file still goes to sendfile, a chunk a call.
+type pacer struct {
+	downloadPace
+	setDeadline func(time.Time) error
+	end         time.Time // downloadTime after the start, on the real clock
+	from        time.Time // the start of the window being measured
+	fromN       int64     // bytes sent by then
+	dropped     string    // why the download was cut short, for the log line
+}
+
+// errDropped ends a download that fell behind its pace.
+var errDropped = errors.New("download dropped: it fell behind its pace")
+
+// send sends src, as io.CopyN hands it over (in a LimitedReader: a file,
+// or a range of it), with send, sent bytes sent before it.
+func (p *pacer) send(src io.Reader, sent int64, send func(io.Reader) (int64, error)) (int64, error) {
+	lr, ok := src.(*io.LimitedReader)
+	if !ok {
+		lr = &io.LimitedReader{R: src, N: math.MaxInt64}
+	}
+	var total int64
+	for lr.N > 0 {
+		now := time.Now()
+		if !now.Before(p.end) {
+			p.dropped = fmt.Sprintf("still sending after %v, the longest a download may take", downloadTime)
+			return total, errDropped
+		}
+		deadline := now.Add(p.window)
+		if deadline.After(p.end) {
+			deadline = p.end
+		}
+		p.setDeadline(deadline)
+		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, p.chunk)}
+		want := chunk.N
+		n, err := send(chunk)
+		lr.N -= n
+		total += n
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			p.dropped = p.behind(sent+total, true)
+		}
+		if err != nil {
+			return total, err
+		}
+		if n < want {
+			return total, nil // the end of the file
+		}
+		if p.dropped = p.behind(sent+total, false); p.dropped != "" {
+			return total, errDropped
+		}
+	}
+	return total, nil
+}
+
+// behind says how the download, n bytes sent, fell behind its pace, or ""
+// if it has not; stuck is a chunk not sent within the window.
+func (p *pacer) behind(n int64, stuck bool) string {
+	now := p.now()
+	took := now.Sub(p.from)
+	moved := n - p.fromN
+	if !stuck {
+		if took < p.window {
+			return ""
+		}
+		if float64(moved) >= float64(p.minRate)*took.Seconds() {
+			p.from, p.fromN = now, n
+			return ""
+		}
+	}
+	return fmt.Sprintf("moved %s in %v, under the %s/s a download must keep; its place is freed", sizeText(moved), took.Round(time.Second), sizeText(p.minRate))
+}
+
+// sizeText is a byte count as a person reads it: 512 KiB, 1.5 MiB.
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strings.TrimSuffix(strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64), ".0") + " MiB"
+	case n >= 1<<10:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 // isImage reports whether name is a folder of bootDir.
@@ -539,11 +740,13 @@ func fileETag(st os.FileInfo) string {
 // A countingWriter counts the body bytes sent, for the log line, and keeps
 // the status. It passes ReadFrom on to the ResponseWriter, which hands an
 // *os.File to the kernel's sendfile: a writer without it would copy
-// every byte through a buffer.
+// every byte through a buffer. With a pacer, it passes the file on a
+// chunk at a time.
 type countingWriter struct {
 	http.ResponseWriter
 	n      int64
 	status int
+	pace   *pacer // nil sends in one go
 }
 
 // WriteHeader holds back an error status, for bootFile to send in
@@ -573,12 +776,18 @@ func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
 	if c.status == 0 {
 		c.status = http.StatusOK
 	}
+	send := func(src io.Reader) (int64, error) {
+		if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+			return rf.ReadFrom(src)
+		}
+		return io.Copy(struct{ io.Writer }{c.ResponseWriter}, src)
+	}
 	var n int64
 	var err error
-	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(src)
+	if c.pace != nil {
+		n, err = c.pace.send(src, c.n, send)
 	} else {
-		n, err = io.Copy(struct{ io.Writer }{c.ResponseWriter}, src)
+		n, err = send(src)
 	}
 	c.n += n
 	return n, err

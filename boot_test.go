@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +21,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // realBootScript is shaped as proxmox-auto-install-assistant prepare-iso
@@ -506,31 +511,42 @@ func TestBootImageReadAfresh(t *testing.T) {
 
 func TestBootFilesAllowAndCap(t *testing.T) {
 	s, _ := bootServer(t, bootTree(t, nil))
-	allow, err := parseAllow("10.0.0.0/24")
+	allow, err := parseAllow("10.0.0.0/24,2001:db8::/48")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.allow = allow
-	s.downloads = make(chan struct{}, 1)
 	tests := []struct {
 		name, remote string
-		full         bool // every download place taken
+		held         []string // the sources of the downloads under way
 		status       int
 		body         string
 	}{
-		{"allowed", "10.0.0.7:40000", false, 200, "kernel bytes"},
-		{"not_allowed", "10.0.1.7:40000", false, 403, "is not in --allow"},
-		{"too_many_downloads", "10.0.0.7:40000", true, 503, "too busy: 1 boot files are being sent"},
+		{"allowed", "10.0.0.7:40000", nil, 200, "kernel bytes"},
+		{"not_allowed", "10.0.1.7:40000", nil, 403, "is not in --allow"},
+		{"too_many_downloads", "10.0.0.7:40000", []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}, 503, "too busy: 3 boot files are being sent, the most"},
+		{"too_many_from_one_address", "10.0.0.7:40000", []string{"10.0.0.7", "10.0.0.7"}, 503, "too busy: 2 boot files are being sent to 10.0.0.7, the most pxe-pilot sends to one address"},
+		{"another_address_still_gets_a_place", "10.0.0.8:40000", []string{"10.0.0.7", "10.0.0.7"}, 200, "kernel bytes"},
+		{"an_ipv6_64_is_one_source", "[2001:db8:0:1::99]:40000", []string{"2001:db8:0:1::7", "2001:db8:0:1:ffff::1"}, 503, "to 2001:db8:0:1::/64"},
+		{"another_ipv6_64_is_another_source", "[2001:db8:0:2::99]:40000", []string{"2001:db8:0:1::7", "2001:db8:0:1::8"}, 200, "kernel bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.full {
-				s.downloads <- struct{}{}
-				defer func() { <-s.downloads }()
+			s.downloads = newDownloadPlaces(3, 2)
+			for _, a := range tc.held {
+				if busy := s.downloads.take(downloadSource(netip.AddrPortFrom(netip.MustParseAddr(a), 1).String())); busy != "" {
+					t.Fatalf("taking a place for %s: %s", a, busy)
+				}
 			}
 			rec := sendFrom(s, tc.remote, "GET", "/boot/pve/vmlinuz", "")
 			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.body) {
 				t.Errorf("GET from %s = %d %q; want %d with %q", tc.remote, rec.Code, rec.Body, tc.status, tc.body)
+			}
+			if got := rec.Header().Get("Retry-After"); (got != "") != (tc.status == 503) {
+				t.Errorf("GET from %s: Retry-After %q; want one with a 503 only", tc.remote, got)
+			}
+			if s.downloads.n != len(tc.held) {
+				t.Errorf("after the GET, %d places are taken; want the %d held before", s.downloads.n, len(tc.held))
 			}
 		})
 	}
@@ -595,6 +611,165 @@ func TestBootFileOverTheNetwork(t *testing.T) {
 	got, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != 200 || string(got) != big {
 		t.Errorf("GET = %d, %d bytes, %v; want 200 and the %d bytes", resp.StatusCode, len(got), err, len(big))
+	}
+}
+
+// A download must keep its pace, measured by the pace's clock: here each
+// chunk of 64 KiB takes a second of it, 64 KiB/s.
+func TestDownloadPace(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<17) // 2 MiB
+	tests := []struct {
+		name     string
+		minRate  int64
+		header   string // Range
+		wantN    int    // bytes sent
+		dropped  string // in the log line; "" for none
+		wantCode int
+	}{
+		{name: "reader_at_the_pace_gets_the_whole_file", minRate: 64 << 10, wantN: len(big), wantCode: 200},
+		{name: "slower_reader_is_dropped_after_a_window", minRate: 1 << 20, wantN: 10 * 64 << 10, wantCode: 200,
+			dropped: `dropped="moved 640 KiB in 10s, under the 1 MiB/s a download must keep; its place is freed"`},
+		{name: "range_shorter_than_a_window_is_sent", minRate: 1 << 20, header: "bytes=100-199", wantN: 100, wantCode: 206},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, log := bootServer(t, bootTree(t, map[string]string{"pve/" + realISO: big}))
+			s.downloads = newDownloadPlaces(1, 1)
+			clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			s.pace = downloadPace{window: 10 * time.Second, minRate: tc.minRate, chunk: 64 << 10, now: func() time.Time {
+				clock = clock.Add(time.Second)
+				return clock
+			}}
+			w := &readerFromWriter{ResponseRecorder: httptest.NewRecorder()}
+			req := httptest.NewRequest("GET", "/boot/pve/"+realISO, nil)
+			if tc.header != "" {
+				req.Header.Set("Range", tc.header)
+			}
+			s.ServeHTTP(w, req)
+			if w.Code != tc.wantCode || w.Body.Len() != tc.wantN || !w.used {
+				t.Errorf("GET = %d, %d bytes, through ReadFrom %v; want %d, %d bytes, through ReadFrom", w.Code, w.Body.Len(), w.used, tc.wantCode, tc.wantN)
+			}
+			line := requestLine(t, "GET", log)
+			if !strings.Contains(line, fmt.Sprintf(" bytes=%d ", tc.wantN)) || strings.Contains(line, "dropped=") != (tc.dropped != "") || !strings.Contains(line, tc.dropped) {
+				t.Errorf("log line %q; want bytes=%d and %q", line, tc.wantN, cmp.Or(tc.dropped, "no dropped="))
+			}
+			if s.downloads.n != 0 {
+				t.Errorf("%d places taken after the download; want 0", s.downloads.n)
+			}
+		})
+	}
+}
+
+// stalledClient asks for a boot file over a socket whose receive buffer
+// is small, and does not read: the kernel's buffers fill, and the
+// server's send blocks. It dials from the loopback address local.
+func stalledClient(t *testing.T, addr, local, path string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Control: func(_, _ string, c syscall.RawConn) error {
+		// Before the connection is made, so that the window it offers is small.
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: pxe\r\n\r\n", path); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// getFrom fetches a URL over a connection from the loopback address local.
+func getFrom(t *testing.T, local, url string) (int, string, http.Header) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body), resp.Header
+}
+
+// waitFor waits, as long as the test may run, until cond holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		if d, ok := t.Deadline(); ok && time.Until(d) < time.Second {
+			t.Fatalf("waited in vain for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// placesTaken are the download places taken, in all and by source.
+func placesTaken(p *downloadPlaces, source string) (int, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n, p.bySource[netip.MustParsePrefix(source)]
+}
+
+// A client that stops reading loses its place a window later, over a real
+// socket whose buffers are full, and the next machine gets its file.
+func TestStalledDownloadLosesItsPlace(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB, more than the sockets' buffers hold
+	s, _ := bootServer(t, bootTree(t, map[string]string{"pve/" + realISO: big}))
+	var log syncBuffer
+	s.log = slog.New(slog.NewTextHandler(&log, nil))
+	s.downloads = newDownloadPlaces(1, 1)
+	s.pace = downloadPace{window: 200 * time.Millisecond, chunk: 256 << 10}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close) // after the clients' Cleanup, which closes them
+
+	stalled := stalledClient(t, ts.Listener.Addr().String(), "127.0.0.1", "/boot/pve/"+realISO)
+	waitFor(t, "the stalled download to be dropped", func() bool { return strings.Contains(log.String(), "dropped=") })
+	if n, _ := placesTaken(s.downloads, "127.0.0.1/32"); n != 0 {
+		t.Errorf("%d places taken once the stalled download was dropped; want 0", n)
+	}
+	line := log.String()
+	if !strings.Contains(line, "status=200") || !strings.Contains(line, "under the 512 KiB/s a download must keep; its place is freed") {
+		t.Errorf("log line %q; want the 200 and why it was dropped", line)
+	}
+	// The stalled client gets what the buffers held, and the end of the
+	// connection: not the file.
+	stalled.SetReadDeadline(time.Now().Add(time.Minute))
+	got, _ := io.Copy(io.Discard, stalled)
+	if got >= int64(len(big)) {
+		t.Errorf("the stalled client read %d bytes, the whole file; want it cut short", got)
+	}
+	if code, body, _ := getFrom(t, "127.0.0.2", ts.URL+"/boot/pve/vmlinuz"); code != 200 || body != "kernel bytes" {
+		t.Errorf("another machine's GET = %d %q; want its kernel", code, body)
+	}
+}
+
+// Over real sockets: one source that does not read holds at most its
+// places, gets a 503 with Retry-After past them, and another source still
+// gets its file.
+func TestOneSourceCannotTakeEveryPlace(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB
+	s, _ := bootServer(t, bootTree(t, map[string]string{"pve/" + realISO: big}))
+	s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.downloads = newDownloadPlaces(3, 2)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close) // after the clients' Cleanup, which closes them
+
+	for range 2 {
+		stalledClient(t, ts.Listener.Addr().String(), "127.0.0.1", "/boot/pve/"+realISO)
+	}
+	waitFor(t, "two places taken by 127.0.0.1", func() bool { _, mine := placesTaken(s.downloads, "127.0.0.1/32"); return mine == 2 })
+	code, body, h := getFrom(t, "127.0.0.1", ts.URL+"/boot/pve/vmlinuz")
+	if want := "too busy: 2 boot files are being sent to 127.0.0.1, the most pxe-pilot sends to one address at once; try again"; code != 503 || !strings.Contains(body, want) || h.Get("Retry-After") != "5" {
+		t.Errorf("a third GET from 127.0.0.1 = %d %q, Retry-After %q; want 503 %q, Retry-After 5", code, body, h.Get("Retry-After"), want)
+	}
+	if code, body, _ := getFrom(t, "127.0.0.2", ts.URL+"/boot/pve/vmlinuz"); code != 200 || body != "kernel bytes" {
+		t.Errorf("a GET from 127.0.0.2 = %d %q; want its kernel", code, body)
 	}
 }
 

@@ -154,14 +154,18 @@ func run() error {
 	return nil
 }
 
-// measure downloads url c times at once and returns GiB/s received.
+// measure downloads url c times at once and returns GiB/s received. Each
+// download comes from an address of its own, 127.0.0.10 and on, as c
+// machines' would: pxe-pilot sends at most a few files to one address at
+// once.
 func measure(ctx context.Context, url string, c int, size int64) (float64, error) {
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
-	defer client.CloseIdleConnections()
 	errs := make(chan error, c)
 	var wg sync.WaitGroup
 	t0 := time.Now()
-	for range c {
+	for i := range c {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte((10+i)>>8), byte(10+i))}}
+		client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, DialContext: d.DialContext}}
+		defer client.CloseIdleConnections()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -25,7 +25,8 @@ type status struct {
 	Problems   []string        `json:"config_problems"` // validate's one-line errors for the config dir: files with errors, files never read
 	Hosts      []statusRow     `json:"hosts"`
 	Unknown    []unknownRecord `json:"unknown"`
-	Unreadable []string        `json:"unreadable,omitempty"` // a line for each state file that could not be read
+	Dropped    *unknownDropped `json:"unknown_dropped,omitempty"` // unknown machines' records dropped, oldest first, to make room for newer ones
+	Unreadable []string        `json:"unreadable,omitempty"`      // a line for each state file that could not be read
 }
 
 type statusRow struct {
@@ -267,6 +268,12 @@ func readFleet(configDir, stateDir string, o fleetOptions) (status, error) {
 			}
 			unknown = append(unknown, r)
 		}
+		switch d, err := readDropped(stateDir); {
+		case err != nil:
+			st.Unreadable = append(st.Unreadable, err.Error())
+		case d.Dropped > 0:
+			st.Dropped = &d
+		}
 	}
 	type host struct {
 		m match
@@ -439,6 +446,9 @@ func writeStatus(w io.Writer, st status, withState bool) {
 				when(u.LastSeen), u.Requests, shown(dash(u.Adopt)))
 		}
 		tw.Flush()
+	}
+	if st.Dropped != nil {
+		fmt.Fprintln(w, "\n"+st.Dropped.String())
 	}
 	if len(st.Unreadable) > 0 {
 		fmt.Fprintln(w, "\nState files that could not be read (? above), the rest listed all the same:")

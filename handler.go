@@ -54,9 +54,10 @@ type server struct {
 	track      *tracker      // --public-url, --state-dir, --once; nil keeps nothing
 	stallAfter time.Duration // --stall-after: an answered machine not reported for it is stalled
 
-	bootDir   string        // --boot-dir: "" serves no boot files
-	localBoot string        // --local-boot: how /boot.ipxe boots an installed machine's disk
-	downloads chan struct{} // a place per boot file being sent; nil is no cap
+	bootDir   string          // --boot-dir: "" serves no boot files
+	localBoot string          // --local-boot: how /boot.ipxe boots an installed machine's disk
+	downloads *downloadPlaces // a place per boot file being sent; nil is no cap
+	pace      downloadPace    // how fast a download must go to keep its place
 
 	muxOnce     sync.Once
 	routes      *http.ServeMux // see mux

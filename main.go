@@ -526,7 +526,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if err := bootDirError(cfg.bootDir); err != nil {
 			return err
 		}
-		h.bootDir, h.downloads, h.localBoot = cfg.bootDir, make(chan struct{}, maxDownloads), cfg.localBoot
+		h.bootDir, h.downloads, h.localBoot = cfg.bootDir, newDownloadPlaces(maxDownloads, maxSourceDownloads), cfg.localBoot
 	}
 	if h.track, err = newTracker(cfg.dir, cfg.publicURL, fp, cfg.stateDir, cfg.once, false); err != nil {
 		return err

@@ -374,7 +374,7 @@ func writePage(w *bytes.Buffer, st status, in pageInfo) {
 	}
 	writeMachines(p, st.Hosts, in)
 	if in.tracked {
-		writeUnknown(p, st.Unknown, in.now)
+		writeUnknown(p, st.Unknown, st.Dropped, in.now)
 	}
 	if len(st.Unreadable) > 0 {
 		p.raw(`<h2 id="unreadable">State files that could not be read</h2>
@@ -481,7 +481,7 @@ func writeState(p htmlWriter, h statusRow, now time.Time) {
 
 // The page lists the unknown machines that asked in the last
 // unknownRecent, newest first, at most maxUnknownShown of them: the state
-// dir keeps every one that ever asked, and `pxe-pilot status` lists them.
+// dir keeps the newest maxUnknown, and `pxe-pilot status` lists them.
 const (
 	unknownRecent   = 7 * 24 * time.Hour
 	maxUnknownShown = 100
@@ -489,8 +489,9 @@ const (
 
 // writeUnknown writes the table of machines that asked recently and
 // matched no host file, each with the host file that would adopt it.
-// unknown is newest first.
-func writeUnknown(p htmlWriter, unknown []unknownRecord, now time.Time) {
+// unknown is newest first; dropped, if not nil, says how many older ones
+// the state dir no longer holds.
+func writeUnknown(p htmlWriter, unknown []unknownRecord, dropped *unknownDropped, now time.Time) {
 	recent := 0
 	for recent < len(unknown) && recent < maxUnknownShown && now.Sub(unknown[recent].LastSeen) < unknownRecent {
 		recent++
@@ -501,6 +502,11 @@ func writeUnknown(p htmlWriter, unknown []unknownRecord, now time.Time) {
 `)
 	if older > 0 {
 		p.raw("<p>Those that asked in the last 7 days, newest first, ", strconv.Itoa(maxUnknownShown), " at most; <code>pxe-pilot status</code> also lists the ", strconv.Itoa(older), " left out here.</p>\n")
+	}
+	if dropped != nil {
+		p.raw("<p>")
+		p.text(dropped.String())
+		p.raw("</p>\n")
 	}
 	if len(unknown) == 0 {
 		p.raw("<p>None has asked lately.</p>\n")

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -179,29 +180,41 @@ type webhook struct {
 	url, fingerprint, token string
 }
 
-// The state dir: DIR/secret, DIR/hosts/<key>.json, DIR/unknown/<mac>.json.
+// The state dir: DIR/secret, DIR/hosts/<key>.json, DIR/unknown/<mac>.json,
+// and DIR/unknown-dropped.json, the count of unknown machines' records
+// dropped to make room for newer ones.
 
 // stateStore keeps one small JSON file per machine. Every write is to a
 // temporary file, synced and renamed over the old one, so a crash leaves
 // either the old file or the new, never a torn one; mu makes each update
 // a whole read-modify-write, so concurrent requests lose nothing.
 //
-// unknown and hosts count the state files on disk: those found at the
-// start, then one more for each new file once it is written, so a write
-// that fails (a full disk) takes no room under the caps.
+// hosts and unknown keep track of the state files on disk: those found at
+// the start, then each new file once it is written, so a write that fails
+// (a full disk) takes no room under the caps.
 type stateStore struct {
-	dir     string
-	secret  []byte
-	mu      sync.Mutex // within this process
-	lock    *os.File   // DIR/.lock, flocked around each update: between processes (serve and rearm)
-	unknown int        // files in DIR/unknown, which a flood of made-up MACs must not grow without end
-	hosts   int        // files in DIR/hosts, which hosts/default.toml could grow the same way
+	dir    string
+	secret []byte
+	mu     sync.Mutex // within this process
+	lock   *os.File   // DIR/.lock, flocked around each update: between processes (serve and rearm)
+	hosts  int        // files in DIR/hosts, which hosts/default.toml could grow without end
+
+	// unknown are the files in DIR/unknown, by name, with the time each
+	// machine last asked: read once at the start, so that making room
+	// costs no scan of the folder. A flood of made-up MACs must not grow
+	// it without end, nor hide a new machine from the operator: past
+	// unknownCap, a new machine's record takes the place of the one that
+	// asked longest ago (see makeRoom).
+	unknown    map[string]time.Time
+	unknownCap int // maxUnknown; tests make it smaller
 
 	replace func(path string, data []byte, perm fs.FileMode) error // replaceFile; tests fail it as a full disk would
 }
 
 // maxUnknown bounds the machines recorded from 404s, maxHosts those
 // answered: far above any site, and a bound on what a flood can write.
+// Past maxUnknown the oldest are dropped; past maxHosts nothing more is
+// recorded, since a record of hosts/ is what --once refuses by.
 const (
 	maxUnknown = 1000
 	maxHosts   = 20000
@@ -228,8 +241,10 @@ func openState(dir string) (*stateStore, error) {
 	}
 	s := &stateStore{dir: dir, secret: secret, lock: lock}
 	err = s.locked(func() (err error) {
-		if s.hosts, err = countStateFiles(filepath.Join(dir, "hosts")); err == nil {
-			s.unknown, err = countStateFiles(filepath.Join(dir, "unknown"))
+		var hosts []string
+		if hosts, err = stateFiles(filepath.Join(dir, "hosts")); err == nil {
+			s.hosts = len(hosts)
+			s.unknown, err = lastAsked(filepath.Join(dir, "unknown"))
 		}
 		return err
 	})
@@ -240,29 +255,51 @@ func openState(dir string) (*stateStore, error) {
 	return s, nil
 }
 
-// countStateFiles counts the state files of one of the state dir's
-// folders, and removes the temporary files of writes that a crash cut
+// stateFiles are the names of the state files of one of the state dir's
+// folders; it removes the temporary files of writes that a crash cut
 // short: openState calls it holding the lock, so no write is under way.
-func countStateFiles(dir string) (int, error) {
+func stateFiles(dir string) ([]string, error) {
 	f, err := os.Open(dir)
 	if err != nil {
-		return 0, fmt.Errorf("state dir: %w", err)
+		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		return 0, fmt.Errorf("state dir: %w", err)
+		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	n := 0
+	var files []string
 	for _, name := range names {
 		switch {
 		case strings.HasPrefix(name, ".") && strings.Contains(name, ".json.tmp-"): // writeAtomic's
 			os.Remove(filepath.Join(dir, name))
 		case strings.HasSuffix(name, ".json") && !strings.HasPrefix(name, "."):
-			n++
+			files = append(files, name)
 		}
 	}
-	return n, nil
+	return files, nil
+}
+
+// lastAsked reads when each unknown machine of dir last asked: its
+// record's last_seen, or for a record that cannot be read, the time it
+// was written.
+func lastAsked(dir string) (map[string]time.Time, error) {
+	names, err := stateFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]time.Time, len(names))
+	for _, name := range names {
+		path := filepath.Join(dir, name)
+		r, err := readRecord[unknownRecord](path)
+		if err != nil || r.LastSeen.IsZero() {
+			if info, err := os.Lstat(path); err == nil {
+				r.LastSeen = info.ModTime()
+			}
+		}
+		seen[name] = r.LastSeen
+	}
+	return seen, nil
 }
 
 // locked runs fn holding the state dir against other goroutines and other
@@ -504,11 +541,19 @@ func (s *stateStore) recordUnknown(req request, now time.Time, ref *refusal) err
 	if len(req.macs) == 0 {
 		return nil
 	}
-	path := filepath.Join(s.dir, "unknown", strings.TrimSuffix(hostFileName(req.macs[0]), ".toml")+".json")
+	name := strings.TrimSuffix(hostFileName(req.macs[0]), ".toml") + ".json"
+	path := filepath.Join(s.dir, "unknown", name)
 	return s.locked(func() error {
 		r, err := readRecord[unknownRecord](path)
 		if err != nil {
 			return err
+		}
+		if _, known := s.unknown[name]; !known {
+			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+				if err := s.makeRoom(now); err != nil {
+					return err
+				}
+			}
 		}
 		if r.Requests == 0 {
 			r.FirstSeen = now
@@ -521,8 +566,112 @@ func (s *stateStore) recordUnknown(req request, now time.Time, ref *refusal) err
 		if ref != nil {
 			r.LastRefusal = ref
 		}
-		return s.save(path, r)
+		if err := s.save(path, r); err != nil {
+			return err
+		}
+		if s.unknown == nil {
+			s.unknown = map[string]time.Time{}
+		}
+		s.unknown[name] = now
+		return nil
 	})
+}
+
+// makeRoom drops the records of the unknown machines that asked longest
+// ago until there is room for one more under unknownCap, and counts them
+// in DIR/unknown-dropped.json, so that status can say records were lost.
+// It runs under the lock. serve alone writes these records, but each is
+// read again before it goes: one that asked since (in another process
+// sharing the dir) is kept by its new time, and one removed by hand only
+// leaves the count.
+func (s *stateStore) makeRoom(now time.Time) error {
+	limit := cmp.Or(s.unknownCap, maxUnknown)
+	dropped := 0
+	for len(s.unknown) >= limit {
+		name := oldestAsked(s.unknown)
+		path := filepath.Join(s.dir, "unknown", name)
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			delete(s.unknown, name)
+			continue
+		}
+		if r, err := readRecord[unknownRecord](path); err == nil && r.LastSeen.After(s.unknown[name]) {
+			s.unknown[name] = r.LastSeen
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("state: making room for a new unknown machine: removing %s: %w", stateFileName(path), unwrapPath(err))
+		}
+		delete(s.unknown, name)
+		dropped++
+	}
+	if dropped == 0 {
+		return nil
+	}
+	d, err := readDropped(s.dir)
+	if err != nil {
+		d = unknownDropped{} // a count that cannot be read starts again
+	}
+	if d.Dropped == 0 {
+		d.Since = now
+	}
+	d.Dropped += dropped
+	d.Last = now
+	data, _ := json.MarshalIndent(d, "", "  ")
+	replace := s.replace
+	if replace == nil {
+		replace = replaceFile
+	}
+	if err := replace(filepath.Join(s.dir, droppedFile), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("writing state file %s: %w", droppedFile, err)
+	}
+	return nil
+}
+
+// oldestAsked is the machine of seen that asked longest ago; of two that
+// asked at once, the first by name.
+func oldestAsked(seen map[string]time.Time) string {
+	var oldest string
+	for name, at := range seen {
+		if o := seen[oldest]; oldest == "" || at.Before(o) || at.Equal(o) && name < oldest {
+			oldest = name
+		}
+	}
+	return oldest
+}
+
+// droppedFile counts, in the state dir, the unknown machines' records
+// dropped to make room for newer ones; removing it starts the count
+// again.
+const droppedFile = "unknown-dropped.json"
+
+// unknownDropped is what droppedFile holds.
+type unknownDropped struct {
+	Dropped int       `json:"dropped"`
+	Since   time.Time `json:"since"` // the first drop counted
+	Last    time.Time `json:"last"`
+}
+
+// String is the count as status says it.
+func (d unknownDropped) String() string {
+	return fmt.Sprintf("%s dropped since %s, the oldest first, to keep the newest %d (the last at %s): more machines asked than that, or a flood of made-up MACs did; remove %s to count again.",
+		plural(d.Dropped, "record")+" of unknown machines", when(d.Since), maxUnknown, when(d.Last), droppedFile)
+}
+
+// readDropped reads the state dir's count of dropped records; none is
+// a count of 0.
+func readDropped(stateDir string) (unknownDropped, error) {
+	var d unknownDropped
+	data, err := readFile(filepath.Join(stateDir, droppedFile), nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return d, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(data, &d)
+	}
+	if err != nil {
+		return unknownDropped{}, fmt.Errorf("state file %s is not a count pxe-pilot can read (%s); remove it, and the count starts again", droppedFile, strings.TrimPrefix(unwrapPath(err).Error(), "json: "))
+	}
+	return d, nil
 }
 
 // clipField bounds what a request may make pxe-pilot store.
@@ -593,17 +742,13 @@ func (s *stateStore) markStalled(now time.Time, stallAfter time.Duration) ([]hos
 }
 
 // save writes a state file of hosts/ or unknown/ under the lock; a file
-// new to its folder is refused past the folder's cap, and counted once it
-// is written.
+// new to hosts/ is refused past maxHosts, and counted once it is written.
+// unknown/ is kept under its cap by recordUnknown.
 func (s *stateStore) save(path string, v any) error {
-	files, limit, full := &s.hosts, maxHosts, "machines recorded already; not recording more (machines answered by hosts/default.toml each count)"
-	if filepath.Base(filepath.Dir(path)) == "unknown" {
-		files, limit, full = &s.unknown, maxUnknown, "unknown machines recorded already; not recording more"
-	}
 	_, err := os.Lstat(path)
-	isNew := errors.Is(err, fs.ErrNotExist)
-	if isNew && *files >= limit {
-		return fmt.Errorf("state: %d %s", limit, full)
+	isNew := errors.Is(err, fs.ErrNotExist) && filepath.Base(filepath.Dir(path)) == "hosts"
+	if isNew && s.hosts >= maxHosts {
+		return fmt.Errorf("state: %d machines recorded already; not recording more (machines answered by hosts/default.toml each count)", maxHosts)
 	}
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err == nil {
@@ -618,7 +763,7 @@ func (s *stateStore) save(path string, v any) error {
 		return fmt.Errorf("writing state file %s: %w", stateFileName(path), err)
 	}
 	if isNew {
-		*files++
+		s.hosts++
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -398,12 +399,13 @@ func TestRecordUnknown(t *testing.T) {
 	a := request{macs: []string{"020000000099", "020000000098"}, serial: "SN-X", uuid: "4c4c4544-0042-3510-8052-b4c04f4d4e31", model: "Model Y"}
 	b := request{macs: []string{"020000000097"}, model: "Other"}
 	tests := []struct {
-		name    string
-		prefill int  // files already in DIR/unknown when the store is opened
-		capped  bool // room for one new machine only
-		reqs    []request
-		wantErr string // substring of the last request's error; "" for none
-		want    map[string]unknownRecord
+		name      string
+		prefill   int  // files already in DIR/unknown when the store is opened
+		capped    bool // room for one machine only
+		reqs      []request
+		wantErr   string // substring of the last request's error; "" for none
+		want      map[string]unknownRecord
+		wantFiles int // in DIR/unknown, prefilled ones too; 0 is len(want)
 	}{
 		{name: "records_macs_serial_uuid_model", reqs: []request{a},
 			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1}}},
@@ -412,12 +414,12 @@ func TestRecordUnknown(t *testing.T) {
 		{name: "long_fields_are_clipped", reqs: []request{{macs: []string{"020000000099"}, serial: long, model: long}},
 			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99"}, Serial: long[:128], Model: long[:128], FirstSeen: t1, LastSeen: t1, Requests: 1}}},
 		{name: "no_macs_records_nothing", reqs: []request{{serial: "SN-X"}}, want: map[string]unknownRecord{}},
-		{name: "new_machine_past_the_cap_is_error", capped: true, reqs: []request{a, b}, wantErr: "unknown machines recorded already",
-			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1}}},
+		{name: "new_machine_past_the_cap_takes_the_oldest_place", capped: true, reqs: []request{a, b},
+			want: map[string]unknownRecord{"02-00-00-00-00-97": {MACs: []string{"02:00:00:00:00:97"}, Model: "Other", FirstSeen: t2, LastSeen: t2, Requests: 1}}},
 		{name: "known_machine_at_the_cap_is_still_counted", capped: true, reqs: []request{a, a},
 			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t2, Requests: 2}}},
-		{name: "cap_counts_files_already_in_the_dir", prefill: maxUnknown, reqs: []request{a}, wantErr: "1000 unknown machines recorded already",
-			want: map[string]unknownRecord{}},
+		{name: "cap_counts_files_already_in_the_dir", prefill: maxUnknown, reqs: []request{a}, wantFiles: maxUnknown,
+			want: map[string]unknownRecord{"02-00-00-00-00-99": {MACs: []string{"02:00:00:00:00:99", "02:00:00:00:00:98"}, Serial: "SN-X", UUID: a.uuid, Model: "Model Y", FirstSeen: t1, LastSeen: t1, Requests: 1}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -437,7 +439,7 @@ func TestRecordUnknown(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.capped {
-				st.unknown = maxUnknown - 1
+				st.unknownCap = 1
 			}
 			for i, req := range tc.reqs {
 				err = st.recordUnknown(req, t1.Add(time.Duration(i)*time.Minute), nil)
@@ -457,7 +459,119 @@ func TestRecordUnknown(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("after recordUnknown(%+v), unknown/ = %+v; want %+v", tc.reqs, got, tc.want)
 			}
+			if all, _ := filepath.Glob(filepath.Join(dir, "unknown", "*.json")); len(all) != cmp.Or(tc.wantFiles, len(tc.want)) {
+				t.Errorf("after recordUnknown(%+v), unknown/ holds %d files; want %d", tc.reqs, len(all), cmp.Or(tc.wantFiles, len(tc.want)))
+			}
 		})
+	}
+}
+
+// A flood of made-up MACs past the cap costs the records of the machines
+// that asked longest ago, never the newest: a real machine that asks after
+// it is recorded, one that asked before it and again during it is kept,
+// status says how many were dropped and since when, and a store opened
+// again keeps to the cap.
+func TestUnknownFloodKeepsTheNewest(t *testing.T) {
+	config, state := writeTree(t, goodConfig()), t.TempDir()
+	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	early := request{macs: []string{"0200000000aa"}}
+	newcomer := request{macs: []string{"3cecef123456"}, serial: "REAL-1"}
+	open := func() *stateStore {
+		t.Helper()
+		st, err := openState(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.unknownCap = 10
+		return st
+	}
+	ask := func(st *stateStore, req request, at time.Time) {
+		t.Helper()
+		if err := st.recordUnknown(req, at, nil); err != nil {
+			t.Fatalf("recordUnknown(%v) at %v = %v; want it recorded", req.macs, at, err)
+		}
+	}
+	st := open()
+	ask(st, early, t0)
+	for i := range 15 {
+		ask(st, request{macs: []string{fmt.Sprintf("02ff0000%04x", i)}}, t0.Add(time.Duration(i+1)*time.Minute))
+		if i == 8 {
+			ask(st, early, t0.Add(9*time.Minute+30*time.Second))
+		}
+	}
+	ask(st, newcomer, t0.Add(time.Hour))
+
+	// Kept: the real machine, the flood's last 8 (8m to 15m) and the early
+	// one (9m30s) among them; dropped: the flood's first 7, from the 10th
+	// record on.
+	fleet := func(wantDropped int, wantSince, wantLast time.Time, want ...string) status {
+		t.Helper()
+		fl, err := readFleet(config, state, fleetOptions{now: t0.Add(3 * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, u := range fl.Unknown {
+			got = append(got, u.MACs[0])
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("unknown machines, newest first = %q; want %q", got, want)
+		}
+		if d := fl.Dropped; d == nil || d.Dropped != wantDropped || !d.Since.Equal(wantSince) || !d.Last.Equal(wantLast) {
+			t.Errorf("dropped = %+v; want %d since %v, the last at %v", d, wantDropped, wantSince, wantLast)
+		}
+		return fl
+	}
+	flood := func(from, to int) []string {
+		var macs []string
+		for i := to; i >= from; i-- {
+			macs = append(macs, fmt.Sprintf("02:ff:00:00:00:%02x", i))
+		}
+		return macs
+	}
+	kept := slices.Concat(flood(9, 14), []string{"02:00:00:00:00:aa"}, flood(7, 8))
+	fl := fleet(7, t0.Add(10*time.Minute), t0.Add(time.Hour), slices.Concat([]string{"3c:ec:ef:12:34:56"}, kept)...)
+	var out bytes.Buffer
+	writeStatus(&out, fl, true)
+	if want := "7 records of unknown machines dropped since 2026-11-25T09:10:00Z, the oldest first, to keep the newest 1000 (the last at 2026-11-25T10:00:00Z)"; !strings.Contains(out.String(), want) {
+		t.Errorf("status =\n%s\nwant it to say %q", out.String(), want)
+	}
+	var js bytes.Buffer
+	if err := writeStatusJSON(&js, fl); err != nil || !strings.Contains(js.String(), `"unknown_dropped": {`) || !strings.Contains(js.String(), `"dropped": 7,`) {
+		t.Errorf("status --json =\n%s\n%v; want unknown_dropped with dropped 7", js.String(), err)
+	}
+
+	if page := renderPage(fl, pageInfo{now: t0.Add(3 * time.Hour), tracked: true}); !strings.Contains(page, "<p>7 records of unknown machines dropped since 2026-11-25T09:10:00Z, the oldest first") {
+		t.Errorf("the fleet page does not say that 7 records were dropped:\n%s", page)
+	}
+
+	// Opened again, the store reads the records' times and keeps the cap:
+	// a new machine takes the place of the oldest now.
+	st = open()
+	if len(st.unknown) != 10 {
+		t.Errorf("openState read %d unknown machines; want 10", len(st.unknown))
+	}
+	ask(st, request{macs: []string{"3cecef654321"}}, t0.Add(2*time.Hour))
+	fleet(8, t0.Add(10*time.Minute), t0.Add(2*time.Hour), slices.Concat([]string{"3c:ec:ef:65:43:21", "3c:ec:ef:12:34:56"}, kept[:len(kept)-1])...)
+}
+
+// The shape of the flood as it comes: GET /boot.ipxe with made-up MACs,
+// no body and no token, past the cap; the machine that asks after it is
+// recorded, and listed first.
+func TestBootScriptFloodKeepsTheNewMachine(t *testing.T) {
+	s, _ := scriptServer(t, goodConfig(), nil, []string{})
+	s.track.state.unknownCap = 20
+	for i := range 30 {
+		getScript(t, s, fmt.Sprintf("mac=02:ff:00:00:%02x:%02x", i>>8, i&0xff))
+	}
+	getScript(t, s, "mac=3c:ec:ef:12:34:56")
+	names, _ := filepath.Glob(filepath.Join(s.track.state.dir, "unknown", "*.json"))
+	fl, err := readFleet(s.dir, s.track.state.dir, fleetOptions{now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 20 || len(fl.Unknown) != 20 || fl.Unknown[0].MACs[0] != "3c:ec:ef:12:34:56" || fl.Dropped == nil || fl.Dropped.Dropped != 11 {
+		t.Errorf("after 30 made-up MACs and a real one: %d files, %d listed, the newest %v, dropped %+v; want 20, the real one first, 11 dropped", len(names), len(fl.Unknown), fl.Unknown[0].MACs, fl.Dropped)
 	}
 }
 
@@ -1689,8 +1803,8 @@ func TestOpenStateCountsStateFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.hosts != tc.wantHosts || st.unknown != tc.wantUnknown {
-				t.Errorf("openState counted %d hosts and %d unknown; want %d and %d", st.hosts, st.unknown, tc.wantHosts, tc.wantUnknown)
+			if st.hosts != tc.wantHosts || len(st.unknown) != tc.wantUnknown {
+				t.Errorf("openState counted %d hosts and %d unknown; want %d and %d", st.hosts, len(st.unknown), tc.wantHosts, tc.wantUnknown)
 			}
 			var left []string
 			for name := range tc.files {
@@ -1731,7 +1845,7 @@ func TestFailedWritesTakeNoRoom(t *testing.T) {
 	}
 	var log bytes.Buffer
 	s := &server{dir: config, log: slog.New(slog.NewTextHandler(&log, nil)), track: tr}
-	tr.state.hosts, tr.state.unknown = maxHosts-3, maxUnknown-1 // room for three machines and one unknown
+	tr.state.hosts, tr.state.unknownCap = maxHosts-3, 1 // room for three machines and one unknown
 	full := func(string, []byte, fs.FileMode) error { return syscall.ENOSPC }
 
 	a := mustRead(t, "examples/requests/pve-9.2.json")
@@ -1759,7 +1873,8 @@ func TestFailedWritesTakeNoRoom(t *testing.T) {
 		{"E_answered_is_recorded", "/answer", answer(4), false, 200, "", "hosts/02-00-00-00-00-04.json"},
 		{"F_answered_past_the_cap_is_not_recorded", "/answer", answer(5), false, 200, "", "!hosts/02-00-00-00-00-05.json"},
 		{"unknown_machine_with_room_again_is_recorded", "/answer", answer(0x92), false, 404, "no host file", "unknown/02-00-00-00-00-92.json"},
-		{"unknown_machine_past_the_cap_is_not_recorded", "/answer", answer(0x93), false, 404, "no host file", "!unknown/02-00-00-00-00-93.json"},
+		{"unknown_machine_past_the_cap_takes_the_oldest_place", "/answer", answer(0x93), false, 404, "no host file", "unknown/02-00-00-00-00-93.json"},
+		{"the_oldest_unknown_machine_is_dropped", "/answer", a, false, 409, "rearm --state-dir " + state + " aa-bb-cc-dd-ee-ff'", "!unknown/02-00-00-00-00-92.json"},
 		{"A_is_still_refused", "/answer", a, false, 409, "rearm --state-dir " + state + " aa-bb-cc-dd-ee-ff'", ""},
 	} {
 		tr.state.replace = nil
@@ -1778,8 +1893,8 @@ func TestFailedWritesTakeNoRoom(t *testing.T) {
 			}
 		}
 	}
-	if tr.state.hosts != maxHosts || tr.state.unknown != maxUnknown {
-		t.Errorf("the store counts %d hosts and %d unknown; want the caps, %d and %d", tr.state.hosts, tr.state.unknown, maxHosts, maxUnknown)
+	if tr.state.hosts != maxHosts || len(tr.state.unknown) != 1 {
+		t.Errorf("the store counts %d hosts and %d unknown; want the caps, %d and 1", tr.state.hosts, len(tr.state.unknown), maxHosts)
 	}
 	if warn := "answer not recorded: writing state file hosts/02-00-00-00-00-01.json: no space left on device"; !strings.Contains(log.String(), warn) {
 		t.Errorf("the log lacks %q:\n%s", warn, log.String())
