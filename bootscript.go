@@ -19,9 +19,10 @@ import (
 
 // The commands that hand a machine back to its disk: exit returns to the
 // firmware (or the menu that chained pxe-pilot), which boots its next
-// entry; sanboot boots the first BIOS disk, for firmware that hangs on exit.
+// entry (see firmware.exit); sanboot boots the first BIOS disk, for
+// firmware that hangs on exit.
 var localBootCommands = map[string]string{
-	"exit":    "exit",
+	"exit":    "", // firmware.exit's
 	"sanboot": "sanboot --no-describe --drive 0x80",
 }
 
@@ -111,12 +112,13 @@ type bootSetup struct {
 	state        *stateStore // nil: nothing is tracked, and every configured machine installs
 	answers      *tracker    // /answer's tracking, dry: the answer the machine will ask for must compose
 	keep         bool        // record in the state dir a machine no host file names, and a refusal, as /answer does: serve's, not render's
+	fw           firmware    // the iPXE that asks, as the chain URL says
 }
 
 // script is the boot script for the machine req names, booted by the iPXE
-// fw says, and o the request's log line: boot=install, local, unknown,
+// b.fw says, and o the request's log line: boot=install, local, unknown,
 // broken or unfit (an iPXE that cannot install it), and why.
-func (b bootSetup) script(req request, fw firmware, o *outcome) []byte {
+func (b bootSetup) script(req request, o *outcome) []byte {
 	c, err := openConfigDir(b.dir)
 	if err != nil {
 		return b.broken(o, err.Error())
@@ -143,7 +145,7 @@ func (b bootSetup) script(req request, fw firmware, o *outcome) []byte {
 		if !rec.Installed.IsZero() {
 			o.extra = append(o.extra, slog.String("boot", "local"), slog.String("reason", "installed"))
 			return script(echoLines(fmt.Sprintf("pxe-pilot: %s was installed at %s, booting the local disk; to install it again, run: %s",
-				key, rec.Installed.UTC().Format(time.RFC3339), b.state.rearmLine(key))) + "\n" + cmp.Or(localBootCommands[b.localBoot], "exit"))
+				key, rec.Installed.UTC().Format(time.RFC3339), b.state.rearmLine(key))) + "\n" + cmp.Or(localBootCommands[b.localBoot], b.fw.exit()))
 		}
 		attempt = rec.Pending + 1
 	}
@@ -158,10 +160,10 @@ func (b bootSetup) script(req request, fw firmware, o *outcome) []byte {
 			return b.refused(o, req, m, status, string(out))
 		}
 	}
-	if why := fw.cannotInstall(); why != "" {
-		o.extra = append(o.extra, slog.String("boot", "unfit"), slog.String("ipxe", fw.String()))
+	if why := b.fw.cannotInstall(); why != "" {
+		o.extra = append(o.extra, slog.String("boot", "unfit"), slog.String("ipxe", b.fw.String()))
 		o.err = why
-		return script(echoLines("pxe-pilot: "+why) + fmt.Sprintf("\nsleep %d\nexit", brokenPause))
+		return script(echoLines("pxe-pilot: "+why) + fmt.Sprintf("\nsleep %d\n%s", brokenPause, b.fw.exit()))
 	}
 	img, err := b.image(layers)
 	if ce := (*configError)(nil); errors.As(err, &ce) {
@@ -293,7 +295,7 @@ func (b bootSetup) unknown(req request, o *outcome) []byte {
 	if len(req.macs) > 0 {
 		msg = "pxe-pilot: no host file names this machine: create hosts/" + hostFileName(req.macs[0]) + " to install it (or hosts/default.toml for every machine without one)"
 	}
-	return script("echo " + ipxeText(msg) + "\nexit")
+	return script("echo " + ipxeText(msg) + "\n" + b.fw.exit())
 }
 
 // refused is broken, for a machine a host file names that its config
@@ -315,7 +317,7 @@ func (b bootSetup) refused(o *outcome, req request, m match, status int, msg str
 func (b bootSetup) broken(o *outcome, msg string) []byte {
 	o.extra = append(o.extra, slog.String("boot", "broken"))
 	o.err = ipxeText("pxe-pilot: " + msg)
-	return script(echoLines("pxe-pilot: "+msg) + fmt.Sprintf("\nsleep %d\nexit", brokenPause))
+	return script(echoLines("pxe-pilot: "+msg) + fmt.Sprintf("\nsleep %d\n%s", brokenPause, b.fw.exit()))
 }
 
 // echoLines shows msg on the machine's console: an echo line for each of
@@ -359,6 +361,21 @@ func script(body string) []byte { return []byte("#!ipxe\n" + body + "\n") }
 type firmware struct{ platform, version string }
 
 func (f firmware) String() string { return cmp.Or(f.platform, "?") + " " + cmp.Or(f.version, "?") }
+
+// exit is the command that hands the machine back to its firmware, to
+// boot its next entry. UEFI firmware built on EDK2 (OVMF, and most
+// vendors') takes a boot entry that returns success as the end of
+// booting and opens its boot manager menu; one that fails, it passes
+// for the next entry, the disk. So iPXE exits with 1 wherever the
+// machine may be UEFI, and with 0 only where the chain URL says BIOS,
+// which moves on either way and where a failure's "Could not boot"
+// would only alarm.
+func (f firmware) exit() string {
+	if f.platform == "pcbios" {
+		return "exit"
+	}
+	return "exit 1"
+}
 
 // iPXE hands a UEFI kernel the initrds it names (proxmox.iso among them)
 // through the kernel's LoadFile2 initrd mechanism since its commit
@@ -457,7 +474,7 @@ func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) in
 	if len(bad) > 0 {
 		o.extra = append(o.extra, slog.String("bad_macs", strings.Join(bad, ",")))
 	}
-	b := bootSetup{dir: s.dir, bootDir: s.bootDir, localBoot: s.localBoot}
+	b := bootSetup{dir: s.dir, bootDir: s.bootDir, localBoot: s.localBoot, fw: fw}
 	if s.track != nil {
 		dry := *s.track
 		dry.dry = true
@@ -469,7 +486,7 @@ func (s *server) bootIPXE(w http.ResponseWriter, r *http.Request, o *outcome) in
 		out = b.broken(o, err.Error())
 	} else {
 		b.base = base
-		out = b.script(req, fw, o)
+		out = b.script(req, o)
 	}
 	if o.warn != "" {
 		s.log.Warn(o.warn, "remote", r.RemoteAddr)

@@ -887,7 +887,7 @@ func renderBoot(dir, bootDir, url, stateDir, localBoot, mac, serial, uuid string
 	} else if err := checkPublicURL(url); err != nil {
 		return err
 	}
-	b := bootSetup{dir: dir, bootDir: bootDir, base: strings.TrimRight(url, "/"), localBoot: localBoot, answers: answers}
+	b := bootSetup{dir: dir, bootDir: bootDir, base: strings.TrimRight(url, "/"), localBoot: localBoot, answers: answers, fw: fw}
 	if stateDir != "" {
 		b.state = &stateStore{dir: stateDir} // read, never written
 	}
@@ -897,7 +897,7 @@ func renderBoot(dir, bootDir, url, stateDir, localBoot, mac, serial, uuid string
 		return fmt.Errorf("--mac %s: want a MAC such as aa:bb:cc:dd:ee:ff", bad[0])
 	}
 	var o outcome
-	out := b.script(req, fw, &o)
+	out := b.script(req, &o)
 	var said []string
 	for _, a := range o.attrs() {
 		said = append(said, a.String())
