@@ -1,12 +1,14 @@
 #!/bin/busybox sh
 # /init of the Proxmox installer's stand-in that TestQEMUInstallThenLocalBoot
 # (qemu_test.go) boots through pxe-pilot's install script. It does over the
-# network what the automated installer does: posts its system info to
-# /answer, and its report, with the answer's token, to the answer's
-# webhook; then it reboots, as the installer does after an install. On any
-# failure it says why and powers off, so that a failure never loops back
-# into another install. The test fills in the @...@ words; its initramfs
-# has the directories this uses.
+# network what the automated installer does: checks the ISO iPXE placed as
+# /proxmox.iso, posts its system info to /answer, and its report, with the
+# answer's token, to the answer's webhook; under UEFI it sets the boot
+# order, as an installer writes its boot entry; then it powers off, so that
+# each boot of the test is one QEMU run. On any failure it says why and
+# powers off too, so that a failure never loops back into another install.
+# The test fills in the @...@ words; its initramfs has the directories this
+# uses.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -16,8 +18,18 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 server='@SERVER@'
 release='@RELEASE@'
 module='/lib/modules/@MODULE@'
+efivarfs='/lib/modules/@EFIVARFS@' # under SeaBIOS, none
+iso_sha256='@ISO_SHA256@'
 
 say() { echo "stand-in: $*"; }
+# unpack is the path of the module $1, unpacked where Debian packs it.
+unpack() {
+	case $1 in
+	*.xz) unxz "$1" || fail "unxz $1"; echo "${1%.xz}" ;;
+	*.gz) gunzip "$1" || fail "gunzip $1"; echo "${1%.gz}" ;;
+	*) echo "$1" ;;
+	esac
+}
 fail() {
 	say "FAILED: $*"
 	say "powering off"
@@ -34,15 +46,16 @@ dmi() { cat "/sys/class/dmi/id/$1" 2>/dev/null; }
 cd /tmp || fail "no /tmp"
 say "started: $(uname -sr)"
 
-# The ISO the script loads as proxmox.iso, as the real installer finds it.
+# The ISO the script loads as proxmox.iso, as the real installer finds it,
+# byte for byte: an iPXE that cannot name an initrd under UEFI gives the
+# kernel only the first.
 [ -f /proxmox.iso ] || fail "no /proxmox.iso: iPXE did not place the second initrd under the name boot.ipxe gives it"
-say "/proxmox.iso: $(head -c 200 /proxmox.iso)"
+sum=$(sha256sum /proxmox.iso | cut -d ' ' -f 1)
+[ "$sum" = "$iso_sha256" ] || fail "/proxmox.iso has sha256 $sum, not the ISO's $iso_sha256"
+say "/proxmox.iso: sha256 matches the ISO's, $(wc -c </proxmox.iso) bytes"
 
 # The NIC's driver, as Debian's kernel ships it.
-case $module in
-*.xz) unxz "$module" || fail "unxz $module"; module=${module%.xz} ;;
-*.gz) gunzip "$module" || fail "gunzip $module"; module=${module%.gz} ;;
-esac
+module=$(unpack "$module")
 insmod "$module" || fail "insmod $module"
 nic=
 for d in /sys/class/net/*; do
@@ -123,7 +136,37 @@ say "POST $url (the report)"
 timeout 60 wget -q -O reply --header 'Content-Type: application/json' --post-file report.json "$url" ||
 	fail "POST $url: wget exited $? (the server's log says why)"
 say "report accepted: $(cat reply)"
-say "rebooting"
+
+# Under UEFI, the boot order an installed machine of a netboot set-up
+# keeps: the network first (so that pxe-pilot decides each boot), then the
+# disk, and nothing between: OVMF would try HTTP boot there, which waits a
+# minute for a DHCP offer QEMU never makes. OVMF keeps a BootOrder it
+# finds (QEMU gives no bootindex to override it). The boot options are
+# OVMF's own; their description says which is which.
+if [ -d /sys/firmware/efi ]; then
+	insmod "$(unpack "$efivarfs")" || fail "insmod $efivarfs"
+	mount -t efivarfs efivarfs /sys/firmware/efi/efivars || fail "mount efivarfs"
+	global=8be4df61-93ca-11d2-aa0d-00e098032b8c # EFI_GLOBAL_VARIABLE
+	pxe= disk=
+	for var in /sys/firmware/efi/efivars/Boot[0-9A-F][0-9A-F][0-9A-F][0-9A-F]-$global; do
+		n=${var##*/Boot}
+		n=${n%%-*}
+		# An EFI_LOAD_OPTION: attributes (4 bytes), its device path's
+		# length (2), the description in UTF-16: the NULs dropped, ASCII.
+		case $(tail -c +11 "$var" | tr -d '\000' | head -c 40) in
+		*PXEv4*) pxe=$n ;;
+		*HARDDISK*) disk=$n ;;
+		esac
+	done
+	[ -n "$pxe" ] && [ -n "$disk" ] || fail "no PXEv4 and HARDDISK boot options among $(ls /sys/firmware/efi/efivars | grep ^Boot)"
+	# The variable's attributes (non-volatile, boot and run time), then
+	# each option's number, 16 bits little-endian.
+	le16() { printf '\\x%s\\x%s' "${1#??}" "${1%??}"; }
+	printf "\\x07\\x00\\x00\\x00$(le16 "$pxe")$(le16 "$disk")" >"/sys/firmware/efi/efivars/BootOrder-$global" ||
+		fail "writing BootOrder"
+	say "BootOrder: Boot$pxe (PXEv4), Boot$disk (HARDDISK)"
+fi
+say "done; powering off"
 sync
-reboot -f
+poweroff -f
 sleep 600
