@@ -611,8 +611,8 @@ func (v *vm) tooOld(t *testing.T, ctx context.Context) {
 		t.Skipf("PXE_PILOT_QEMU_ROM's iPXE is %q: new enough under UEFI, so nothing here is too old to refuse", version)
 	}
 	v.wantDisk(t, r)
-	if boots := r.lines("path=/boot.ipxe"); len(boots) != 1 {
-		t.Errorf("/boot.ipxe was asked:\n%s\nwant once", strings.Join(boots, "\n"))
+	if boots := r.lines("path=/boot.ipxe"); len(boots) != 1 || !strings.Contains(boots[0], "boot=unfit") || !strings.Contains(boots[0], `ipxe="efi `+version+`"`) {
+		t.Errorf("/boot.ipxe was asked:\n%s\nwant once, boot=unfit for efi %s", strings.Join(boots, "\n"), version)
 	}
 	if !strings.Contains(r.console(), "too old") {
 		t.Errorf("the serial console does not say the EFI iPXE is too old")
