@@ -69,7 +69,7 @@ var commands = []command{
 			"pxe-pilot validate --config-dir examples/config --release 8.4"}},
 	{"render", `[--config-dir DIR] (--mac MAC [--serial S] [--uuid U] [--release X.Y] | --request FILE.json | -)
 	                   [--public-url URL [--state-dir DIR] [--tls-cert FILE]] [--explain]
-	                   [--boot --boot-dir DIR [--url URL] [--local-boot exit|sanboot]]`,
+	                   [--boot --boot-dir DIR [--url URL] [--local-boot exit|sanboot] [--platform P] [--ipxe-version V]]`,
 		`Print exactly the answer (with --boot, the boot script) the server would send that machine.`,
 		[]string{"pxe-pilot render --config-dir examples/config --mac aa:bb:cc:dd:ee:ff",
 			"pxe-pilot render --config-dir examples/config --request examples/requests/pve-9.2.json",
