@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -486,7 +485,11 @@ func (s *server) bootFile(w http.ResponseWriter, r *http.Request, o *outcome) in
 	o.extra = append(o.extra, slog.String("image", name), slog.String("file", file))
 	if s.downloads != nil {
 		from := downloadSource(r.RemoteAddr)
-		if busy := s.downloads.take(from); busy != "" {
+		if ok, bySource := s.downloads.take(from); !ok {
+			busy := fmt.Sprintf("too busy: %d boot files are being sent, the most pxe-pilot sends at once; try again", s.downloads.max)
+			if bySource {
+				busy = fmt.Sprintf("too busy: %d boot files are being sent to %s, the most pxe-pilot sends to one address at once; try again", s.downloads.perSource, sourceName(from))
+			}
 			w.Header().Set("Retry-After", "5")
 			return s.fail(w, http.StatusServiceUnavailable, o, busy)
 		}
@@ -539,44 +542,6 @@ func (s *server) bootFile(w http.ResponseWriter, r *http.Request, o *outcome) in
 		return http.StatusOK
 	}
 	return cw.status
-}
-
-// downloadPlaces are the places of the boot files being sent: max in all,
-// perSource for each source (see downloadSource).
-type downloadPlaces struct {
-	mu             sync.Mutex
-	max, perSource int
-	n              int
-	bySource       map[netip.Prefix]int
-}
-
-func newDownloadPlaces(max, perSource int) *downloadPlaces {
-	return &downloadPlaces{max: max, perSource: perSource, bySource: map[netip.Prefix]int{}}
-}
-
-// take takes a place for a download from source, or says why there is
-// none, as the 503 says it.
-func (p *downloadPlaces) take(source netip.Prefix) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.n >= p.max:
-		return fmt.Sprintf("too busy: %d boot files are being sent, the most pxe-pilot sends at once; try again", p.max)
-	case p.bySource[source] >= p.perSource:
-		return fmt.Sprintf("too busy: %d boot files are being sent to %s, the most pxe-pilot sends to one address at once; try again", p.perSource, sourceName(source))
-	}
-	p.n++
-	p.bySource[source]++
-	return ""
-}
-
-func (p *downloadPlaces) give(source netip.Prefix) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.n--
-	if p.bySource[source]--; p.bySource[source] <= 0 {
-		delete(p.bySource, source)
-	}
 }
 
 // downloadSource is the source whose places a download takes: its IPv4

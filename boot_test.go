@@ -532,10 +532,10 @@ func TestBootFilesAllowAndCap(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s.downloads = newDownloadPlaces(3, 2)
+			s.downloads = newPlaces[netip.Prefix](3, 2)
 			for _, a := range tc.held {
-				if busy := s.downloads.take(downloadSource(netip.AddrPortFrom(netip.MustParseAddr(a), 1).String())); busy != "" {
-					t.Fatalf("taking a place for %s: %s", a, busy)
+				if ok, _ := s.downloads.take(downloadSource(netip.AddrPortFrom(netip.MustParseAddr(a), 1).String())); !ok {
+					t.Fatalf("no place for %s", a)
 				}
 			}
 			rec := sendFrom(s, tc.remote, "GET", "/boot/pve/vmlinuz", "")
@@ -634,7 +634,7 @@ func TestDownloadPace(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s, log := bootServer(t, bootTree(t, map[string]string{"pve/" + realISO: big}))
-			s.downloads = newDownloadPlaces(1, 1)
+			s.downloads = newPlaces[netip.Prefix](1, 1)
 			clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			s.pace = downloadPace{window: 10 * time.Second, minRate: tc.minRate, chunk: 64 << 10, now: func() time.Time {
 				clock = clock.Add(time.Second)
@@ -710,10 +710,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // placesTaken are the download places taken, in all and by source.
-func placesTaken(p *downloadPlaces, source string) (int, int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.n, p.bySource[netip.MustParsePrefix(source)]
+func placesTaken(p *places[netip.Prefix], source string) (int, int) {
+	bySource, all := p.held(netip.MustParsePrefix(source))
+	return all, bySource
 }
 
 // A client that stops reading loses its place a window later, over a real
@@ -723,7 +722,7 @@ func TestStalledDownloadLosesItsPlace(t *testing.T) {
 	s, _ := bootServer(t, bootTree(t, map[string]string{"pve/" + realISO: big}))
 	var log syncBuffer
 	s.log = slog.New(slog.NewTextHandler(&log, nil))
-	s.downloads = newDownloadPlaces(1, 1)
+	s.downloads = newPlaces[netip.Prefix](1, 1)
 	s.pace = downloadPace{window: 200 * time.Millisecond, chunk: 256 << 10}
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close) // after the clients' Cleanup, which closes them
@@ -756,7 +755,7 @@ func TestOneSourceCannotTakeEveryPlace(t *testing.T) {
 	big := strings.Repeat("0123456789abcdef", 1<<20) // 16 MiB
 	s, _ := bootServer(t, bootTree(t, map[string]string{"pve/" + realISO: big}))
 	s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s.downloads = newDownloadPlaces(3, 2)
+	s.downloads = newPlaces[netip.Prefix](3, 2)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close) // after the clients' Cleanup, which closes them
 

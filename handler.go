@@ -48,16 +48,16 @@ type server struct {
 	// bound. Reports need no token, so they have their own, and a flood of
 	// them cannot keep an installer from being answered.
 	answerBodies, reportBodies *budget
-	guard                      *tokenGuard // token checks under way and refusals waiting out authDelay; nil is no cap
+	guard                      *places[netip.Addr] // token checks under way and refusals waiting out authDelay; nil is no cap
 	authDelay                  time.Duration
 
 	track      *tracker      // --public-url, --state-dir, --once; nil keeps nothing
 	stallAfter time.Duration // --stall-after: an answered machine not reported for it is stalled
 
-	bootDir   string          // --boot-dir: "" serves no boot files
-	localBoot string          // --local-boot: how /boot.ipxe boots an installed machine's disk
-	downloads *downloadPlaces // a place per boot file being sent; nil is no cap
-	pace      downloadPace    // how fast a download must go to keep its place
+	bootDir   string                // --boot-dir: "" serves no boot files
+	localBoot string                // --local-boot: how /boot.ipxe boots an installed machine's disk
+	downloads *places[netip.Prefix] // a place per boot file being sent, by downloadSource; nil is no cap
+	pace      downloadPace          // how fast a download must go to keep its place
 
 	muxOnce     sync.Once
 	routes      *http.ServeMux // see mux
@@ -86,36 +86,50 @@ const (
 	maxWaitingPerAddr = 8
 )
 
-// A tokenGuard counts the requests whose token is being checked or was
-// refused and is waiting out authDelay, in all and by address.
-type tokenGuard struct {
-	mu     sync.Mutex
-	n      int
-	byAddr map[netip.Addr]int
+// places counts what requests hold at once, in all and by source, under
+// a cap on each: the token guard's places (by address) and the boot
+// downloads' (by address or IPv6 /64).
+type places[K comparable] struct {
+	max, perSource int
+	mu             sync.Mutex
+	n              int
+	bySource       map[K]int
 }
 
-// enter takes a place for a request from a, if there is one.
-func (g *tokenGuard) enter(a netip.Addr) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.n >= maxWaiting || g.byAddr[a] >= maxWaitingPerAddr {
-		return false
-	}
-	if g.byAddr == nil {
-		g.byAddr = map[netip.Addr]int{}
-	}
-	g.n++
-	g.byAddr[a]++
-	return true
+func newPlaces[K comparable](max, perSource int) *places[K] {
+	return &places[K]{max: max, perSource: perSource, bySource: map[K]int{}}
 }
 
-func (g *tokenGuard) leave(a netip.Addr) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.n--
-	if g.byAddr[a]--; g.byAddr[a] <= 0 {
-		delete(g.byAddr, a)
+// take takes a place for source, if there is one; where there is none,
+// bySource says whether the source's own cap is what stopped it.
+func (p *places[K]) take(source K) (ok, bySource bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.n >= p.max:
+		return false, false
+	case p.bySource[source] >= p.perSource:
+		return false, true
 	}
+	p.n++
+	p.bySource[source]++
+	return true, false
+}
+
+func (p *places[K]) give(source K) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n--
+	if p.bySource[source]--; p.bySource[source] <= 0 {
+		delete(p.bySource, source)
+	}
+}
+
+// held is how many places source holds, and all sources do.
+func (p *places[K]) held(source K) (bySource, all int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bySource[source], p.n
 }
 
 // outcome is what one request's log line says beyond method and path.
@@ -456,11 +470,11 @@ func (s *server) checkToken(w http.ResponseWriter, r *http.Request, o *outcome, 
 	}
 	if s.guard != nil {
 		from := peerAddr(r.RemoteAddr)
-		if !s.guard.enter(from) {
+		if ok, _ := s.guard.take(from); !ok {
 			w.Header().Set("Retry-After", "1")
 			return s.fail(w, http.StatusServiceUnavailable, o, "too busy: too many requests are waiting for their token to be checked; try again")
 		}
-		defer s.guard.leave(from)
+		defer s.guard.give(from)
 	}
 	got, sent := bearer(r.Header.Get("Authorization"))
 	if browser && !sent {

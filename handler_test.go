@@ -1028,7 +1028,7 @@ func TestWrongTokensStaySlow(t *testing.T) {
 	s, _ := testServer(t, goodConfig())
 	s.tokenFile = tokenFile(t, tokens)
 	s.slots = make(chan struct{}, 1)
-	s.guard = &tokenGuard{}
+	s.guard = newPlaces[netip.Addr](maxWaiting, maxWaitingPerAddr)
 	s.authDelay = time.Minute // released by the end of the test, not by time
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -1049,7 +1049,7 @@ func TestWrongTokensStaySlow(t *testing.T) {
 	for range maxWaitingPerAddr {
 		waiters.Go(func() { codes <- guess("192.0.2.1:1", wrong).Code })
 	}
-	for s.guard.waiting("192.0.2.1") < maxWaitingPerAddr {
+	for waiting(s.guard, "192.0.2.1") < maxWaitingPerAddr {
 		time.Sleep(time.Millisecond)
 	}
 	for _, token := range []string{wrong, right} {
@@ -1067,7 +1067,7 @@ func TestWrongTokensStaySlow(t *testing.T) {
 			waiters.Go(func() { codes <- guess(fmt.Sprintf("192.0.2.%d:1", i+2), wrong).Code })
 		}
 	}
-	for s.guard.waiting("") < maxWaiting {
+	for waiting(s.guard, "") < maxWaiting {
 		time.Sleep(time.Millisecond)
 	}
 	if rec := sendFrom(s, "10.0.0.7:40000", "POST", "/answer", body, "Authorization", right); rec.Code != 503 {
@@ -1081,7 +1081,7 @@ func TestWrongTokensStaySlow(t *testing.T) {
 			t.Errorf("a waiting wrong token got %d; want 401", code)
 		}
 	}
-	if n := s.guard.waiting(""); n != 0 {
+	if n := waiting(s.guard, ""); n != 0 {
 		t.Errorf("%d requests still counted in the guard; want 0", n)
 	}
 }
@@ -1280,12 +1280,13 @@ func TestHealthCountsAtMostOncePerTTL(t *testing.T) {
 	}
 }
 
-// waiting is how many places requests from addr hold, or all do for "".
-func (g *tokenGuard) waiting(addr string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+// waiting is how many of the guard's places requests from addr hold, or
+// all do for "".
+func waiting(g *places[netip.Addr], addr string) int {
 	if addr == "" {
-		return g.n
+		_, all := g.held(netip.Addr{})
+		return all
 	}
-	return g.byAddr[netip.MustParseAddr(addr)]
+	n, _ := g.held(netip.MustParseAddr(addr))
+	return n
 }

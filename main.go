@@ -507,7 +507,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	logConfig(logger, cfg.dir)
 
 	h := &server{dir: cfg.dir, log: logger, tokenFile: cfg.tokenFile, allow: cfg.allow, stallAfter: cfg.stallAfter,
-		slots: make(chan struct{}, cfg.maxInflight), guard: &tokenGuard{}, authDelay: authDelay,
+		slots: make(chan struct{}, cfg.maxInflight), guard: newPlaces[netip.Addr](maxWaiting, maxWaitingPerAddr), authDelay: authDelay,
 		answerBodies: newBudget(answerBodies), reportBodies: newBudget(reportBodies)}
 	if cfg.tokenFile != "" {
 		if _, err := readTokens(cfg.tokenFile); err != nil {
@@ -526,7 +526,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if err := bootDirError(cfg.bootDir); err != nil {
 			return err
 		}
-		h.bootDir, h.downloads, h.localBoot = cfg.bootDir, newDownloadPlaces(maxDownloads, maxSourceDownloads), cfg.localBoot
+		h.bootDir, h.downloads, h.localBoot = cfg.bootDir, newPlaces[netip.Prefix](maxDownloads, maxSourceDownloads), cfg.localBoot
 	}
 	if h.track, err = newTracker(cfg.dir, cfg.publicURL, fp, cfg.stateDir, cfg.once, false); err != nil {
 		return err

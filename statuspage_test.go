@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -373,7 +374,7 @@ func TestFleetPageLogin(t *testing.T) {
 	// A refused guess waits authDelay, here an hour: it ends when its
 	// client gives up, which the rows that must wait do after a moment,
 	// and the rows that must not never do.
-	s := &server{dir: "examples/config", log: slog.New(slog.NewTextHandler(io.Discard, nil)), tokenFile: tokens, guard: &tokenGuard{}, authDelay: time.Hour}
+	s := &server{dir: "examples/config", log: slog.New(slog.NewTextHandler(io.Discard, nil)), tokenFile: tokens, guard: newPlaces[netip.Addr](maxWaiting, maxWaitingPerAddr), authDelay: time.Hour}
 	const giveUp = 50 * time.Millisecond
 	for _, c := range []struct {
 		name, path string
